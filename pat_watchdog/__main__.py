@@ -1,0 +1,5 @@
+import sys
+
+from pat_watchdog.cli import main
+
+sys.exit(main())

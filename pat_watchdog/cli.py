@@ -1,0 +1,83 @@
+"""`pat-watchdog status | run | rotate | demo`: a thin shell over `watchdog.run_once`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+from typing import Callable, Mapping, Sequence, TextIO
+
+from pat_watchdog import watchdog
+from pat_watchdog.errors import ConfigError
+from pat_watchdog.model import Status
+from pat_watchdog.report import render
+from pat_watchdog.settings import load_settings
+
+CONFIG_EXIT = {"status": 3, "run": 2, "rotate": 2}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pat-watchdog", description=(
+        "Watches the Azure DevOps PAT of Aggregator Function Apps, alerts before it expires, "
+        "and rotates it from a replacement staged in Key Vault."))
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+    status = commands.add_parser("status", help="observe and decide; change nothing (Nagios exit codes)")
+    status.add_argument("--json", action="store_true", help="print the JSON report")
+    run = commands.add_parser("run", help="the timer's job: observe, decide, act")
+    run.add_argument("--dry-run", action="store_true", help="print the plan, perform none of it")
+    run.add_argument("--json", action="store_true", help="print the JSON report")
+    rotate = commands.add_parser("rotate", help="rotate now to a valid staged replacement")
+    rotate.add_argument("--force", action="store_true", help="even outside the rotation window")
+    rotate.add_argument("--json", action="store_true", help="print the JSON report")
+    commands.add_parser("demo", help="walk through the story against the built-in sandbox")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,
+         now: Callable[[], datetime] | None = None, stdout: TextIO | None = None,
+         stderr: TextIO | None = None, credential=None) -> int:
+    """Entry point; `env`, `now` and the streams are injectable for tests."""
+    args = _parser().parse_args(argv)
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, stream=stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "demo":
+        from pat_watchdog.demo import run_demo
+        return run_demo(stdout)
+    try:
+        settings = load_settings(os.environ if env is None else env)
+    except ConfigError as error:
+        print(f"pat-watchdog: {error}", file=stderr)
+        return CONFIG_EXIT[args.command]
+    mode = {"status": watchdog.STATUS, "rotate": watchdog.ROTATE}.get(
+        args.command, watchdog.DRY_RUN if getattr(args, "dry_run", False) else watchdog.RUN)
+    moment = (now or (lambda: datetime.now(timezone.utc)))()
+    result = watchdog.run_once(settings, mode, moment, credential=credential,
+                               force=getattr(args, "force", False))
+    print(json.dumps(result.report, indent=2) if args.json else render(result.report), file=stdout)
+    return exit_code(args.command, mode, result)
+
+
+def exit_code(command: str, mode: str, result: watchdog.RunResult) -> int:
+    """DESIGN 3.1: Nagios codes for status; action outcomes for run and rotate."""
+    if command == "status":
+        return Status(result.report["status"]).exit_code
+    if mode == watchdog.DRY_RUN:
+        return 0
+    if command == "rotate":
+        return rotate_exit_code(result)
+    return 1 if result.failed_actions else 0
+
+
+def rotate_exit_code(result: watchdog.RunResult) -> int:
+    """0 rotated; 1 failed or rolled back; 3 nothing valid to rotate to."""
+    rotations = [a for p in result.plans for a in p.actions if a.kind == "rotate"]
+    if any(a.outcome == "failed" for a in rotations):
+        return 1
+    if any(a.outcome == "done" for a in rotations):
+        return 0
+    return 3

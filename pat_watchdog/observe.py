@@ -1,0 +1,173 @@
+"""Gather: everything about one Aggregator instance, into a frozen snapshot (section 2, step 1)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import requests
+
+from pat_watchdog import devops, kvref
+from pat_watchdog import reasons as R
+from pat_watchdog.aggregator import AggregatorApps
+from pat_watchdog.errors import ServiceError, WatchdogError
+from pat_watchdog.http import RetryPolicy
+from pat_watchdog.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note
+from pat_watchdog.resource_ids import ResourceId
+from pat_watchdog.secret import Token
+from pat_watchdog.settings import Settings
+from pat_watchdog.staging import scopes_tag, select_candidate
+from pat_watchdog.vault import FINGERPRINT_TAG, SecretVersion, TagLimitError, Vaults, has_room
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Ports:
+    """The adapters of one run, shared by all instances (one credential, one token per resource)."""
+
+    apps: AggregatorApps
+    vaults: Vaults
+    session: requests.Session
+    retry: RetryPolicy
+
+    def close(self) -> None:
+        self.apps.close()
+        self.vaults.close()
+        self.session.close()
+
+
+@dataclass
+class Observed:
+    """The snapshot plus what must stay in memory only: token values and raw settings."""
+
+    snapshot: InstanceSnapshot
+    app: ResourceId
+    current: Token | None = None
+    settings: dict = field(default_factory=dict, repr=False)
+    reference: kvref.KeyVaultReference | None = None
+    staged: list[SecretVersion] = field(default_factory=list, repr=False)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *, write: bool) -> Observed:
+    """Read settings, check the token, read the staging vault; never raises for one instance."""
+    base = InstanceSnapshot(app_id=str(app), name=app.site)
+    try:
+        app_settings = ports.apps.list_settings(app)
+    except ServiceError as error:
+        return Observed(replace(base, unreachable=Note(R.ARM_UNREACHABLE.name, str(error))), app)
+    obs = Observed(base, app, settings=app_settings)
+    try:
+        _read_token(obs, settings, ports)
+    except WatchdogError as error:
+        obs.snapshot = replace(obs.snapshot, unreachable=Note(R.KEYVAULT_REFERENCE_UNRESOLVED.name, str(error)))
+        return obs
+    notes: list[Note] = []
+    live = devops.check_live(ports.session, settings.devops_org_url, obs.current, ports.retry) \
+        if obs.current else LiveCheck(Liveness.INVALID, detail="no token")
+    facts = list(obs.snapshot.facts)
+    if settings.key_vault_url:
+        facts += _staged(obs, settings, ports, now, write, notes)
+    if obs.current and live.state is Liveness.VALID and _listing_needed(facts, settings):
+        facts += _listing(obs.current, live, facts, settings, ports, now, notes)
+    if settings.pat_expires_on:
+        facts.append(ExpiryFact("setting", settings.pat_expires_on, detail="WATCHDOG_PAT_EXPIRES_ON"))
+    obs.snapshot = replace(obs.snapshot, live=live, facts=tuple(facts),
+                           notes=obs.snapshot.notes + tuple(notes))
+    return obs
+
+
+def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
+    raw = obs.settings.get(settings.token_setting)
+    snap = replace(obs.snapshot, token_type=obs.settings.get("Aggregator_VstsTokenType"))
+    if raw and kvref.is_reference(raw):
+        try:
+            ref = kvref.parse_reference(raw, settings.arm_endpoint)
+        except ValueError as error:
+            raise WatchdogError(f"{settings.token_setting} holds a malformed Key Vault reference: {error}")
+        token, version = ports.vaults.get(ref.vault_url).read(ref.secret_name, ref.version)
+        obs.reference, obs.current = ref, token
+        fact = ExpiryFact("keyvault", version.expires_on, scopes_tag(version),
+                          authorization_id=version.tags.get("authorizationId"),
+                          detail=f"referenced secret {ref.secret_name}/{version.version}")
+        snap = replace(snap, key_vault_reference=f"{ref.vault_url}/secrets/{ref.secret_name}"
+                       + (f"/{ref.version}" if ref.version else ""), facts=(fact,))
+    elif raw and raw.strip():
+        obs.current = Token(raw)
+    obs.snapshot = replace(snap, token_present=obs.current is not None,
+                           token_fingerprint=obs.current.fingerprint if obs.current else None)
+
+
+def _staged(obs, settings, ports, now, write, notes) -> list[ExpiryFact]:
+    """Versions of the staged secret: expiry source 1 and the candidate."""
+    staged_name = settings.secret_names(obs.app.site)[0]
+    vault = ports.vaults.get(settings.key_vault_url)
+    try:
+        obs.staged = vault.versions(staged_name)
+        obs.fingerprints = _fingerprints(vault, obs.staged, write, notes)
+    except ServiceError as error:
+        notes.append(Note(R.KEYVAULT_UNAVAILABLE.name, str(error)))
+        return []
+    candidate = select_candidate(obs.staged, now, obs.fingerprints)
+    obs.snapshot = replace(obs.snapshot, candidate=candidate)
+    current_fp = obs.current.fingerprint if obs.current else None
+    same = [v for v in obs.staged if current_fp and obs.fingerprints.get(v.version) == current_fp]
+    if not same:
+        return []
+    version = max(same, key=lambda v: v.created_on)
+    return [ExpiryFact("keyvault", version.expires_on, scopes_tag(version),
+                       authorization_id=version.tags.get("authorizationId"),
+                       detail=f"staged secret {staged_name}/{version.version}")]
+
+
+def _fingerprints(vault, versions: list[SecretVersion], write: bool, notes: list[Note]) -> dict[str, str]:
+    """Fingerprint of every usable version: from its tag, else read once (and tagged in `run`)."""
+    found = {}
+    for version in versions:
+        if version.tags.get(FINGERPRINT_TAG):
+            found[version.version] = version.tags[FINGERPRINT_TAG]
+            continue
+        if not version.enabled:
+            continue
+        token, _ = vault.read(version.name, version.version)
+        found[version.version] = token.fingerprint
+        if write:
+            _remember_fingerprint(vault, version, token.fingerprint, notes)
+    return found
+
+
+def _remember_fingerprint(vault, version: SecretVersion, fp: str, notes: list[Note]) -> None:
+    if not has_room(version.tags):
+        notes.append(Note(R.TAG_LIMIT.name, f"{version.name}/{version.version} has {len(version.tags)} tags; "
+                          "the watchdog needs room for 4 of its own (Key Vault allows 15): left untouched"))
+        return
+    try:
+        vault.set_tags(version, {FINGERPRINT_TAG: fp})
+    except (ServiceError, TagLimitError) as error:
+        log.warning("could not remember the fingerprint of %s: %s", version.version, error)
+
+
+def _listing_needed(facts: list[ExpiryFact], settings: Settings) -> bool:
+    known = [f for f in facts if f.expires_on is not None]
+    return not known or not any(f.scopes for f in facts) or bool(settings.pat_authorization_id)
+
+
+def _listing(token, live, facts, settings, ports, now, notes) -> list[ExpiryFact]:
+    listing = devops.list_tokens(ports.session, settings.vssps_url, token, ports.retry)
+    if listing.unavailable:
+        notes.append(Note(R.LISTING_UNAVAILABLE.name, listing.unavailable))
+        return []
+    kv = next((f for f in facts if f.source == "keyvault"), None)
+    match = devops.match_entry(
+        listing.entries, now, authorization_id=settings.pat_authorization_id or (kv and kv.authorization_id),
+        user_id=live.user_id, known_expiry=kv.expires_on if kv else None)
+    if match.not_found and settings.pat_authorization_id:
+        notes.append(Note(R.PAT_NOT_IN_LISTING.name, f"WATCHDOG_PAT_AUTHORIZATION_ID={match.not_found} matches "
+                          f"none of the {len(listing.entries)} active tokens in the listing; it is not used"))
+        return []
+    if match.entry is None:
+        return []
+    among = sum(1 for e in listing.entries if e.get("userId") in (None, live.user_id))
+    return [devops.fact_from_entry(match.entry, ambiguous=match.ambiguous, among=among)]

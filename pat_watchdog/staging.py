@@ -1,0 +1,51 @@
+"""Which staged version is the candidate (DESIGN 3.5): pure, over version properties."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pat_watchdog.model import CandidateView
+from pat_watchdog.vault import FINGERPRINT_TAG, REASON_TAG, SecretVersion
+
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _created(version: SecretVersion) -> datetime:
+    return version.created_on or _EPOCH
+
+
+def eligible(version: SecretVersion, now: datetime) -> bool:
+    """Enabled, unexpired, already valid, and not yet handled by the watchdog."""
+    return (version.status is None and version.enabled
+            and (version.expires_on is None or version.expires_on > now)
+            and (version.not_before is None or version.not_before <= now))
+
+
+def scopes_tag(version: SecretVersion) -> tuple[str, ...] | None:
+    text = version.tags.get("scopes") or ""
+    return tuple(text.replace(",", " ").split()) or None
+
+
+def select_candidate(versions: list[SecretVersion], now: datetime,
+                     fingerprints: dict[str, str] | None = None) -> CandidateView:
+    """The newest eligible version newer than any the watchdog has handled; else the newest handled.
+
+    Listings are not in creation order, so everything is sorted by `created_on`. An untagged
+    version older than a handled one is never picked: it is reported as superseded.
+    """
+    fingerprints = fingerprints or {}
+    ordered = sorted(versions, key=_created, reverse=True)
+    handled = next((v for v in ordered if v.status is not None), None)
+    newer = [v for v in ordered if handled is None or _created(v) > _created(handled)]
+    fresh = [v for v in newer if eligible(v, now)]
+    superseded = tuple(v.version for v in ordered
+                       if v.status is None and v.enabled and (not fresh or v is not fresh[0])
+                       and (v.expires_on is None or v.expires_on > now))
+    chosen = fresh[0] if fresh else handled
+    if chosen is None:
+        return CandidateView(superseded=superseded)
+    return CandidateView(
+        version=chosen.version, state=chosen.status or "pending",
+        fingerprint=chosen.tags.get(FINGERPRINT_TAG) or fingerprints.get(chosen.version),
+        expires_on=chosen.expires_on, reason=chosen.tags.get(REASON_TAG), scopes=scopes_tag(chosen),
+        superseded=superseded)

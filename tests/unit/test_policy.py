@@ -1,0 +1,150 @@
+"""The pure core: snapshot + policy + now -> status and reasons. Table-driven, clock injected."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from pat_watchdog.model import CandidateView, ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note, Status
+from pat_watchdog.policy import Policy, choose_expiry, days_left, decide, held_scopes_missing
+
+NOW = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
+AFTER_CUTOFF = datetime(2026, 12, 2, 6, 0, tzinfo=timezone.utc)
+FULL = ("vso.identity", "vso.project", "vso.serviceendpoint_manage", "vso.work_full")
+POLICY = Policy()
+
+
+def snap(days: float | None = 100, *, live=Liveness.VALID, source="keyvault", scopes=FULL, global_pat=False,
+         candidate=CandidateView(), facts=None, notes=(), token=True, unreachable=None) -> InstanceSnapshot:
+    if facts is None:
+        facts = () if days is None else (ExpiryFact(source, NOW + timedelta(days=days), scopes, global_pat),)
+    return InstanceSnapshot(
+        app_id="/subscriptions/s/resourceGroups/aggregator-c/providers/Microsoft.Web/sites/caggregator",
+        name="caggregator", token_present=token, token_fingerprint="1a2b3c4d" if token else None,
+        token_type="PAT", live=LiveCheck(live, user_id="u1", detail="detail"), facts=facts,
+        candidate=candidate, notes=tuple(notes), unreachable=unreachable)
+
+
+def codes(plan) -> list[str]:
+    return [r.code for r in plan.reasons]
+
+
+PENDING = CandidateView(version="v2", state="pending", fingerprint="99999999",
+                        expires_on=NOW + timedelta(days=365))
+
+CASES = {
+    "healthy, 100 days left": (snap(100), Status.OK, ["HEALTHY"]),
+    "31 days left is still quiet": (snap(31), Status.OK, ["HEALTHY"]),
+    "30 days: first warn threshold": (snap(30), Status.WARNING, ["EXPIRES_SOON"]),
+    "14 days": (snap(14.5), Status.WARNING, ["EXPIRES_SOON"]),
+    "7 days": (snap(7), Status.WARNING, ["EXPIRES_SOON"]),
+    "3 days, nothing staged: critical": (snap(3), Status.CRITICAL, ["EXPIRES_CRITICAL"]),
+    "3 days, replacement staged: warning": (snap(3, candidate=PENDING), Status.WARNING,
+                                            ["EXPIRES_SOON", "CANDIDATE_STAGED", "ROTATION_DUE"]),
+    "expired by the date": (snap(-1.25), Status.CRITICAL, ["EXPIRED"]),
+    "expired per Azure DevOps": (snap(None, live=Liveness.EXPIRED), Status.CRITICAL, ["EXPIRED"]),
+    "revoked / invalid": (snap(100, live=Liveness.INVALID), Status.CRITICAL, ["TOKEN_INVALID"]),
+    "Azure DevOps unreachable": (snap(100, live=Liveness.UNKNOWN), Status.UNKNOWN, ["DEVOPS_UNREACHABLE"]),
+    "missing a required scope": (snap(100, scopes=("vso.work_full", "vso.project")), Status.CRITICAL,
+                                 ["SCOPE_MISSING"]),
+    "full access holds every scope": (snap(100, scopes=("app_token",)), Status.OK, ["HEALTHY"]),
+    "scopes unknown: no scope reason": (snap(100, scopes=None), Status.OK, ["HEALTHY"]),
+    "global PAT before 2026-12-01": (snap(100, global_pat=True), Status.WARNING, ["GLOBAL_PAT"]),
+    "expiry unknown": (snap(None), Status.WARNING, ["EXPIRY_UNKNOWN"]),
+    "token setting missing": (snap(None, token=False, live=Liveness.INVALID), Status.CRITICAL, ["TOKEN_MISSING"]),
+    "ARM unreachable": (snap(unreachable=Note("ARM_UNREACHABLE", "HTTP 503")), Status.UNKNOWN, ["ARM_UNREACHABLE"]),
+    "TAG_LIMIT note": (snap(100, notes=[Note("TAG_LIMIT", "v1 has 15 tags")]), Status.WARNING, ["TAG_LIMIT"]),
+    "rejected candidate": (snap(100, candidate=CandidateView(version="v3", state="rejected", reason="expired")),
+                           Status.WARNING, ["CANDIDATE_REJECTED"]),
+    "candidate staged, outside the window": (snap(100, candidate=PENDING), Status.OK,
+                                             ["HEALTHY", "CANDIDATE_STAGED"]),
+    "invalid token with a candidate: rotate at once": (snap(100, live=Liveness.INVALID, candidate=PENDING),
+                                                       Status.CRITICAL,
+                                                       ["TOKEN_INVALID", "CANDIDATE_STAGED", "ROTATION_DUE"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_status_and_reasons(case):
+    snapshot, status, expected = CASES[case]
+    plan = decide(snapshot, POLICY, NOW)
+    assert plan.status is status
+    assert codes(plan) == expected
+    assert all(r.message for r in plan.reasons)
+
+
+def test_global_pat_is_critical_after_the_cutoff():
+    plan = decide(snap(100, global_pat=True), POLICY, AFTER_CUTOFF)
+    assert plan.status is Status.CRITICAL and codes(plan) == ["GLOBAL_PAT"]
+
+
+@pytest.mark.parametrize("days,stage", [(30, "30"), (29, "30"), (10, "14"), (7, "7"), (1.5, "1"), (0.2, "1")])
+def test_lowest_crossed_threshold_is_the_stage(days, stage):
+    plan = decide(snap(days, candidate=PENDING), POLICY, NOW)
+    soon = next(r for r in plan.reasons if r.code == "EXPIRES_SOON")
+    assert soon.stage == stage and soon.condition == "EXPIRY"
+
+
+@pytest.mark.parametrize("delta,expected", [(timedelta(days=48, hours=3), 48), (timedelta(hours=-30), -2),
+                                            (timedelta(hours=1), 0), (timedelta(hours=-1), -1)])
+def test_days_left_rounds_down(delta, expected):
+    assert days_left(NOW + delta, NOW) == expected
+
+
+def test_sources_disagree_earliest_wins_and_both_are_named():
+    facts = (ExpiryFact("keyvault", NOW + timedelta(days=60), FULL),
+             ExpiryFact("devops", NOW + timedelta(days=20), FULL, False))
+    plan = decide(snap(facts=facts), POLICY, NOW)
+    assert plan.token.expiry_source == "devops" and plan.token.days_left == 20
+    disagree = next(r for r in plan.reasons if r.code == "EXPIRY_SOURCES_DISAGREE")
+    assert "keyvault" in disagree.message and "devops" in disagree.message
+    assert plan.status is Status.WARNING
+
+
+def test_ambiguous_listing_never_overrides_key_vault():
+    facts = (ExpiryFact("keyvault", NOW + timedelta(days=200), FULL),
+             ExpiryFact("devops", NOW + timedelta(days=5), FULL, False, ambiguous=True))
+    chosen, _ = choose_expiry(facts)
+    assert chosen.source == "keyvault"
+
+
+def test_ambiguous_listing_is_used_when_nothing_better_is_known():
+    facts = (ExpiryFact("devops", NOW + timedelta(days=50), FULL, False, ambiguous=True, detail="2 active"),)
+    plan = decide(snap(facts=facts), POLICY, NOW)
+    assert plan.token.days_left == 50 and "EXPIRY_AMBIGUOUS" in codes(plan)
+
+
+def test_candidate_equal_to_current_token_is_adopted_not_rotated():
+    same = replace(PENDING, fingerprint="1a2b3c4d")
+    plan = decide(snap(2, candidate=same), POLICY, NOW)
+    assert plan.adopt and not plan.rotate
+    assert "EXPIRES_CRITICAL" in codes(plan)  # the "replacement" is the token itself
+
+
+def test_rotation_off_never_plans_a_rotation():
+    plan = decide(snap(1, candidate=PENDING), replace(POLICY, rotation_enabled=False), NOW)
+    assert not plan.rotate
+
+
+def test_force_rotates_outside_the_window():
+    assert decide(snap(200, candidate=PENDING), POLICY, NOW, force_rotation=True).rotate
+    assert not decide(snap(200, candidate=PENDING), POLICY, NOW).rotate
+
+
+def test_expiry_unknown_says_how_to_fix_it():
+    message = next(r.message for r in decide(snap(None), POLICY, NOW).reasons)
+    assert "az keyvault secret set" in message and "WATCHDOG_PAT_EXPIRES_ON" in message
+
+
+@pytest.mark.parametrize("held,missing", [
+    (("app_token",), ()),
+    (FULL, ()),
+    (("vso.identity_manage", "vso.project_manage", "vso.serviceendpoint_manage", "vso.work_full"), ()),
+    (("vso.identity", "vso.project", "vso.serviceendpoint", "vso.work_write"),
+     ("vso.serviceendpoint_manage", "vso.work_full")),
+    ((), FULL),
+])
+def test_scope_implication(held, missing):
+    assert held_scopes_missing(held, FULL) == missing
