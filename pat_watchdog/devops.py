@@ -114,5 +114,5 @@ def fact_from_entry(entry: dict, *, ambiguous: bool = False, among: int = 1) -> 
     detail = (f"{among} active tokens of this user in the listing; the earliest validTo is used "
               "(set WATCHDOG_PAT_AUTHORIZATION_ID or stage the current token to be exact)") if ambiguous else ""
     return ExpiryFact("devops", parse_time(entry.get("validTo")), scopes,
-                      global_pat=("targetAccounts" in entry and entry["targetAccounts"] is None) or None,
+                      global_pat=(entry["targetAccounts"] is None) if "targetAccounts" in entry else None,
                       authorization_id=entry.get("authorizationId"), ambiguous=ambiguous, detail=detail)
