@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,
          now: Callable[[], datetime] | None = None, stdout: TextIO | None = None,
-         stderr: TextIO | None = None, credential=None) -> int:
+         stderr: TextIO | None = None, credential=None, retry=None) -> int:
     """Entry point; `env`, `now` and the streams are injectable for tests."""
     args = _parser().parse_args(argv)
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     mode = {"status": watchdog.STATUS, "rotate": watchdog.ROTATE}.get(
         args.command, watchdog.DRY_RUN if getattr(args, "dry_run", False) else watchdog.RUN)
     moment = (now or (lambda: datetime.now(timezone.utc)))()
-    result = watchdog.run_once(settings, mode, moment, credential=credential,
+    result = watchdog.run_once(settings, mode, moment, credential=credential, retry=retry,
                                force=getattr(args, "force", False))
     print(json.dumps(result.report, indent=2) if args.json else render(result.report), file=stdout)
     return exit_code(args.command, mode, result)

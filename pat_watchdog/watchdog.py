@@ -67,10 +67,11 @@ def resolve_targets(settings: Settings, ports: Ports) -> tuple[list[ResourceId],
 
 
 def run_once(settings: Settings, mode: str, now: datetime, *, ports: Ports | None = None,
-             credential: TokenCredential | None = None, force: bool = False) -> RunResult:
+             credential: TokenCredential | None = None, retry: RetryPolicy | None = None,
+             force: bool = False) -> RunResult:
     """Observe, decide and (unless `status` or `dry-run`) act; never raises for one instance."""
     own = ports is None
-    ports = ports or open_ports(settings, credential)
+    ports = ports or open_ports(settings, credential, retry)
     try:
         targets, errors = resolve_targets(settings, ports)
         observed = _observe_all(targets, settings, ports, now, write=mode in _WRITES)

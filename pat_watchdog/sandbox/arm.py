@@ -1,0 +1,214 @@
+"""Azure Resource Manager stand-in: Microsoft.Web sites, app settings, restart."""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from .arm_shapes import appsettings_resource, site_resource
+from .identity import Identity
+from .web import Request, Response, error, json_response
+
+# Audiences ARM accepts per host: a token for another cloud is rejected, as in Azure.
+AUDIENCES = {
+    "management.azure.com": {"https://management.azure.com", "https://management.core.windows.net"},
+    "management.usgovcloudapi.net": {"https://management.usgovcloudapi.net",
+                                     "https://management.core.usgovcloudapi.net"},
+}
+_SITES = r"^/subscriptions/([^/]+)(?:/resourcegroups/([^/]+))?/providers/microsoft\.web/sites/?$"
+_SITE = r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)/providers/microsoft\.web/sites/([^/]+)(/.*)?$"
+
+
+@dataclass
+class Site:
+    """One Function App / web app known to the sandbox."""
+
+    subscription: str
+    group: str
+    name: str
+    settings: dict[str, str]
+    tags: dict[str, str] = field(default_factory=dict)
+    kind: str = "functionapp,linux"
+    location: str = "westeurope"
+    modified: str = ""
+
+    @property
+    def id(self) -> str:
+        """The ARM resource id."""
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.group}"
+                f"/providers/Microsoft.Web/sites/{self.name}")
+
+
+def _key(app_id: str) -> tuple[str, str, str]:
+    """Case-insensitive lookup key of a site id (ARM ids are case-insensitive)."""
+    match = re.match(_SITE, app_id.rstrip("/"), re.IGNORECASE)
+    if not match or match.group(4):
+        raise KeyError(f"not a site resource id: {app_id}")
+    return match.group(1).lower(), match.group(2).lower(), match.group(3).lower()
+
+
+class Arm:
+    """State and request handling of the Microsoft.Web part of ARM."""
+
+    def __init__(self, identity: Identity, clock: Callable[[], datetime]) -> None:
+        self._identity = identity
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._sites: dict[tuple[str, str, str], Site] = {}
+        self.writes: list[tuple[str, dict[str, str]]] = []
+        self.restarts: list[str] = []
+        self.page_size = 100
+
+    def add_site(self, subscription: str, resource_group: str, name: str, settings: dict[str, str],
+                 tags: dict[str, str] | None = None, kind: str = "functionapp,linux",
+                 location: str = "westeurope") -> str:
+        """Create (or replace) a site; returns its resource id."""
+        site = Site(subscription, resource_group, name, dict(settings), dict(tags or {}),
+                    kind, location, _stamp(self._clock()))
+        with self._lock:
+            self._sites[_key(site.id)] = site
+        return site.id
+
+    def settings(self, app_id: str) -> dict[str, str]:
+        """A copy of a site's app settings."""
+        with self._lock:
+            return dict(self._sites[_key(app_id)].settings)
+
+    def set_settings(self, app_id: str, settings: dict[str, str]) -> None:
+        """Replace a site's settings from the test side (not recorded as a write)."""
+        with self._lock:
+            self._sites[_key(app_id)].settings = dict(settings)
+
+    def handle(self, request: Request) -> Response:
+        """Authenticate, check api-version, route."""
+        denied = self._authenticate(request)
+        if denied:
+            return denied
+        if not request.query.get("api-version"):
+            return error(400, "MissingApiVersionParameter",
+                         "The api-version query parameter (?api-version=) is required for all requests.")
+        path = request.path.rstrip("/")
+        listing = re.match(_SITES, path, re.IGNORECASE)
+        if listing:
+            return self._list(request, listing.group(1), listing.group(2))
+        site = re.match(_SITE, path, re.IGNORECASE)
+        if site:
+            return self._site_call(request, site.groups())
+        return error(404, "NotFound", f"No route for {request.method} {path}.")
+
+    def _authenticate(self, request: Request) -> Response | None:
+        """ARM's 401s: missing header, unknown token, token for another audience."""
+        challenge = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.windows.net/", '
+                                         'error="invalid_token", error_description="The authentication failed."'}
+        if not self._identity.has_bearer(request):
+            return json_response(401, {"error": {"code": "AuthenticationFailed", "message":
+                                 "Authentication failed. The 'Authorization' header is missing."}}, challenge)
+        audience = self._identity.audience(request)
+        if audience is None:
+            return json_response(401, {"error": {"code": "InvalidAuthenticationToken", "message":
+                                 "The access token is invalid."}}, challenge)
+        if audience not in AUDIENCES.get(request.host, set()):
+            return json_response(401, {"error": {"code": "InvalidAuthenticationTokenAudience",
+                                 "message": f"The access token has been obtained for wrong audience "
+                                            f"or resource '{audience}'."}}, challenge)
+        return None
+
+    def _site_call(self, request: Request, parts: tuple) -> Response:
+        """Calls on one site: GET, config/appsettings/list, config/appsettings, restart."""
+        sub, group, name, rest = parts
+        with self._lock:
+            site = self._find(sub, group, name)
+            if isinstance(site, Response):
+                return site
+            action = (request.method, (rest or "").lower().rstrip("/"))
+            if action == ("GET", ""):
+                # Spec: web__ListWebApps.json (item shape; there is no GetSite example).
+                return json_response(200, site_resource(site))
+            if action == ("POST", "/config/appsettings/list"):
+                # Spec: web__ListAppSettings.json
+                return json_response(200, appsettings_resource(site))
+            if action == ("PUT", "/config/appsettings"):
+                return self._put_settings(request, site)
+            if action == ("POST", "/restart"):
+                # No spec example for WebApps_Restart: 200 with an empty body, as documented.
+                self.restarts.append(site.id)
+                return Response(200)
+        return error(405, "MethodNotAllowed", f"{request.method} is not supported on {rest or 'the site'}.")
+
+    def _put_settings(self, request: Request, site: Site) -> Response:
+        """PUT config/appsettings: replaces ALL settings (spec: web__UpdateAppSettings.json)."""
+        body = request.json()
+        props = body.get("properties") if isinstance(body, dict) else None
+        if not isinstance(props, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in props.items()):
+            return error(400, "BadRequest", "The request body must be {\"properties\": {name: string}}.")
+        site.settings = dict(props)
+        site.modified = _stamp(self._clock())
+        self.writes.append((site.id, dict(props)))
+        return json_response(200, appsettings_resource(site))
+
+    def _find(self, sub: str, group: str, name: str) -> Site | Response:
+        """The site, or ARM's 404 for a missing subscription, group or site."""
+        site = self._sites.get((sub.lower(), group.lower(), name.lower()))
+        if site:
+            return site
+        missing = self._missing_scope(sub, group)
+        return missing or error(404, "ResourceNotFound",
+                                f"The Resource 'Microsoft.Web/sites/{name}' under resource group "
+                                f"'{group}' was not found. For more details please go to "
+                                "https://aka.ms/ARMResourceNotFoundFix")
+
+    def _missing_scope(self, sub: str, group: str | None) -> Response | None:
+        """404 when the subscription (or group) holds no site at all."""
+        keys = list(self._sites)
+        if not any(k[0] == sub.lower() for k in keys):
+            return error(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+        if group is not None and not any(k[:2] == (sub.lower(), group.lower()) for k in keys):
+            return error(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
+        return None
+
+    def _list(self, request: Request, sub: str, group: str | None) -> Response:
+        """GET .../providers/Microsoft.Web/sites, paged with $skipToken."""
+        # Spec: web__ListWebApps.json (subscription), web__ListWebAppsByResourceGroup.json (group).
+        if request.method != "GET":
+            return error(405, "MethodNotAllowed", f"{request.method} is not supported here.")
+        with self._lock:
+            missing = self._missing_scope(sub, group)
+            if missing:
+                return missing
+            sites = [s for k, s in self._sites.items()
+                     if k[0] == sub.lower() and (group is None or k[1] == group.lower())]
+            start = _decode_skip(request.query.get("$skiptoken"))
+            page = [site_resource(s) for s in sites[start:start + self.page_size]]
+        body: dict = {"value": page}
+        if start + self.page_size < len(sites):
+            token = _encode_skip(start + self.page_size)
+            body["nextLink"] = (f"https://{request.host}{request.path}?api-version="
+                                f"{request.query['api-version']}&$skipToken={token}")
+        return json_response(200, body)
+
+
+def _encode_skip(offset: int) -> str:
+    """An opaque, URL-safe continuation token."""
+    return base64.urlsafe_b64encode(f'{{"offset":{offset}}}'.encode()).decode().rstrip("=")
+
+
+def _decode_skip(token: str | None) -> int:
+    """Offset from a continuation token (0 when absent or garbled)."""
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        return max(0, int(re.search(r"\d+", raw).group(0)))
+    except (ValueError, AttributeError):
+        return 0
+
+
+def _stamp(moment: datetime) -> str:
+    """ARM's lastModifiedTimeUtc format."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -1,0 +1,188 @@
+"""Azure DevOps stand-in: PAT liveness (connectionData) and the SessionTokens listing."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Callable
+
+from . import devops_shapes as shapes
+from .devops_shapes import Pat
+from .web import Request, Response, html_response, json_response
+
+SERVER_HOST = "tfs.contoso.test"  # an Azure DevOps Server; collections live under /tfs/
+# Global PATs stop working on this date (Microsoft's announcement); None disables the rule.
+GLOBAL_PAT_CUTOFF = datetime(2026, 12, 1, tzinfo=timezone.utc)
+# displayFilterOption: 1 active, 2 revoked, 3 expired, 4 all.
+_FILTERS = {"1": "active", "2": "revoked", "3": "expired", "4": "all"}
+
+
+class DevOps:
+    """Organizations, users and PATs."""
+
+    def __init__(self, clock: Callable[[], datetime], tenant_id: str) -> None:
+        self._clock = clock
+        self._tenant = tenant_id
+        self._lock = threading.RLock()
+        self._orgs: dict[str, str] = {}  # lower-case name -> organization id
+        self._pats: dict[str, Pat] = {}  # token -> Pat
+        self._users: dict[str, tuple[str, str]] = {}  # user id -> (display name, account)
+        self.deployment_id = str(uuid.uuid4())
+        self.listing_status: int | None = None
+        self.global_pat_cutoff: datetime | None = GLOBAL_PAT_CUTOFF
+
+    def org_url(self, org: str, *, host: str = "dev.azure.com") -> str:
+        """Organization URL (host: dev.azure.com, visualstudio.com or tfs.contoso.test)."""
+        self._org_id(org)
+        if host == "visualstudio.com":
+            return f"https://{org}.visualstudio.com"
+        if host == SERVER_HOST:
+            return f"https://{SERVER_HOST}/tfs/{org}"
+        return f"https://dev.azure.com/{org}"
+
+    def vssps_url(self, org: str, *, host: str = "dev.azure.com") -> str:
+        """Token service base URL matching org_url()."""
+        self._org_id(org)
+        if host == "visualstudio.com":
+            return f"https://{org}.vssps.visualstudio.com"
+        if host == SERVER_HOST:
+            return f"https://{SERVER_HOST}/tfs/{org}"
+        return f"https://vssps.dev.azure.com/{org}"
+
+    def add_user(self, user_id: str, display_name: str, account: str) -> None:
+        """Name a user (connectionData shows it); optional."""
+        with self._lock:
+            self._users[user_id] = (display_name, account)
+
+    def add_pat(self, org: str, token: str, *, user_id: str, valid_to: datetime,
+                valid_from: datetime | None = None, scope: str = "app_token",
+                global_pat: bool = False, authorization_id: str | None = None,
+                display_name: str = "aggregator") -> str:
+        """Register a PAT; returns its authorization id."""
+        pat = Pat(org.lower(), token, user_id, valid_from or self._clock(), valid_to, scope,
+                  global_pat, authorization_id or str(uuid.uuid4()), display_name)
+        with self._lock:
+            self._org_id(org)
+            self._pats[token] = pat
+        return pat.authorization_id
+
+    def revoke(self, token: str) -> None:
+        """Revoke a PAT (it stays listed as revoked)."""
+        with self._lock:
+            self._pats[token].revoked = True
+
+    def _org_id(self, org: str) -> str:
+        """The organization id, created on first mention."""
+        with self._lock:
+            return self._orgs.setdefault(org.lower(), str(uuid.uuid4()))
+
+    def handle(self, request: Request) -> Response:
+        """Route connectionData and SessionTokens for every supported URL form."""
+        located = _locate(request.host, request.path)
+        if located is None:
+            return self._not_found(request.path)
+        org, api, vssps = located
+        with self._lock:
+            if org not in self._orgs:
+                return self._not_found(request.path)
+            if api == "/_apis/connectiondata" and request.method == "GET":
+                return self._connection_data(request, org)
+            # The token area lives on the token service (vssps) only, as in Azure DevOps.
+            if api == "/_apis/token/sessiontokens" and request.method == "GET" and vssps:
+                return self._session_tokens(request, org)
+        return self._not_found(request.path)
+
+    def _not_found(self, path: str) -> Response:
+        """404 in Azure DevOps' JSON error shape."""
+        return json_response(404, shapes.vss_error(f"The resource '{path}' cannot be found.",
+                                                   "ResourceNotFoundException"))
+
+    def _authenticate(self, request: Request, org: str) -> tuple[Pat | None, Response | None]:
+        """The PAT behind Basic auth, or the response for a bad credential."""
+        pat = self._pats.get(_basic_password(request.header("Authorization")) or "")
+        now = self._clock()
+        usable = pat is not None and not pat.revoked and (pat.global_pat or pat.org == org)
+        if usable and self._global_expired(pat, now):
+            usable = False
+        if usable and pat.valid_from <= now < pat.valid_to:
+            return pat, None
+        if (request.header("X-TFS-FedAuthRedirect") or "").lower() != "suppress":
+            # Without the header a bad credential is "redirected" to a sign-in page: 203 + HTML.
+            return None, html_response(203, shapes.SIGN_IN_PAGE)
+        message = shapes.EXPIRED if usable and now >= pat.valid_to else shapes.NOT_AUTHORIZED
+        headers = shapes.denial_headers(message, self._tenant)
+        return None, html_response(401, shapes.denial_page(message), headers)
+
+    def _global_expired(self, pat: Pat, now: datetime) -> bool:
+        """Global PATs stop working at the cutoff."""
+        return pat.global_pat and self.global_pat_cutoff is not None and now >= self.global_pat_cutoff
+
+    def _connection_data(self, request: Request, org: str) -> Response:
+        """GET _apis/connectionData (no spec file: shape from NOTES.md/DESIGN.md and the docs)."""
+        pat, denied = self._authenticate(request, org)
+        if denied:
+            return denied
+        name, account = self._users.get(pat.user_id, (f"User {pat.user_id[:8]}",
+                                                      f"user-{pat.user_id[:8]}@contoso.test"))
+        user = shapes.identity(pat.user_id, self._tenant, name, account)
+        body = shapes.connection_data(user, self._orgs[org], self.deployment_id,
+                                      hosted=request.host != SERVER_HOST)
+        return json_response(200, body, {"ActivityId": str(uuid.uuid4())})
+
+    def _session_tokens(self, request: Request, org: str) -> Response:
+        """GET _apis/Token/SessionTokens
+        (spec: devops__GetPersonalAccessTokensForAUserInYourOrganization.json entries)."""
+        pat, denied = self._authenticate(request, org)
+        if denied:
+            return denied
+        if self.listing_status is not None:
+            error = shapes.vss_error("Access denied: the caller may not list session tokens.",
+                                     "UnauthorizedRequestException")
+            return json_response(self.listing_status, error)
+        wanted = _FILTERS.get(request.query.get("displayfilteroption", "1"), "active")
+        now = self._clock()
+        entries = [shapes.token_entry(p, self._orgs[org]) for p in self._pats.values()
+                   if p.user_id == pat.user_id and (p.global_pat or p.org == org)
+                   and wanted in ("all", _state(p, now))]
+        return json_response(200, {"count": len(entries), "value": entries})
+
+
+def _state(pat: Pat, now: datetime) -> str:
+    """active / revoked / expired, for displayFilterOption."""
+    if pat.revoked:
+        return "revoked"
+    return "expired" if now >= pat.valid_to else "active"
+
+
+def _locate(host: str, path: str) -> tuple[str, str, bool] | None:
+    """(organization, API path lower-cased, is token service) for Azure DevOps' URL forms."""
+    if host in ("dev.azure.com", "vssps.dev.azure.com"):
+        match = re.match(r"^/([^/]+)(/_apis/.*)$", path)
+        org = match.group(1) if match else ""
+    elif host.endswith(".visualstudio.com"):
+        match = re.match(r"^()(/_apis/.*)$", path)
+        org = host.split(".")[0]
+    elif host == SERVER_HOST:  # a server hosts both services under the collection URL
+        match = re.match(r"^/tfs/([^/]+)(/_apis/.*)$", path, re.IGNORECASE)
+        org = match.group(1) if match else ""
+    else:
+        return None
+    if not match:
+        return None
+    vssps = host == SERVER_HOST or host.startswith("vssps.") or ".vssps." in host
+    return org.lower(), match.group(2).lower().rstrip("/"), vssps
+
+
+def _basic_password(value: str | None) -> str | None:
+    """The password part of "Basic base64(user:password)" (the PAT)."""
+    if not value or not value.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(value[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None

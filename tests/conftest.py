@@ -1,0 +1,81 @@
+"""Shared fixtures: the sandbox world, the CLI runner, and the one leak assertion every output passes."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pytest
+
+from pat_watchdog import cli
+from pat_watchdog.http import RetryPolicy
+from pat_watchdog.sandbox import Sandbox
+from pat_watchdog.sandbox.seed import World
+from tests.leaks import LogTap, assert_no_leak, sandbox_outputs
+
+NOW = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
+# Same bounds as production, shorter pauses: tests never wait on wall time for backoff.
+FAST_RETRY = RetryPolicy(attempts=3, backoff=0.01, backoff_max=0.05, total=10, read_timeout=3)
+
+
+@pytest.fixture
+def log_tap():
+    """Every log record of the process, formatted with its traceback, for the leak check."""
+    tap = LogTap()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(tap)
+    root.setLevel(logging.DEBUG)
+    yield tap
+    root.removeHandler(tap)
+    root.setLevel(old_level)
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    with Sandbox(clock=lambda: NOW) as sb:
+        for key, value in sb.env().items():
+            monkeypatch.setenv(key, value)
+        yield sb
+
+
+@pytest.fixture
+def world(sandbox, log_tap):
+    """A seeded world; at teardown, nothing the product sent or logged contains any token."""
+    w = World(sandbox)
+    yield w
+    assert_no_leak(log_tap.text(), w.tokens, where="logs")
+    for where, text in sandbox_outputs(sandbox):
+        assert_no_leak(text, w.tokens, where=where)
+    assert not sandbox.errors, f"sandbox handler errors: {sandbox.errors!r}"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.out)
+
+    def instance(self, name: str) -> dict:
+        return next(i for i in self.json["instances"] if i["name"] == name)
+
+
+@pytest.fixture
+def run_cli(world):
+    """Run `pat-watchdog ...` in-process against the world, at NOW; outputs pass the leak check."""
+    def run(*argv: str, now: datetime = NOW, **overrides: str) -> CliResult:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(list(argv), env=world.env(**overrides), now=lambda: now, stdout=out, stderr=err,
+                        retry=FAST_RETRY)
+        result = CliResult(code, out.getvalue(), err.getvalue())
+        assert_no_leak(result.out, world.tokens, where="stdout")
+        assert_no_leak(result.err, world.tokens, where="stderr")
+        return result
+    return run

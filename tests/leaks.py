@@ -1,0 +1,56 @@
+"""The one leak assertion: no token value, whole or in part, in any output the product makes."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from urllib.parse import quote
+
+# Where a token legitimately travels: the Basic header to Azure DevOps, the ARM settings PUT
+# (it is the setting), and Key Vault secret writes (it is the secret).
+_DEVOPS_HOSTS = ("dev.azure.com", "visualstudio.com", "tfs.contoso.test")
+
+
+def _forms(token: str) -> list[str]:
+    return [token, token[:16], token[-16:], quote(token, safe=""),
+            base64.b64encode(b":" + token.encode()).decode(), base64.b64encode(token.encode()).decode()]
+
+
+def assert_no_leak(text: str | bytes, tokens: list[str], *, where: str) -> None:
+    """Fail naming the place (never the token) when any form of a token appears in `text`."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    for index, token in enumerate(tokens):
+        for form in _forms(token):
+            if form and form in text:
+                raise AssertionError(f"token #{index} (or part of it) leaked into {where}")
+
+
+class LogTap(logging.Handler):
+    """Collects every record as the Functions host would ship it: message, extras, traceback."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(self.format(record) + " " + repr(getattr(record, "custom_dimensions", "")))
+
+    def text(self) -> str:
+        return "\n".join(self.records)
+
+
+def sandbox_outputs(sandbox):
+    """(place, text) for everything the sandbox received outside the token's legitimate paths."""
+    for rec in sandbox.requests:
+        host = rec.host.lower()
+        headers = {k: v for k, v in rec.headers.items()
+                   if not (k.lower() == "authorization" and any(h in host for h in _DEVOPS_HOSTS))}
+        yield f"request headers {rec.method} {host}", repr(headers) + rec.path
+        legit_body = (host.startswith("management.") and rec.method == "PUT" and "/config/appsettings" in rec.path) \
+            or (".vault." in host and rec.method == "PUT" and "/secrets/" in rec.path)
+        if not legit_body:
+            yield f"request body {rec.method} {host}{rec.path.split('?')[0]}", rec.body
+    for message in sandbox.smtp.messages:
+        yield "email", message.as_string()
