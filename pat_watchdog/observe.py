@@ -125,7 +125,7 @@ def _staged(obs, settings, ports, now, write, notes) -> list[ExpiryFact]:
 def _fingerprints(vault, versions: list[SecretVersion], write: bool, notes: list[Note]) -> dict[str, str]:
     """Fingerprint of every usable version: from its tag, else read once (and tagged in `run`)."""
     found = {}
-    for version in versions:
+    for index, version in enumerate(versions):
         if version.tags.get(FINGERPRINT_TAG):
             found[version.version] = version.tags[FINGERPRINT_TAG]
             continue
@@ -133,20 +133,21 @@ def _fingerprints(vault, versions: list[SecretVersion], write: bool, notes: list
             continue
         token, _ = vault.read(version.name, version.version)
         found[version.version] = token.fingerprint
-        if write:
-            _remember_fingerprint(vault, version, token.fingerprint, notes)
+        if write:  # later steps merge into these tags: keep the list current
+            versions[index] = _remember_fingerprint(vault, version, token.fingerprint, notes)
     return found
 
 
-def _remember_fingerprint(vault, version: SecretVersion, fp: str, notes: list[Note]) -> None:
+def _remember_fingerprint(vault, version: SecretVersion, fp: str, notes: list[Note]) -> SecretVersion:
     if not has_room(version.tags):
         notes.append(Note(R.TAG_LIMIT.name, f"{version.name}/{version.version} has {len(version.tags)} tags; "
                           "the watchdog needs room for 4 of its own (Key Vault allows 15): left untouched"))
-        return
+        return version
     try:
-        vault.set_tags(version, {FINGERPRINT_TAG: fp})
+        return vault.set_tags(version, {FINGERPRINT_TAG: fp})
     except (ServiceError, TagLimitError) as error:
         log.warning("could not remember the fingerprint of %s: %s", version.version, error)
+        return version
 
 
 def _listing_needed(facts: list[ExpiryFact], settings: Settings) -> bool:

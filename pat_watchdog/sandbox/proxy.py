@@ -114,6 +114,9 @@ class ConnectProxy(socketserver.ThreadingTCPServer):
         """The listening port."""
         return self.server_address[1]
 
+    def handle_error(self, request, client_address) -> None:
+        """Silent: a client that hangs up mid-tunnel is normal, not worth a traceback."""
+
     def process_request_thread(self, request: socket.socket, client_address) -> None:
         """Track the client socket so stop() can close it."""
         self.connections.add(request)

@@ -59,6 +59,7 @@ class Sandbox:
         self._stopping.clear()
         self._certs = make_certificates()
         self._https = TLSServer(self._certs.server_context, self._dispatch)
+        # A short poll interval keeps stop() quick: shutdown() waits for one poll.
         threading.Thread(target=self._https.serve_forever, kwargs={"poll_interval": 0.02},
                          name="sandbox-https", daemon=True).start()
         self._proxy = ConnectProxy(self.port, self._tunnel_allowed, self._refused)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import secrets
 import socket
 import ssl
@@ -43,6 +44,8 @@ class SmtpSink:
 
     def start(self, tls_context: ssl.SSLContext) -> None:
         """Start the SMTP server thread on a free port; STARTTLS uses tls_context."""
+        # aiosmtpd logs every command line at DEBUG (AUTH data included): keep that out of logs.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.port = free_port()
         self._controller = Controller(
             self, hostname=self.host, port=self.port, server_hostname="localhost",

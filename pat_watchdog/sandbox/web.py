@@ -167,6 +167,9 @@ class TLSServer(ThreadingHTTPServer):
         self.dispatch = dispatch
         self.connections = ConnectionSet()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Silent: the default prints a traceback, and tracebacks may show request data."""
+
     def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
         """Wrap the accepted socket in TLS, then serve it; track it so stop() can close it."""
         self.connections.add(request)

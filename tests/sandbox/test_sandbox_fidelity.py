@@ -17,7 +17,8 @@ from urllib.parse import unquote
 
 import pytest
 import requests
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
+from azure.core.exceptions import (HttpResponseError, ResourceNotFoundError, ServiceRequestError,
+                                   ServiceResponseError, ServiceResponseTimeoutError)
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 from azure.mgmt.web import WebSiteManagementClient
@@ -312,6 +313,9 @@ def test_devops_connection_data(sb):
     vs = requests.get(sb.devops.org_url("fabrikam", host="visualstudio.com") + "/_apis/connectionData",
                       headers={**basic("live"), **SUPPRESS})
     assert vs.status_code == 200
+    server = requests.get(sb.devops.org_url("fabrikam", host="tfs.contoso.test") + "/_apis/connectionData",
+                          headers={**basic("live"), **SUPPRESS})
+    assert server.json()["deploymentType"] == "onPremises"
     sb.clock = lambda: NOW + timedelta(days=31)
     assert requests.get(url, headers={**basic("live"), **SUPPRESS}).status_code == 401
 
@@ -405,10 +409,16 @@ def test_fault_hang_drop_and_latency(sb, cred):
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(url, timeout=5)
     assert sb.requests[-1].status == 0
-    web = WebSiteManagementClient(cred, SUB, base_url="https://management.azure.com", **FAST)
+    sb.arm.add_site(SUB, "g", "n", {})
+    web = WebSiteManagementClient(cred, SUB, base_url="https://management.azure.com",
+                                  **{**FAST, "read_timeout": 0.2})
     sb.inject(host="management", drop=True)
-    with pytest.raises(ServiceRequestError.__base__):
+    with pytest.raises((ServiceRequestError, ServiceResponseError)):
         web.web_apps.list_application_settings("g", "n")
+    sb.inject(host="management", hang=0.5)
+    with pytest.raises(ServiceResponseTimeoutError):
+        web.web_apps.list_application_settings("g", "n")
+    assert web.web_apps.list_application_settings("g", "n").properties == {}
     sb.latency = 0.1
     started = time.monotonic()
     assert requests.get(url, headers=SUPPRESS).status_code == 401
