@@ -1,0 +1,151 @@
+"""`pat-watchdog demo`: the story of DESIGN 3.1 against the built-in sandbox. No network, no Azure."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import TextIO
+
+from pat_watchdog import watchdog
+from pat_watchdog.http import RetryPolicy
+from pat_watchdog.report import render
+from pat_watchdog.settings import load_settings
+
+NAME = "contosoaggregator"
+_RETRY = RetryPolicy(attempts=2, backoff=0.05, backoff_max=0.1, total=5, read_timeout=5)
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    """The sandbox's proxy, CA and managed identity for this process; restored afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class Story:
+    """Chapters over one Aggregator instance, with a clock the story moves forward."""
+
+    def __init__(self, world, out: TextIO):
+        self.world, self.out = world, out
+        self.day = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
+        world.sandbox.clock = lambda: self.day
+        self.seen_teams = self.seen_mail = 0
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def chapter(self, number: int, title: str, what: str) -> None:
+        self.say()
+        self.say(f"== {number}. {title} " + "=" * max(3, 66 - len(title)))
+        self.say(textwrap.fill(what, 78))
+
+    def run(self, command: str = watchdog.RUN, *, force: bool = False, **env: str) -> dict:
+        settings = load_settings(self.world.env(**self.channels(), **env))
+        result = watchdog.run_once(settings, command, self.day, retry=_RETRY, force=force)
+        self.say(textwrap.indent(render(result.report), "   | "))
+        self.show_channels()
+        return result.report
+
+    def channels(self) -> dict[str, str]:
+        smtp = self.world.sandbox.smtp
+        return {"WATCHDOG_TEAMS_WEBHOOK_URL": self.world.sandbox.teams.url(),
+                "WATCHDOG_EMAIL_TO": "aggregator-admins@contoso.com",
+                "WATCHDOG_EMAIL_FROM": "pat-watchdog@contoso.com",
+                "WATCHDOG_SMTP_HOST": smtp.host, "WATCHDOG_SMTP_PORT": str(smtp.port),
+                "WATCHDOG_SMTP_USERNAME": smtp.username or "", "WATCHDOG_SMTP_PASSWORD": smtp.password or "",
+                "AzureWebJobsStorage": ""}
+
+    def show_channels(self) -> None:
+        teams = self.world.sandbox.teams.received[self.seen_teams:]
+        mails = self.world.sandbox.smtp.messages[self.seen_mail:]
+        self.seen_teams += len(teams)
+        self.seen_mail += len(mails)
+        for card in teams:
+            self.say(f"   Teams  <- {_card_summary(card)}")
+        for mail in mails:
+            self.say(f"   Email  <- {mail['Subject']}")
+        if not teams and not mails:
+            self.say("   (no message sent on any channel)")
+
+
+def _card_summary(envelope: dict) -> str:
+    content = envelope["attachments"][0]["content"]
+    texts = [b.get("text", "") for b in content.get("body", []) if b.get("type") == "TextBlock"]
+    return " / ".join(t for t in texts[:2] if t) or json.dumps(content)[:100]
+
+
+def _chapters(story: Story) -> None:
+    world, sb = story.world, story.world.sandbox
+    token, _ = world.issue(200)
+    world.add_instance(NAME, token)
+    world.stage(token, days=200)
+
+    story.chapter(1, "Healthy", "Aggregator's PAT works and has 200 days left. The person who created it "
+                  "staged a copy in Key Vault with its expiry and scopes; the watchdog adopts it as the "
+                  "record of the token's expiry.")
+    story.run()
+
+    story.day += timedelta(days=175)
+    story.chapter(2, "Nearing expiry", "175 days later: 25 days left. The 30-day threshold is crossed, "
+                  "so the watchdog warns on Teams and by email.")
+    story.run()
+
+    story.chapter(3, "Replacement staged", "Someone stages a new PAT (a year, the right scopes). It waits "
+                  "for the rotation window (14 days before expiry); `--force` or the window rotates it.")
+    replacement, _ = world.issue(365)
+    world.stage(replacement, days=365)
+    story.run(watchdog.STATUS)
+    story.day += timedelta(days=12)
+    story.say("   ... 12 days later, inside the rotation window:")
+    story.run()
+    story.say(f"   Aggregator_VstsToken now holds the token with fingerprint "
+              f"{_fp(world.token_setting(world.apps[0]))}.")
+
+    story.chapter(4, "Bad replacement", "A new PAT is staged without vso.work_full. The watchdog "
+                  "validates it before touching anything, rejects it, tags it, and says why.")
+    weak, _ = world.issue(365, scope="vso.work vso.project")
+    world.stage(weak, days=365, scopes="vso.work vso.project")
+    story.say("   $ pat-watchdog rotate --force")
+    story.run(watchdog.ROTATE, force=True)
+
+    story.chapter(5, "Expired token", "On another instance nobody staged anything and the PAT ran out: "
+                  "every Aggregator rule fails. CRITICAL, on every channel.")
+    expired, _ = world.issue(-1)
+    world.apps.clear()
+    world.add_instance("fabrikamaggregator", expired)
+    story.run(WATCHDOG_STAGED_SECRET="{name}-pat-staged", WATCHDOG_PREVIOUS_SECRET="{name}-pat-previous")
+    _ = sb
+
+
+def _fp(value: str | None) -> str:
+    from pat_watchdog.secret import fingerprint
+    return fingerprint(value) if value else "-"
+
+
+def run_demo(out: TextIO) -> int:
+    """Start the sandbox, walk the story, print what each channel received; exit 0."""
+    from pat_watchdog.sandbox import Sandbox
+    from pat_watchdog.sandbox.seed import World
+
+    started = time.monotonic()
+    print("pat-watchdog demo: local HTTPS stand-ins for ARM, Key Vault, managed identity, Azure DevOps, "
+          "Teams and SMTP;\nnothing leaves this machine.", file=out)
+    with Sandbox() as sandbox, _environment(sandbox.env()):
+        story = Story(World(sandbox), out)
+        _chapters(story)
+        refused = sandbox.proxy_refused
+    print(f"\nDone in {time.monotonic() - started:.1f} s; requests to anything but the sandbox: "
+          f"{len(refused)}.", file=out)
+    return 0
