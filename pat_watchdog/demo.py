@@ -12,6 +12,7 @@ from typing import TextIO
 
 from pat_watchdog import watchdog
 from pat_watchdog.http import RetryPolicy
+from pat_watchdog.ledger import MemoryLedger
 from pat_watchdog.report import render
 from pat_watchdog.settings import load_settings
 
@@ -42,6 +43,7 @@ class Story:
         self.day = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
         world.sandbox.clock = lambda: self.day
         self.seen_teams = self.seen_mail = 0
+        self.ledger = MemoryLedger()  # one ledger across chapters: deduplication shows
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out)
@@ -53,7 +55,7 @@ class Story:
 
     def run(self, command: str = watchdog.RUN, *, force: bool = False, **env: str) -> dict:
         settings = load_settings(self.world.env(**self.channels(), **env))
-        result = watchdog.run_once(settings, command, self.day, retry=_RETRY, force=force)
+        result = watchdog.run_once(settings, command, self.day, retry=_RETRY, force=force, ledger=self.ledger)
         self.say(textwrap.indent(render(result.report), "   | "))
         self.show_channels()
         return result.report
@@ -82,8 +84,8 @@ class Story:
 
 def _card_summary(envelope: dict) -> str:
     content = envelope["attachments"][0]["content"]
-    texts = [b.get("text", "") for b in content.get("body", []) if b.get("type") == "TextBlock"]
-    return " / ".join(t for t in texts[:2] if t) or json.dumps(content)[:100]
+    header = content["body"][0].get("items", [])
+    return " / ".join(block.get("text", "") for block in header) or json.dumps(content)[:100]
 
 
 def _chapters(story: Story) -> None:

@@ -31,6 +31,9 @@ class Ports:
     vaults: Vaults
     session: requests.Session
     retry: RetryPolicy
+    ledger: object = None        # TableLedger | MemoryLedger
+    channels: list = field(default_factory=list)
+    credential: object = None
 
     def close(self) -> None:
         self.apps.close()

@@ -13,6 +13,10 @@ from pat_watchdog import aggregator, report
 from pat_watchdog.aggregator import AggregatorApps
 from pat_watchdog.errors import ServiceError
 from pat_watchdog.http import RetryPolicy, new_session
+from pat_watchdog.ledger import open_ledger
+from pat_watchdog.notify.dispatch import Outbox, dispatch
+from pat_watchdog.notify.email import AcsChannel, SmtpChannel
+from pat_watchdog.notify.teams import TeamsChannel
 from pat_watchdog.model import Action, InstancePlan, InstanceSnapshot, Note
 from pat_watchdog.observe import Observed, Ports, observe
 from pat_watchdog.policy import Policy, decide
@@ -33,12 +37,26 @@ def default_credential() -> TokenCredential:
 
 
 def open_ports(settings: Settings, credential: TokenCredential | None = None,
-               retry: RetryPolicy | None = None) -> Ports:
+               retry: RetryPolicy | None = None, ledger=None) -> Ports:
     """The composition root: every adapter of one run, sharing one credential."""
     retry = retry or RetryPolicy()
     credential = credential or default_credential()
+    session = new_session(settings.concurrency)
     return Ports(AggregatorApps(credential, settings.arm_endpoint, retry), Vaults(credential, retry),
-                 new_session(settings.concurrency), retry)
+                 session, retry, ledger=ledger or open_ledger(settings, credential, retry),
+                 channels=open_channels(settings, session, credential, retry), credential=credential)
+
+
+def open_channels(settings: Settings, session, credential, retry: RetryPolicy) -> list:
+    """Teams and email, as configured; each isolated from the others."""
+    channels = []
+    if settings.teams_webhook_url:
+        channels.append(TeamsChannel(settings.teams_webhook_url, session, retry))
+    if settings.email_to and settings.acs_endpoint:
+        channels.append(AcsChannel(settings, credential, retry))
+    elif settings.email_to:
+        channels.append(SmtpChannel(settings, retry))
+    return channels
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,16 @@ class RunResult:
     @property
     def failed_actions(self) -> int:
         return sum(1 for p in self.plans for a in p.actions if a.outcome == "failed")
+
+
+def _outbox(ports: Ports, settings: Settings, mode: str) -> Outbox:
+    """Read the ledger once per run; when it cannot be read, alerts go out anyway."""
+    outbox = Outbox(ports.channels, ports.ledger, None, settings.repeat_hours, send=mode in _WRITES)
+    try:
+        outbox.active = ports.ledger.active()
+    except ServiceError as error:
+        outbox.problems.append(f"alert ledger unreachable, alerts sent without deduplication: {error}")
+    return outbox
 
 
 def resolve_targets(settings: Settings, ports: Ports) -> tuple[list[ResourceId], list[str]]:
@@ -68,16 +96,20 @@ def resolve_targets(settings: Settings, ports: Ports) -> tuple[list[ResourceId],
 
 def run_once(settings: Settings, mode: str, now: datetime, *, ports: Ports | None = None,
              credential: TokenCredential | None = None, retry: RetryPolicy | None = None,
-             force: bool = False) -> RunResult:
+             force: bool = False, ledger=None) -> RunResult:
     """Observe, decide and (unless `status` or `dry-run`) act; never raises for one instance."""
     own = ports is None
-    ports = ports or open_ports(settings, credential, retry)
+    ports = ports or open_ports(settings, credential, retry, ledger)
     try:
         targets, errors = resolve_targets(settings, ports)
         observed = _observe_all(targets, settings, ports, now, write=mode in _WRITES)
         plans = [decide(o.snapshot, Policy.from_settings(settings, o.app.site), now, force_rotation=force)
                  for o in observed]
-        plans = [_act(plan, obs, settings, ports, mode) for plan, obs in zip(plans, observed)]
+        outbox = _outbox(ports, settings, mode)
+        plans = [_act(plan, obs, settings, ports, mode, outbox, now) for plan, obs in zip(plans, observed)]
+        result = RunResult(report.build(plans, now, command=mode, errors=errors + outbox.problems),
+                           tuple(plans))
+        _record(result, ports, mode)
     finally:
         if own:
             ports.close()
@@ -85,7 +117,24 @@ def run_once(settings: Settings, mode: str, now: datetime, *, ports: Ports | Non
         log.info("pat_days_left", extra={"custom_dimensions": {
             "instance": plan.name, "app": plan.app_id, "status": plan.status.value,
             "pat_days_left": plan.token.days_left, "fingerprint": plan.token.fingerprint}})
-    return RunResult(report.build(plans, now, command=mode, errors=errors), tuple(plans))
+    return result
+
+
+def _record(result: RunResult, ports: Ports, mode: str) -> None:
+    """Run history for `run`/`rotate`; `status` shows the last one and writes nothing."""
+    if mode in _WRITES:
+        result.report["outcome"] = "failed" if result.failed_actions else "ok"
+        try:
+            ports.ledger.add_run(result.report)
+        except ServiceError as error:
+            result.report["errors"].append(f"run history not written: {error}")
+        return
+    try:
+        last = ports.ledger.last_run()
+    except ServiceError as error:
+        result.report["errors"].append(f"run history unreadable: {error}")
+        return
+    result.report["last_run"] = last and {k: last.get(k) for k in ("generated_at", "command", "status", "outcome")}
 
 
 def _observe_all(targets, settings, ports, now, *, write) -> list[Observed]:
@@ -101,14 +150,9 @@ def _observe_all(targets, settings, ports, now, *, write) -> list[Observed]:
         return list(pool.map(one, targets))
 
 
-def _channels(settings: Settings) -> list[str]:
-    return [name for name, on in (("teams", settings.teams_webhook_url), ("email", settings.email_to)) if on]
-
-
-def _act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: str) -> InstancePlan:
-    actions = [Action("alert", channel, r.level, "planned", r.message, r.condition)
-               for r in plan.reasons if r.condition and r.level in ("WARNING", "CRITICAL")
-               for channel in _channels(settings)]
+def _act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: str,
+         outbox: Outbox, now: datetime) -> InstancePlan:
+    actions = []
     candidate = plan.candidate
     if plan.adopt:
         actions.append(_adopt(plan, obs, settings, ports, mode))
@@ -116,6 +160,7 @@ def _act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mo
             candidate = replace(candidate, state="current")
     if plan.rotate:
         actions.append(Action("rotate", None, "INFO", "planned", plan.rotate_why or "rotation due"))
+    actions = dispatch(plan, settings, outbox, now) + actions
     return replace(plan, actions=tuple(actions), candidate=candidate)
 
 

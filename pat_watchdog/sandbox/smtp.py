@@ -45,7 +45,8 @@ class SmtpSink:
     def start(self, tls_context: ssl.SSLContext) -> None:
         """Start the SMTP server thread on a free port; STARTTLS uses tls_context."""
         # aiosmtpd logs every command line at DEBUG (AUTH data included): keep that out of logs.
-        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        # aiosmtpd logs AUTH lines at DEBUG and a deprecation of its own at WARNING.
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
         self.port = free_port()
         self._controller = Controller(
             self, hostname=self.host, port=self.port, server_hostname="localhost",

@@ -1,0 +1,172 @@
+"""The alert ledger and run history, in Azure Table storage (Azurite in tests).
+
+Like Alertmanager's notification log: one row per instance, condition and channel, written
+only after a send succeeded; `needs_update` is the pure dedup rule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+
+from pat_watchdog.alerts import Alert
+from pat_watchdog.errors import ServiceError
+from pat_watchdog.http import RetryPolicy
+from pat_watchdog.settings import StorageTarget
+
+log = logging.getLogger(__name__)
+_RANK = {"INFO": 0, "WARNING": 1, "CRITICAL": 2}
+_ALERTS, _RUNS = "alert", "run"
+_CHUNK = 30_000  # characters per property: Table string properties hold 64 KiB of UTF-16
+
+
+@dataclass(frozen=True)
+class Entry:
+    instance: str
+    condition: str
+    channel: str
+    level: str
+    stage: str | None
+    sent_at: datetime
+    message: str
+    active: bool = True
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.instance, self.condition, self.channel)
+
+
+def _is_threshold(stage: str | None) -> bool:
+    return stage is not None and stage.isdigit()
+
+
+def needs_update(entry: Entry | None, alert: Alert, now: datetime, repeat_hours: float) -> str | None:
+    """Why `alert` must be sent on the entry's channel now, or None to stay quiet.
+
+    Warn thresholds are their own schedule (each once); everything else repeats after
+    `repeat_hours` while unchanged. A lower level alone waits for the repeat.
+    """
+    if entry is None or not entry.active:
+        return "new"
+    if _RANK[alert.level] > _RANK.get(entry.level, 0):
+        return f"level rose from {entry.level}"
+    if alert.stage != entry.stage and alert.stage is not None:
+        return "threshold crossed" if _is_threshold(alert.stage) else "condition changed"
+    if _is_threshold(alert.stage) and _RANK[alert.level] == _RANK.get(entry.level, 0):
+        return None
+    if now - entry.sent_at >= timedelta(hours=repeat_hours):
+        return f"unchanged for {repeat_hours:g} h"
+    return None
+
+
+class MemoryLedger:
+    """The same interface in memory: the demo, and runs with no storage configured."""
+
+    def __init__(self):
+        self._entries: dict[tuple, Entry] = {}
+        self._runs: list[dict] = []
+        self._lock = threading.Lock()
+
+    def active(self) -> dict[tuple, Entry]:
+        with self._lock:
+            return {k: e for k, e in self._entries.items() if e.active}
+
+    def record(self, entry: Entry) -> None:
+        with self._lock:
+            self._entries[entry.key] = entry
+
+    def add_run(self, report: dict) -> None:
+        self._runs.append(report)
+
+    def last_run(self) -> dict | None:
+        return self._runs[-1] if self._runs else None
+
+
+def _row_key(entry_key: tuple[str, str, str]) -> str:
+    # RowKey may not contain / \ # ? (Table service data model).
+    return "~".join(part.replace("/", "_").replace("#", "_").replace("?", "_").replace("\\", "_")
+                    for part in entry_key)
+
+
+def _run_key(moment: datetime) -> str:
+    """Newest first: the Table service sorts by RowKey, so invert the time."""
+    return f"{10**13 - int(moment.timestamp() * 1000):013d}"
+
+
+class TableLedger:
+    """Rows in `WATCHDOG_STATE_TABLE` of the `AzureWebJobsStorage` account."""
+
+    def __init__(self, storage: StorageTarget, table: str, credential, retry: RetryPolicy):
+        from azure.data.tables import TableServiceClient
+
+        kwargs = retry.sdk_kwargs()
+        if storage.connection_string:
+            service = TableServiceClient.from_connection_string(storage.connection_string, **kwargs)
+        else:
+            service = TableServiceClient(storage.table_endpoint, credential=credential, **kwargs)
+        self._table = service.get_table_client(table)
+        self._ready = False
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        try:
+            if not self._ready:
+                try:
+                    self._table.create_table()
+                except ResourceExistsError:
+                    pass
+                self._ready = True
+            return fn(*args, **kwargs)
+        except AzureError as error:
+            status = getattr(getattr(error, "response", None), "status_code", None)
+            raise ServiceError("Table storage", f"{what}: {status or type(error).__name__}", status=status) from None
+
+    def active(self) -> dict[tuple, Entry]:
+        rows = self._call("reading the ledger", lambda: list(self._table.query_entities(
+            "PartitionKey eq @p and active eq true", parameters={"p": _ALERTS})))
+        entries = [Entry(r["instance"], r["condition"], r["channel"], r["level"], r.get("stage") or None,
+                         r["sent_at"], r.get("message", ""), True) for r in rows]
+        return {e.key: e for e in entries}
+
+    def record(self, entry: Entry) -> None:
+        row = {"PartitionKey": _ALERTS, "RowKey": _row_key(entry.key), "instance": entry.instance,
+               "condition": entry.condition, "channel": entry.channel, "level": entry.level,
+               "stage": entry.stage or "", "sent_at": entry.sent_at, "message": entry.message[:1000],
+               "active": entry.active}
+        self._call("writing the ledger", self._table.upsert_entity, row)
+
+    def add_run(self, report: dict) -> None:
+        text = json.dumps(report, separators=(",", ":"))
+        chunks = {f"report_{i}": text[o:o + _CHUNK] for i, o in enumerate(range(0, len(text), _CHUNK))}
+        moment = datetime.fromisoformat(report["generated_at"].replace("Z", "+00:00"))
+        row = {"PartitionKey": _RUNS, "RowKey": _run_key(moment), "generated_at": moment,
+               "status": report["status"], "outcome": report.get("outcome", ""), "chunks": len(chunks), **chunks}
+        self._call("writing the run history", self._table.upsert_entity, row)
+
+    def last_run(self) -> dict | None:
+        rows = self._call("reading the run history", lambda: next(iter(self._table.query_entities(
+            "PartitionKey eq @p", parameters={"p": _RUNS}, results_per_page=1).by_page()), []))
+        for row in rows:
+            return json.loads("".join(row[f"report_{i}"] for i in range(row["chunks"])))
+        return None
+
+
+def open_ledger(settings, credential, retry: RetryPolicy):
+    """The Table ledger when storage is configured; else an in-memory one (no dedup across runs)."""
+    if settings.storage is None or not (settings.storage.connection_string or settings.storage.table_endpoint):
+        log.warning("AzureWebJobsStorage is not set: alerts are not deduplicated across runs")
+        return MemoryLedger()
+    return TableLedger(settings.storage, settings.state_table, credential, retry)
+
+
+def resolved_entry(entry: Entry, now: datetime) -> Entry:
+    return replace(entry, active=False, sent_at=now)
+
+
+def sent_entry(alert: Alert, channel: str, now: datetime) -> Entry:
+    return Entry(alert.instance, alert.condition, channel, alert.level, alert.stage,
+                 now.astimezone(timezone.utc), alert.message)
