@@ -42,14 +42,19 @@ def instance_json(plan: InstancePlan) -> dict:
     }
 
 
-def build(plans: list[InstancePlan], now: datetime, *, command: str, errors: list[str] = ()) -> dict:
-    """The whole report; the overall status is the worst over the instances."""
-    status = Status.worst(p.status for p in plans) if plans or not errors else Status.UNKNOWN
-    if errors:
+def build(plans: list[InstancePlan], now: datetime, *, command: str, errors: list[str] = (),
+          problems: list[str] = ()) -> dict:
+    """The whole report; the overall status is the worst over the instances.
+
+    `errors` left instances unchecked (a failed discovery): UNKNOWN. `problems` did not (the
+    ledger could not be read): reported, status unchanged.
+    """
+    status = Status.worst(p.status for p in plans)
+    if errors or not plans:
         status = Status.worst([status, Status.UNKNOWN])
     return {"schema": SCHEMA, "generated_at": format_time(now), "command": command,
             "status": status.value, "instances": [instance_json(p) for p in plans],
-            "errors": list(errors)}
+            "errors": list(errors) + list(problems)}
 
 
 def render(report: dict) -> str:

@@ -107,7 +107,7 @@ def run_once(settings: Settings, mode: str, now: datetime, *, ports: Ports | Non
                  for o in observed]
         outbox = _outbox(ports, settings, mode)
         plans = [_act(plan, obs, settings, ports, mode, outbox, now) for plan, obs in zip(plans, observed)]
-        result = RunResult(report.build(plans, now, command=mode, errors=errors + outbox.problems),
+        result = RunResult(report.build(plans, now, command=mode, errors=errors, problems=outbox.problems),
                            tuple(plans))
         _record(result, ports, mode)
     finally:

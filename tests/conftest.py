@@ -14,11 +14,27 @@ from pat_watchdog import cli
 from pat_watchdog.http import RetryPolicy
 from pat_watchdog.sandbox import Sandbox
 from pat_watchdog.sandbox.seed import World
+from tests.azurite import Azurite
 from tests.leaks import LogTap, assert_no_leak, sandbox_outputs
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
 # Same bounds as production, shorter pauses: tests never wait on wall time for backoff.
 FAST_RETRY = RetryPolicy(attempts=3, backoff=0.01, backoff_max=0.05, total=10, read_timeout=3)
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """One emulator for the session; tests isolate themselves with their own table names."""
+    emulator = Azurite()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def storage(azurite, request):
+    """Settings for a fresh state table in Azurite."""
+    table = "t" + "".join(ch for ch in request.node.name if ch.isalnum())[-40:] + str(id(request) % 10000)
+    return {"AzureWebJobsStorage": azurite.connection_string, "WATCHDOG_STATE_TABLE": table}
 
 
 @pytest.fixture

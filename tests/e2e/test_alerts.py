@@ -1,0 +1,170 @@
+"""Alerts end to end: Teams sink, SMTP with STARTTLS, ACS, the ledger in Azurite, days simulated."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from html import unescape
+
+import pytest
+from azure.data.tables import TableClient
+
+from tests.conftest import NOW
+from tests.leaks import assert_no_leak
+
+NAME = "contosoaggregator"
+
+
+@pytest.fixture
+def channels(sandbox, storage):
+    smtp = sandbox.smtp
+    return {**storage, "WATCHDOG_TEAMS_WEBHOOK_URL": sandbox.teams.url(),
+            "WATCHDOG_EMAIL_TO": "aggregator-admins@contoso.com, oncall@contoso.com",
+            "WATCHDOG_EMAIL_FROM": "pat-watchdog@contoso.com",
+            "WATCHDOG_SMTP_HOST": smtp.host, "WATCHDOG_SMTP_PORT": str(smtp.port),
+            "WATCHDOG_SMTP_USERNAME": smtp.username, "WATCHDOG_SMTP_PASSWORD": smtp.password}
+
+
+def card_title(envelope: dict) -> str:
+    return envelope["attachments"][0]["content"]["body"][0]["items"][0]["text"]
+
+
+def sent(sandbox) -> list[tuple[str, str]]:
+    """(channel, headline) of everything delivered so far, in order."""
+    teams = [("teams", card_title(e).split(" ", 1)[1]) for e in sandbox.teams.received]
+    mails = [("email", m["Subject"].removeprefix("[pat-watchdog] ")) for m in sandbox.smtp.messages]
+    return teams + mails
+
+
+def ledger_rows(storage) -> list[dict]:
+    table = TableClient.from_connection_string(storage["AzureWebJobsStorage"], storage["WATCHDOG_STATE_TABLE"])
+    return list(table.list_entities())
+
+
+def test_forty_days_without_a_replacement(world, run_cli, sandbox, channels, storage):
+    token, _ = world.issue(30)              # expires on day 30 at 06:00
+    world.add_instance(NAME, token)
+    sends: dict[int, list[str]] = {}
+    for day in range(40):
+        moment = NOW + timedelta(days=day)
+        sandbox.clock = lambda moment=moment: moment
+        if day == 35:                        # someone puts a working token in place by hand
+            fresh, _ = world.issue(365)
+            settings = sandbox.arm.settings(world.apps[0])
+            sandbox.arm.set_settings(world.apps[0], {**settings, "Aggregator_VstsToken": fresh})
+        before = len(sandbox.teams.received)
+        result = run_cli("run", "--json", now=moment, **channels)
+        assert result.code == 0, result.out
+        new = [card_title(e) for e in sandbox.teams.received[before:]]
+        if new:
+            sends[day] = new
+        if day in (0, 16, 31, 35):            # a second run the same day sends nothing new
+            again = run_cli("run", now=moment + timedelta(hours=6), **channels)
+            assert again.code == 0 and len(sandbox.teams.received) == before + len(new), again.out
+    expected = {0: "WARNING", 16: "WARNING", 23: "WARNING", 27: "CRITICAL", 29: "CRITICAL",
+                30: "CRITICAL", 31: "CRITICAL", 32: "CRITICAL", 33: "CRITICAL", 34: "CRITICAL", 35: "INFO"}
+    assert {day: [t.split(" ")[1].rstrip(":") for t in titles] for day, titles in sends.items()} == \
+        {day: [level] for day, level in expected.items()}
+    assert len(sandbox.smtp.messages) == len(sandbox.teams.received) == 11
+    subjects = [m["Subject"] for m in sandbox.smtp.messages]
+    assert subjects[0] == f"[pat-watchdog] WARNING: {NAME}: the token expires soon"
+    assert subjects[5] == f"[pat-watchdog] CRITICAL: {NAME}: the token has expired: every Aggregator rule fails"
+    assert subjects[-1] == f"[pat-watchdog] INFO: {NAME}: resolved: expiry"
+    for row in ledger_rows(storage):
+        assert_no_leak(repr(row), world.tokens, where="ledger row")
+
+
+def test_every_message_names_what_a_person_needs(world, run_cli, sandbox, channels):
+    token, _ = world.issue(10)
+    world.add_instance(NAME, token)
+    world.stage(token, days=10, tags={"watchdog-status": "current"})
+    assert run_cli("run", **channels).code == 0
+    mail = sandbox.smtp.messages[0]
+    plain = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    card = sandbox.teams.received[0]["attachments"][0]["content"]
+    facts = {f["title"]: f["value"] for block in card["body"] if block["type"] == "FactSet" for f in block["facts"]}
+    fingerprint = facts["Token fingerprint"]
+    assert facts == {"Instance": NAME, "Level": "WARNING", "Days left": "10", "Expires": "2026-12-08T06:00:00Z",
+                     "Expiry source": "keyvault", "Token fingerprint": fingerprint}
+    command = 'az keyvault secret set --vault-name contoso-kv --name aggregator-pat-staged --value "<new PAT>"'
+    for text in (plain, unescape(html), str(card)):
+        assert NAME in text and "2026-12-08T06:00:00Z" in text and fingerprint in text
+        assert command in text and "keyvault" in text
+    assert card["version"] == "1.4" and card["actions"][0]["url"].startswith("https://portal.azure.com/#@/resource/subscriptions/")
+    assert mail["To"] == "aggregator-admins@contoso.com, oncall@contoso.com"
+
+
+def test_missing_scopes_are_listed(world, run_cli, sandbox, channels):
+    token, _ = world.issue(200, scope="vso.work_full vso.project")
+    world.add_instance(NAME, token)
+    run_cli("run", **channels)
+    card = sandbox.teams.received[0]["attachments"][0]["content"]
+    facts = {f["title"]: f["value"] for block in card["body"] if block["type"] == "FactSet" for f in block["facts"]}
+    assert facts["Missing scopes"] == "vso.identity vso.serviceendpoint_manage"
+    assert "CRITICAL" in card_title(sandbox.teams.received[0])
+
+
+def test_teams_down_email_still_arrives_and_teams_is_retried_next_run(world, run_cli, sandbox, channels):
+    token, _ = world.issue(-1)
+    world.add_instance(NAME, token)
+    sandbox.inject(host="logic.azure.com", status=500, times=None)
+    first = run_cli("run", "--json", **channels)
+    assert first.code == 1 and len(sandbox.smtp.messages) == 1 and sandbox.teams.received == []
+    outcomes = {(a["channel"], a["outcome"]) for a in first.instance(NAME)["actions"]}
+    assert outcomes == {("teams", "failed"), ("email", "done")}
+    assert sandbox.count(host="logic.azure.com") == 3  # FAST_RETRY.attempts
+    sandbox.clear_faults()
+    second = run_cli("run", "--json", now=NOW + timedelta(hours=1), **channels)
+    assert second.code == 0 and len(sandbox.teams.received) == 1
+    assert len(sandbox.smtp.messages) == 1  # email was recorded as sent: not repeated
+
+
+def test_throttled_teams_and_a_busy_mail_server_are_retried(world, run_cli, sandbox, channels):
+    token, _ = world.issue(-1)
+    world.add_instance(NAME, token)
+    sandbox.inject(host="logic.azure.com", status=429, headers={"Retry-After": "0"})
+    sandbox.smtp.fail_next(1, code=451)
+    result = run_cli("run", **channels)
+    assert result.code == 0
+    assert len(sandbox.teams.received) == 1 and len(sandbox.smtp.messages) == 1
+
+
+def test_ledger_unreachable_sends_anyway(world, run_cli, sandbox, channels):
+    token, _ = world.issue(-1)
+    world.add_instance(NAME, token)
+    dead = channels["AzureWebJobsStorage"].replace("TableEndpoint=http://127.0.0.1:", "TableEndpoint=http://127.0.0.1:1")
+    dead = dead.split("TableEndpoint=")[0] + "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    result = run_cli("run", "--json", **{**channels, "AzureWebJobsStorage": dead})
+    assert result.code == 0 and len(sandbox.teams.received) == 1 and len(sandbox.smtp.messages) == 1
+    assert any("ledger unreachable" in e for e in result.json["errors"])
+
+
+def test_dry_run_sends_nothing_and_says_what_it_would(world, run_cli, sandbox, channels):
+    token, _ = world.issue(-1)
+    world.add_instance(NAME, token)
+    result = run_cli("run", "--dry-run", "--json", **channels)
+    assert result.code == 0 and sandbox.teams.received == [] and sandbox.smtp.messages == []
+    assert {(a["channel"], a["outcome"]) for a in result.instance(NAME)["actions"]} == \
+        {("teams", "planned"), ("email", "planned")}
+
+
+def test_status_shows_the_last_run(world, run_cli, channels):
+    token, _ = world.issue(100)
+    world.add_instance(NAME, token)
+    assert run_cli("status", "--json", **channels).json["last_run"] is None
+    run_cli("run", **channels)
+    last = run_cli("status", "--json", **channels).json["last_run"]
+    assert last == {"generated_at": "2026-11-28T06:00:00Z", "command": "run", "status": "OK", "outcome": "ok"}
+
+
+def test_email_through_azure_communication_services(world, run_cli, sandbox, storage):
+    token, _ = world.issue(-1)
+    world.add_instance(NAME, token)
+    result = run_cli("run", **storage, WATCHDOG_ACS_ENDPOINT=sandbox.acs.url(),
+                     WATCHDOG_EMAIL_TO="ops@contoso.com", WATCHDOG_EMAIL_FROM="DoNotReply@contoso.com")
+    assert result.code == 0
+    [message] = sandbox.acs.messages
+    assert message["content"]["subject"] == f"[pat-watchdog] CRITICAL: {NAME}: the token has expired: every Aggregator rule fails"
+    assert message["recipients"]["to"] == [{"address": "ops@contoso.com"}]
+    assert "az keyvault secret set" in message["content"]["plainText"]
+    assert_no_leak(repr(message), world.tokens, where="ACS message")
