@@ -45,7 +45,8 @@ class Alert:
     def facts(self) -> list[tuple[str, str]]:
         """The facts every channel shows, in order."""
         facts = [("Instance", self.instance), ("Level", self.level),
-                 ("Days left", "unknown" if self.days_left is None else str(self.days_left)),
+                 ("Days left", "unknown" if self.days_left is None else
+                  f"{self.days_left} (expired)" if self.days_left < 0 else str(self.days_left)),
                  ("Expires", R.format_time(self.expires_on) or "unknown"),
                  ("Expiry source", self.expiry_source or "none"),
                  ("Token fingerprint", self.fingerprint or "none")]
@@ -64,17 +65,18 @@ def _stage_command(settings: Settings, plan: InstancePlan, value: str = "<new PA
 def _next_step(reason: Reason, settings: Settings, plan: InstancePlan) -> tuple[str, str | None]:
     scopes = " ".join(settings.required_scopes)
     create = (f"Create a new PAT in Azure DevOps for {settings.devops_org_url} (this organization only, "
-              f"scopes: {scopes}, up to a year) and stage it in Key Vault:")
+              f"scopes: {scopes}, valid up to a year) and stage it in Key Vault with the command below")
     if not settings.rotation_enabled:
-        create = create.replace("and stage it in Key Vault:", "and put it in place with aggregator-cli "
-                                "`configure.instance`, or stage it once rotation is enabled:")
-    when = "; the watchdog validates it and rotates it in" + (
-        " at once." if reason.level == "CRITICAL" else f" {settings.rotate_within_days} days before expiry.")
+        create = create.replace("and stage it in Key Vault with the command below",
+                                "and put it in place with aggregator-cli `configure.instance`.")
+    when = "; the watchdog validates it and puts it in place " + (
+        "at once." if reason.level == "CRITICAL" else f"{settings.rotate_within_days} days before expiry.")
     if reason.code == R.EXPIRY_UNKNOWN.name:
         return ("Stage the CURRENT token with its expiry date: the watchdog adopts it as the record of "
                 "its expiry (or set WATCHDOG_PAT_EXPIRES_ON).", _stage_command(settings, plan, "<current PAT>"))
     if reason.code == R.CANDIDATE_REJECTED.name:
-        return (f"Fix what the rejection names, then stage a new version{when}", _stage_command(settings, plan))
+        return (f"Fix what the rejection names, then stage a new version with the command below{when}",
+                _stage_command(settings, plan))
     if reason.code == R.ROTATION_FAILED.name:
         return ("The previous token was put back. Check the reason, then stage the replacement again as a "
                 "new version.", _stage_command(settings, plan))

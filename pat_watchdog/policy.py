@@ -120,7 +120,8 @@ def _liveness(snap, token, policy) -> list[Reason]:
         found.append(R.reason(R.TOKEN_TYPE, f"Aggregator_VstsTokenType is {snap.token_type!r}, expected 'PAT'"))
     state = snap.live.state
     if state is Liveness.EXPIRED:
-        found.append(R.reason(R.EXPIRED, snap.live.detail, stage="expired"))
+        seen = f" ({snap.live.detail})" if snap.live.detail else ""
+        found.append(R.reason(R.EXPIRED, f"Azure DevOps rejects the token as expired{seen}", stage="expired"))
     elif state is Liveness.INVALID:
         found.append(R.reason(R.TOKEN_INVALID, snap.live.detail))
     elif state is Liveness.UNKNOWN:

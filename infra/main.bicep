@@ -1,0 +1,338 @@
+// pat-watchdog: the Azure side of the watchdog, deployed next to an existing Aggregator
+// instance. `azd up` (azure.yaml) or `az deployment group create -f infra/main.bicep`, then
+// `func azure functionapp publish <functionAppName>`; see the README, section "Deploy".
+//
+// Every permission the watchdog's identity holds is granted in this folder, and only here:
+//   app/aggregator-access.bicep  custom role on the Aggregator Function App (ARM settings)
+//   app/keyvault-access.bicep    Key Vault Secrets Officer on the one vault it uses
+//   app/storage.bicep            blob / table / queue data roles on its own storage account
+//   app/monitoring.bicep         Monitoring Metrics Publisher on its own Application Insights
+//   app/acs-access.bicep         custom email-send role on Azure Communication Services (optional)
+// Nothing is granted at subscription scope, and no built-in Owner/Contributor role is used.
+//
+// Kept within what the offline checks can read (shared NOTES, "Bicep"): plain resources and
+// local modules, no registry modules, literal values for security-relevant properties.
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------
+// Where
+// ---------------------------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('Environment name; seeds the unique suffix of every resource name (azd: AZURE_ENV_NAME).')
+param environmentName string = 'pat-watchdog'
+
+@description('Region of the watchdog resources; it must offer the Flex Consumption plan.')
+param location string = resourceGroup().location
+
+// ---------------------------------------------------------------------------------------
+// What to watch (DESIGN 3.2)
+// ---------------------------------------------------------------------------------------
+
+@minLength(1)
+@description('ARM resource ID of the Aggregator Function App: /subscriptions/S/resourceGroups/G/providers/Microsoft.Web/sites/N.')
+param aggregatorAppId string
+
+@allowed([
+  'site'
+  'resourceGroup'
+])
+@description('Where the custom Aggregator role is assigned: the site only (default), or its whole resource group, which lets the watchdog discover every Aggregator instance there (WATCHDOG_AGGREGATOR_APP becomes the group ID).')
+param aggregatorAccessScope string = 'site'
+
+@minLength(1)
+@description('Azure DevOps organization URL, e.g. https://dev.azure.com/contoso.')
+param devOpsOrgUrl string
+
+@description('Token service base URL; empty derives it from the organization URL.')
+param devOpsVsspsUrl string = ''
+
+@description('App setting of the Aggregator app that holds the PAT.')
+param tokenSetting string = 'Aggregator_VstsToken'
+
+@description('Name of an existing Key Vault (RBAC authorization) to use; empty creates a dedicated vault in this resource group.')
+param keyVaultName string = ''
+
+@description('Resource group of that existing vault (same subscription as this deployment); empty: this resource group.')
+param keyVaultResourceGroup string = ''
+
+param stagedSecretName string = 'aggregator-pat-staged'
+param previousSecretName string = 'aggregator-pat-previous'
+
+@allowed([
+  'off'
+  'staged'
+])
+param rotation string = 'staged'
+
+param rotateWithinDays int = 14
+param warnDays string = '30,14,7,3,1'
+param criticalDays int = 3
+param requiredScopes string = 'vso.identity vso.project vso.serviceendpoint_manage vso.work_full'
+
+@description('Last-resort expiry of the current PAT (ISO date); empty when Key Vault or the listing knows it.')
+param patExpiresOn string = ''
+
+@description('Authorization ID that picks the current PAT in the token listing; optional.')
+param patAuthorizationId string = ''
+
+@description('NCRONTAB schedule of the timer, in UTC.')
+param schedule string = '0 0 6 * * *'
+
+param repeatHours int = 20
+param stateTable string = 'patwatchdog'
+param concurrency int = 8
+
+@description('Storage queue for fan-out over many instances (DESIGN 3.7); empty keeps fan-out off.')
+param fanoutQueue string = ''
+
+// ---------------------------------------------------------------------------------------
+// Alert channels. Secrets go to Key Vault and reach the app as Key Vault references.
+// ---------------------------------------------------------------------------------------
+
+@secure()
+@description('Teams Workflows webhook URL; stored in Key Vault, the app setting is a Key Vault reference. Empty: no Teams alerts.')
+param teamsWebhookUrl string = ''
+
+@description('Alert recipients, comma-separated. Empty: no email alerts.')
+param emailTo string = ''
+
+@description('Sender address (an ACS connected-domain address, or the SMTP account).')
+param emailFrom string = ''
+
+@description('Resource ID of an Azure Communication Services resource for email with the managed identity; empty: no ACS.')
+param acsResourceId string = ''
+
+param smtpHost string = ''
+param smtpPort int = 587
+param smtpUsername string = ''
+
+@secure()
+@description('SMTP password; stored in Key Vault, the app setting is a Key Vault reference.')
+param smtpPassword string = ''
+
+param smtpStartTls bool = true
+
+// ---------------------------------------------------------------------------------------
+// Who watches the watchdog, and who stages the PAT
+// ---------------------------------------------------------------------------------------
+
+@minLength(3)
+@description('Email address that Azure Monitor notifies when a watchdog run fails or no run succeeded for 26 hours.')
+param alertEmail string
+
+@description('Name of the timer function in function_app.py, as Application Insights records it (operation_Name).')
+param timerFunctionName string = 'watchdog_timer'
+
+@description('Object ID of the person (or group) who stages PATs; gets Key Vault Secrets Officer on the vault. azd fills in the signed-in user (AZURE_PRINCIPAL_ID). Empty: no grant.')
+param operatorPrincipalId string = ''
+
+// ---------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------
+
+var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'pat-watchdog'
+}
+var functionAppName = 'func-patwatchdog-${token}'
+var createVault = empty(keyVaultName)
+var vaultName = createVault ? 'kv-patwd-${token}' : keyVaultName
+var vaultResourceGroup = createVault || empty(keyVaultResourceGroup) ? resourceGroup().name : keyVaultResourceGroup
+
+// /subscriptions/{2}/resourceGroups/{4}/providers/Microsoft.Web/sites/{8}
+var aggregatorParts = split(aggregatorAppId, '/')
+var aggregatorSubscriptionId = aggregatorParts[2]
+var aggregatorResourceGroup = aggregatorParts[4]
+var aggregatorSiteName = aggregatorParts[8]
+var aggregatorGroupId = '/subscriptions/${aggregatorSubscriptionId}/resourceGroups/${aggregatorResourceGroup}'
+
+var useAcs = !empty(acsResourceId)
+var acsParts = split(acsResourceId, '/')
+
+// environment().resourceManager ends with '/'; the setting is a base URL without it.
+var resourceManager = environment().resourceManager
+var armEndpoint = endsWith(resourceManager, '/') ? substring(resourceManager, 0, length(resourceManager) - 1) : resourceManager
+
+// ---------------------------------------------------------------------------------------
+// Identity: one user-assigned identity for the host (storage), Key Vault references and
+// the watchdog itself. User-assigned so that its role assignments can be made before the
+// app exists and survive a re-created app.
+// ---------------------------------------------------------------------------------------
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-patwatchdog-${token}'
+  location: location
+  tags: tags
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: 'log-patwatchdog-${token}'
+    applicationInsightsName: 'appi-patwatchdog-${token}'
+    location: location
+    tags: tags
+    principalId: identity.properties.principalId
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: 'stpatwd${token}'
+    location: location
+    tags: tags
+    principalId: identity.properties.principalId
+    deploymentContainerName: 'app-package'
+    stateTable: stateTable
+    fanoutQueue: fanoutQueue
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module vault 'app/keyvault.bicep' = if (createVault) {
+  name: 'keyvault'
+  params: {
+    name: vaultName
+    location: location
+    tags: tags
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module vaultAccess 'app/keyvault-access.bicep' = {
+  name: 'keyvault-access'
+  scope: resourceGroup(vaultResourceGroup)
+  params: {
+    vaultName: vaultName
+    principalId: identity.properties.principalId
+    operatorPrincipalId: operatorPrincipalId
+    teamsWebhookUrl: teamsWebhookUrl
+    smtpPassword: smtpPassword
+  }
+  dependsOn: [
+    vault
+  ]
+}
+
+module aggregatorAccess 'app/aggregator-access.bicep' = {
+  name: 'aggregator-access'
+  scope: resourceGroup(aggregatorSubscriptionId, aggregatorResourceGroup)
+  params: {
+    siteName: aggregatorSiteName
+    principalId: identity.properties.principalId
+    accessScope: aggregatorAccessScope
+  }
+}
+
+module acsAccess 'app/acs-access.bicep' = if (useAcs) {
+  name: 'acs-access'
+  scope: resourceGroup(useAcs ? acsParts[2] : subscription().subscriptionId, useAcs ? acsParts[4] : resourceGroup().name)
+  params: {
+    communicationServiceName: useAcs ? acsParts[8] : ''
+    principalId: identity.properties.principalId
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// App settings (DESIGN 3.2). Optional settings are left out when empty, so the app sees
+// "not set" rather than an empty string.
+// ---------------------------------------------------------------------------------------
+
+var requiredSettings = {
+  WATCHDOG_AGGREGATOR_APP: aggregatorAccessScope == 'resourceGroup' ? aggregatorGroupId : aggregatorAppId
+  WATCHDOG_DEVOPS_ORG_URL: devOpsOrgUrl
+  WATCHDOG_TOKEN_SETTING: tokenSetting
+  WATCHDOG_ARM_ENDPOINT: armEndpoint
+  WATCHDOG_KEY_VAULT_URL: 'https://${vaultName}${environment().suffixes.keyvaultDns}'
+  WATCHDOG_STAGED_SECRET: stagedSecretName
+  WATCHDOG_PREVIOUS_SECRET: previousSecretName
+  WATCHDOG_ROTATION: rotation
+  WATCHDOG_ROTATE_WITHIN_DAYS: string(rotateWithinDays)
+  WATCHDOG_WARN_DAYS: warnDays
+  WATCHDOG_CRITICAL_DAYS: string(criticalDays)
+  WATCHDOG_REQUIRED_SCOPES: requiredScopes
+  WATCHDOG_SCHEDULE: schedule
+  WATCHDOG_REPEAT_HOURS: string(repeatHours)
+  WATCHDOG_STATE_TABLE: stateTable
+  WATCHDOG_CONCURRENCY: string(concurrency)
+}
+var vsspsSetting = empty(devOpsVsspsUrl) ? {} : { WATCHDOG_DEVOPS_VSSPS_URL: devOpsVsspsUrl }
+var expirySetting = empty(patExpiresOn) ? {} : { WATCHDOG_PAT_EXPIRES_ON: patExpiresOn }
+var authorizationIdSetting = empty(patAuthorizationId) ? {} : { WATCHDOG_PAT_AUTHORIZATION_ID: patAuthorizationId }
+var fanoutSetting = empty(fanoutQueue) ? {} : { WATCHDOG_FANOUT_QUEUE: fanoutQueue }
+// A secret never sits in a setting: the setting is a Key Vault reference, which the
+// platform resolves with the identity (keyVaultReferenceIdentity in app/function.bicep).
+var teamsSetting = empty(teamsWebhookUrl) ? {} : {
+  WATCHDOG_TEAMS_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${vaultAccess.outputs.teamsWebhookSecretUri})'
+}
+var emailSettings = union(
+  empty(emailTo) ? {} : { WATCHDOG_EMAIL_TO: emailTo },
+  empty(emailFrom) ? {} : { WATCHDOG_EMAIL_FROM: emailFrom }
+)
+var acsSetting = useAcs ? { WATCHDOG_ACS_ENDPOINT: acsAccess.outputs.endpoint } : {}
+var smtpSettings = empty(smtpHost) ? {} : {
+  WATCHDOG_SMTP_HOST: smtpHost
+  WATCHDOG_SMTP_PORT: string(smtpPort)
+  WATCHDOG_SMTP_STARTTLS: smtpStartTls ? 'true' : 'false'
+}
+var smtpUsernameSetting = empty(smtpUsername) ? {} : { WATCHDOG_SMTP_USERNAME: smtpUsername }
+var smtpPasswordSetting = empty(smtpPassword) ? {} : {
+  WATCHDOG_SMTP_PASSWORD: '@Microsoft.KeyVault(SecretUri=${vaultAccess.outputs.smtpPasswordSecretUri})'
+}
+var watchdogSettings = union(requiredSettings, vsspsSetting, expirySetting, authorizationIdSetting, fanoutSetting, teamsSetting, emailSettings, acsSetting, smtpSettings, smtpUsernameSetting, smtpPasswordSetting)
+
+module functionApp 'app/function.bicep' = {
+  name: 'function'
+  params: {
+    name: functionAppName
+    planName: 'plan-patwatchdog-${token}'
+    location: location
+    tags: tags
+    identityId: identity.id
+    identityClientId: identity.properties.clientId
+    storageAccountName: storage.outputs.name
+    blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    tableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerName: 'app-package'
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    appSettings: watchdogSettings
+  }
+  // The host needs its storage roles before its first start.
+  dependsOn: [
+    storage
+  ]
+}
+
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    namePrefix: 'patwatchdog-${token}'
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    functionAppName: functionApp.outputs.name
+    timerFunctionName: timerFunctionName
+    alertEmail: alertEmail
+  }
+}
+
+// azd reads these into the environment; SERVICE_<NAME>_NAME names the deploy target.
+// No output is named like an input of main.parameters.json (KEY_VAULT_NAME would turn the
+// created vault into an "existing" one on the next azd up).
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_FUNCTION_NAME string = functionApp.outputs.name
+output SERVICE_WATCHDOG_NAME string = functionApp.outputs.name
+output AZURE_WATCHDOG_IDENTITY_CLIENT_ID string = identity.properties.clientId
+output AZURE_WATCHDOG_IDENTITY_PRINCIPAL_ID string = identity.properties.principalId
+output AZURE_KEY_VAULT_NAME string = vaultName
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+// The same value as the app setting, so that `pat-watchdog status` on a laptop can use it.
+output WATCHDOG_KEY_VAULT_URL string = watchdogSettings.WATCHDOG_KEY_VAULT_URL
