@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .web import Request
 
@@ -79,6 +79,7 @@ class Fault:
     headers: dict[str, str] | None = None
     nth: int = 1
     times: int | None = 1
+    action: Callable[[], None] | None = None   # runs before the request is handled (a concurrent actor)
     hits: int = 0
     seen: int = field(default=0, repr=False)
 

@@ -152,10 +152,14 @@ class Sandbox:
     def inject(self, *, method: str | None = None, host: str | None = None,
                path: str | None = None, status: int | None = None, hang: float = 0.0,
                drop: bool = False, body: Any = None, headers: dict[str, str] | None = None,
-               nth: int = 1, times: int | None = 1) -> Fault:
-        """Misbehave on the nth matching request (and times-1 more; None: all later ones)."""
+               nth: int = 1, times: int | None = 1,
+               action: Callable[[], None] | None = None) -> Fault:
+        """Misbehave on the nth matching request (and times-1 more; None: all later ones).
+
+        `action` runs before the request is handled: another actor changing state meanwhile.
+        """
         return self._faults.add(Fault(method, host, path, status, hang, drop, body, headers,
-                                      nth, times))
+                                      nth, times, action))
 
     def clear_faults(self) -> None:
         """Remove every fault."""
@@ -169,6 +173,8 @@ class Sandbox:
     def _dispatch(self, request: Request) -> Response:
         """Faults, latency, routing, recording."""
         fault = self._faults.pick(request)
+        if fault is not None and fault.action is not None:
+            fault.action()
         delay = self.latency + (fault.hang if fault else 0.0)
         if delay > 0:
             self._stopping.wait(delay)

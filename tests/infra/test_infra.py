@@ -753,7 +753,7 @@ def test_the_parameters_file_matches_main_bicep(templates: dict[str, dict]) -> N
 
 def test_funcignore_keeps_tests_docs_and_the_sandbox_out_of_the_package() -> None:
     entries = {line.strip() for line in (ROOT / ".funcignore").read_text().splitlines()}
-    assert {"tests/", "docs/", "pat_watchdog/sandbox/", "infra/", ".venv*/"} <= entries
+    assert {"tests/", "docs/", "pat_watchdog/sandbox/", "infra/", ".venv*/", "node_modules/"} <= entries
     assert "function_app.py" not in entries and "pat_watchdog/" not in entries
 
 

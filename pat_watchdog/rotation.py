@@ -1,0 +1,220 @@
+"""The rotation protocol of DESIGN 3.5: small idempotent steps, state kept in Key Vault tags.
+
+validate -> save previous -> tag `applying` -> swap (read-merge-replace) -> verify -> tag `current`.
+A failure in swap or verify puts the previous token back and tags the candidate `failed`. A
+run that finds `applying` (its predecessor died) finishes or undoes it before deciding anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pat_watchdog import devops
+from pat_watchdog.errors import ServiceError, WatchdogError
+from pat_watchdog.model import ExpiryFact, LiveCheck, Liveness
+from pat_watchdog.observe import Observed, Ports
+from pat_watchdog.policy import held_scopes_missing
+from pat_watchdog.reasons import format_time
+from pat_watchdog.secret import Token
+from pat_watchdog.settings import Settings
+from pat_watchdog.staging import scopes_tag
+from pat_watchdog.swap import SettingsSwap, SwapError
+from pat_watchdog.vault import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
+                                TagLimitError, Vault, has_room)
+
+log = logging.getLogger(__name__)
+
+
+class Rejected(WatchdogError):
+    """The candidate fails validation: it is tagged `rejected` and never tried again."""
+
+
+class Postponed(WatchdogError):
+    """Rotation cannot proceed now (validation impossible, lock held); nothing was changed."""
+
+
+@dataclass
+class Outcome:
+    """What a rotation attempt ended as, and the facts needed to re-decide afterwards."""
+
+    state: str                                 # current | rejected | failed | postponed
+    detail: str
+    version: str | None = None
+    live: LiveCheck | None = None
+    facts: tuple[ExpiryFact, ...] = ()
+    fingerprint: str | None = None
+    recovered: bool = False                    # finished a rotation a dead run had started
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rotation:
+    """One instance's rotation, over the run's adapters."""
+
+    obs: Observed
+    settings: Settings
+    ports: Ports
+    now: datetime
+
+    @property
+    def vault(self) -> Vault:
+        return self.ports.vaults.get(self.settings.key_vault_url)
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return self.settings.secret_names(self.obs.app.site)
+
+    def version(self, version_id: str) -> SecretVersion:
+        return next(v for v in self.obs.staged if v.version == version_id)
+
+    # -- step 1 -----------------------------------------------------------------
+    def validate(self, candidate: Token, version: SecretVersion) -> tuple[LiveCheck, tuple[ExpiryFact, ...]]:
+        """Live, same user, required scopes, later expiry, not global; raise Rejected saying why."""
+        live = devops.check_live(self.ports.session, self.settings.devops_org_url, candidate, self.ports.retry)
+        if live.state is Liveness.UNKNOWN:
+            raise Postponed(f"Azure DevOps could not be reached to validate the candidate: {live.detail}")
+        if live.state is not Liveness.VALID:
+            raise Rejected(f"the candidate does not work ({live.state.value}: {live.detail})")
+        current = self.obs.snapshot.live
+        if current.state is Liveness.VALID and current.user_id and live.user_id != current.user_id:
+            raise Rejected("the candidate belongs to another user than the current token")
+        fact = self._candidate_fact(candidate, version, live)
+        missing = held_scopes_missing(fact.scopes, self.settings.required_scopes) if fact.scopes else ()
+        if missing:
+            raise Rejected("missing required scopes: " + " ".join(missing))
+        if fact.global_pat:
+            raise Rejected("a global PAT (all organizations); global PATs stop working on 2026-12-01")
+        if fact.expires_on is None:
+            raise Rejected("its expiry is unknown: stage it with --expires <validTo>")
+        current_expiry = self._current_expiry()
+        if current_expiry is not None and fact.expires_on <= current_expiry:
+            raise Rejected(f"it expires {format_time(fact.expires_on)}, not later than the current token "
+                           f"({format_time(current_expiry)})")
+        return live, (fact,)
+
+    def _candidate_fact(self, candidate: Token, version: SecretVersion, live: LiveCheck) -> ExpiryFact:
+        scopes = scopes_tag(version)
+        listing = devops.list_tokens(self.ports.session, self.settings.vssps_url, candidate, self.ports.retry)
+        match = devops.match_entry(listing.entries, self.now, user_id=live.user_id,
+                                   authorization_id=version.tags.get("authorizationId"),
+                                   known_expiry=version.expires_on)
+        entry = devops.fact_from_entry(match.entry) if match.entry and not match.ambiguous else None
+        return ExpiryFact("keyvault", version.expires_on or (entry.expires_on if entry else None),
+                          scopes or (entry.scopes if entry else None),
+                          global_pat=entry.global_pat if entry else None,
+                          authorization_id=version.tags.get("authorizationId"))
+
+    def _current_expiry(self) -> datetime | None:
+        dated = [f.expires_on for f in self.obs.snapshot.facts if f.expires_on and not f.ambiguous]
+        return min(dated, default=None)
+
+    # -- steps 2 and 3 --------------------------------------------------------------
+    def save_previous(self) -> None:
+        """Keep the current token as a new version of the previous secret (once per token)."""
+        current = self.obs.current
+        if current is None:
+            return
+        previous_name = self.names[1]
+        for version in self.vault.versions(previous_name):
+            if version.tags.get(FINGERPRINT_TAG) == current.fingerprint and \
+                    version.tags.get("app", "").lower() == str(self.obs.app).lower():
+                return
+        self.vault.store(previous_name, current, tags={
+            FINGERPRINT_TAG: current.fingerprint, "replaced-at": format_time(self.now), "app": str(self.obs.app)})
+
+    def mark(self, version: SecretVersion, changes: dict) -> SecretVersion:
+        """Merge tags into the candidate and keep our copy current (PATCH replaces the set)."""
+        updated = self.vault.set_tags(version, changes)
+        self.obs.staged = [updated if v.version == updated.version else v for v in self.obs.staged]
+        return updated
+
+    # -- the protocol --------------------------------------------------------------------
+    def run(self, version_id: str) -> Outcome:
+        """Steps 1-6 for a pending candidate; never raises for a problem of this instance."""
+        version = self.version(version_id)
+        if not has_room(version.tags):
+            return Outcome("postponed", f"{version_id} has no room for the watchdog's tags (TAG_LIMIT)", version_id)
+        try:
+            candidate, _ = self.vault.read(version.name, version.version)
+            live, facts = self.validate(candidate, version)
+        except Rejected as why:
+            return self._reject(version, str(why))
+        except (Postponed, ServiceError) as why:
+            return Outcome("postponed", f"rotation postponed, nothing changed: {why}", version_id)
+        return self._apply(version, candidate, live, facts)
+
+    def _reject(self, version: SecretVersion, why: str) -> Outcome:
+        try:
+            self.mark(version, {STATUS_TAG: "rejected", REASON_TAG: why})
+        except (ServiceError, TagLimitError) as error:
+            return Outcome("postponed", f"rejected ({why}) but the tag could not be written: {error}",
+                           version.version)
+        return Outcome("rejected", why, version.version)
+
+    def _apply(self, version, candidate: Token, live, facts) -> Outcome:
+        try:
+            self.save_previous()
+            version = self.mark(version, {STATUS_TAG: "applying", FINGERPRINT_TAG: candidate.fingerprint,
+                                          REASON_TAG: None})
+        except (ServiceError, TagLimitError) as error:
+            return Outcome("postponed", f"rotation postponed, Aggregator untouched: {error}", version.version)
+        swap = SettingsSwap(self.obs, self.settings, self.ports)
+        try:
+            swap.to(candidate, expect=self.obs.current)
+            swap.verify(candidate)
+        except SwapError as error:
+            return self._undo(version, swap, str(error))
+        return self._promote(version, candidate, live, facts)
+
+    def _promote(self, version, candidate: Token, live, facts, *, recovered: bool = False) -> Outcome:
+        try:
+            self.mark(version, {STATUS_TAG: "current", ROTATED_TAG: format_time(self.now), REASON_TAG: None})
+        except (ServiceError, TagLimitError) as error:
+            return Outcome("failed", f"Aggregator uses the new token, but Key Vault could not record it "
+                           f"({error}); the next run finishes", version.version, live, facts, candidate.fingerprint)
+        return Outcome("current", f"rotated to {version.version} (fingerprint {candidate.fingerprint})",
+                       version.version, live, facts, candidate.fingerprint, recovered=recovered)
+
+    def _undo(self, version: SecretVersion, swap: SettingsSwap, why: str) -> Outcome:
+        previous = self.obs.current or self._saved_previous()
+        undone = swap.restore(previous) if previous else "no previous token is known"
+        try:
+            self.mark(version, {STATUS_TAG: "failed", REASON_TAG: why})
+        except (ServiceError, TagLimitError) as error:
+            undone += f"; the failure could not be tagged ({error})"
+        return Outcome("failed", f"{why}; {undone}", version.version)
+
+    def _saved_previous(self) -> Token | None:
+        """The token this rotation replaced, from the previous secret (after a crash)."""
+        mine = [v for v in self.vault.versions(self.names[1])
+                if v.tags.get("app", "").lower() == str(self.obs.app).lower()]
+        if not mine:
+            return None
+        newest = max(mine, key=lambda v: v.created_on)
+        return self.vault.read(newest.name, newest.version)[0]
+
+    # -- recovery -------------------------------------------------------------------------
+    def reconcile(self, version_id: str) -> Outcome:
+        """A version left `applying`: finish it if Aggregator already uses it and it works; else
+        redo the swap (the validation passed before) or put the previous token back."""
+        version = self.version(version_id)
+        try:
+            candidate, _ = self.vault.read(version.name, version.version)
+        except ServiceError as error:
+            return Outcome("postponed", f"interrupted rotation not reconciled yet: {error}", version_id)
+        if self.obs.current == candidate:
+            live = devops.check_live(self.ports.session, self.settings.devops_org_url, candidate, self.ports.retry)
+            if live.state is Liveness.VALID:
+                fact = ExpiryFact("keyvault", version.expires_on, scopes_tag(version))
+                return self._promote(version, candidate, live, (fact,), recovered=True)
+            swap = SettingsSwap(self.obs, self.settings, self.ports)
+            self.obs.current = None  # Aggregator holds the broken candidate: restore from the saved copy
+            return self._undo(version, swap, f"the interrupted rotation's token does not work ({live.detail})")
+        try:
+            live, facts = self.validate(candidate, version)
+        except (Rejected, Postponed, ServiceError) as why:
+            return self._undo(version, SettingsSwap(self.obs, self.settings, self.ports),
+                              f"interrupted rotation could not be redone: {why}")
+        return self._apply(version, candidate, live, facts)

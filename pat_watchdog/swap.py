@@ -1,0 +1,145 @@
+"""Putting a token into Aggregator's settings by read-merge-replace, verifying it, and undoing it.
+
+ARM's PUT `config/appsettings` replaces ALL settings and has no ETag, so: list immediately
+before the PUT, change only the token setting and `Aggregator_VstsTokenType`, re-read after,
+and compare every other setting byte for byte.
+"""
+
+from __future__ import annotations
+
+from pat_watchdog import devops
+from pat_watchdog.errors import ServiceError, WatchdogError
+from pat_watchdog.model import Liveness
+from pat_watchdog.observe import Observed, Ports
+from pat_watchdog.secret import Token, fingerprint
+from pat_watchdog.settings import Settings
+from pat_watchdog.vault import FINGERPRINT_TAG
+
+TOKEN_TYPE = "Aggregator_VstsTokenType"
+
+
+class SwapError(WatchdogError):
+    """The swap or its verification failed; the caller puts the previous token back."""
+
+
+class SettingsSwap:
+    """One Aggregator app's token setting; plain value or Key Vault reference (DESIGN 3.5)."""
+
+    def __init__(self, obs: Observed, settings: Settings, ports: Ports):
+        self.obs, self.ports, self.name = obs, ports, settings.token_setting
+        self.org_url = settings.devops_org_url
+        self.original = obs.settings.get(self.name)     # the value observed at the start of the run
+        self.before: dict | None = None                 # the settings listed right before the PUT
+        self.expected: str | None = None
+
+    # -- forward ------------------------------------------------------------------------
+    def to(self, candidate: Token, *, expect: Token | None) -> None:
+        """Make Aggregator use `candidate`; stop if someone else changed the token meanwhile."""
+        ref = self.obs.reference
+        if ref is None:
+            self._write(candidate.reveal())
+        elif ref.versioned:
+            self._write(ref.as_setting(self._store_in_reference(candidate)))
+        else:
+            self._store_in_reference(candidate)
+            self.before = self._list()
+            self.expected = self.before.get(self.name)
+            self._restart()
+
+    def _write(self, value: str) -> None:
+        fresh = self._list()
+        self.before, self.expected = fresh, value
+        if fresh.get(self.name) == value:
+            return  # an earlier, interrupted run already wrote it
+        if fresh.get(self.name) != self.original:
+            raise SwapError(f"{self.name} was changed by someone else since it was read "
+                            f"(now fingerprint {_fp(fresh.get(self.name))}); nothing written")
+        merged = {**fresh, self.name: value, TOKEN_TYPE: "PAT"}
+        try:
+            self.ports.apps.replace_settings(self.obs.app, merged)
+        except ServiceError as error:
+            raise SwapError(f"writing the app settings failed: {error}") from None
+
+    def _store_in_reference(self, token: Token) -> str:
+        """The token as the newest version of the referenced secret (reused if already there)."""
+        ref = self.obs.reference
+        vault = self.ports.vaults.get(ref.vault_url)
+        try:
+            for version in vault.versions(ref.secret_name):
+                if version.tags.get(FINGERPRINT_TAG) == token.fingerprint and version.enabled:
+                    return version.version
+            return vault.store(ref.secret_name, token, tags={FINGERPRINT_TAG: token.fingerprint}).version
+        except ServiceError as error:
+            raise SwapError(f"writing the referenced secret failed: {error}") from None
+
+    def _restart(self) -> None:
+        # A versionless reference is re-resolved when the app restarts.
+        try:
+            self.ports.apps.restart(self.obs.app)
+        except ServiceError as error:
+            raise SwapError(f"restarting the app failed: {error}") from None
+
+    # -- verification -----------------------------------------------------------------------
+    def verify(self, candidate: Token) -> None:
+        """Settings re-read show the candidate and nothing else changed; the candidate still works."""
+        after = self._list()
+        if after.get(self.name) != self.expected:
+            raise SwapError(f"re-read settings show {self.name} with fingerprint {_fp(after.get(self.name))}, "
+                            f"not the candidate's {candidate.fingerprint}")
+        changed = sorted(k for k in set(self.before) | set(after)
+                         if k not in (self.name, TOKEN_TYPE) and self.before.get(k) != after.get(k))
+        if changed:
+            raise SwapError("other settings changed during the rotation: " + ", ".join(changed))
+        if self.obs.reference is not None:
+            self._verify_reference(candidate)
+        live = devops.check_live(self.ports.session, self.org_url, candidate, self.ports.retry)
+        if live.state is not Liveness.VALID:
+            raise SwapError(f"the new token fails connectionData after the swap ({live.state.value})")
+
+    def _verify_reference(self, candidate: Token) -> None:
+        ref = self.obs.reference
+        try:
+            resolved, _ = self.ports.vaults.get(ref.vault_url).read(ref.secret_name, _version_of(self.expected))
+        except ServiceError as error:
+            raise SwapError(f"the referenced secret could not be re-read: {error}") from None
+        if resolved != candidate:
+            raise SwapError("the Key Vault reference does not resolve to the candidate")
+
+    # -- undo ---------------------------------------------------------------------------------
+    def restore(self, previous: Token) -> str:
+        """Put the previous token back by the same read-merge-replace; say what happened."""
+        try:
+            ref = self.obs.reference
+            if ref is not None and not ref.versioned:
+                self._store_in_reference(previous)
+                self._restart()
+            else:
+                value = self.original if ref is not None else previous.reveal()
+                fresh = self._list()
+                if fresh.get(self.name) != value:
+                    self.ports.apps.replace_settings(self.obs.app, {**fresh, self.name: value, TOKEN_TYPE: "PAT"})
+                if self._list().get(self.name) != value:
+                    raise SwapError("the settings re-read after the rollback do not show the previous token")
+        except (ServiceError, SwapError) as error:
+            return (f"ROLLBACK FAILED ({error}): check {self.name} of {self.obs.app.site} by hand; the previous "
+                    f"token (fingerprint {previous.fingerprint}) is saved in the previous-token secret")
+        return f"the previous token (fingerprint {previous.fingerprint}) was put back"
+
+    def _list(self) -> dict:
+        try:
+            return self.ports.apps.list_settings(self.obs.app)
+        except ServiceError as error:
+            raise SwapError(f"reading the app settings failed: {error}") from None
+
+
+def _fp(value: str | None) -> str:
+    return fingerprint(value) if value else "none"
+
+
+def _version_of(reference_setting: str | None) -> str | None:
+    """The version a SecretUri reference points at, None for versionless."""
+    if not reference_setting:
+        return None
+    inner = reference_setting.rstrip(")").split("SecretUri=")[-1].rstrip("/")
+    parts = inner.split("/secrets/")[-1].split("/")
+    return parts[1] if len(parts) > 1 and parts[1] else None
