@@ -19,7 +19,7 @@ from pat_watchdog.settings import StorageTarget
 
 log = logging.getLogger(__name__)
 _RANK = {"INFO": 0, "WARNING": 1, "CRITICAL": 2}
-_ALERTS, _RUNS = "alert", "run"
+_ALERTS, _RUNS, _LOCKS = "alert", "run", "lock"
 _CHUNK = 30_000  # characters per property: Table string properties hold 64 KiB of UTF-16
 
 
@@ -68,6 +68,7 @@ class MemoryLedger:
     def __init__(self):
         self._entries: dict[tuple, Entry] = {}
         self._runs: list[dict] = []
+        self._locks: dict[str, tuple[str, datetime]] = {}
         self._lock = threading.Lock()
 
     def active(self) -> dict[tuple, Entry]:
@@ -80,6 +81,19 @@ class MemoryLedger:
 
     def add_run(self, report: dict) -> None:
         self._runs.append(report)
+
+    def acquire(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool:
+        with self._lock:
+            holder = self._locks.get(key)
+            if holder and holder[0] != owner and holder[1] > now:
+                return False
+            self._locks[key] = (owner, now + lease)
+            return True
+
+    def release(self, key: str, owner: str) -> None:
+        with self._lock:
+            if self._locks.get(key, (None,))[0] == owner:
+                del self._locks[key]
 
     def last_run(self) -> dict | None:
         return self._runs[-1] if self._runs else None
@@ -153,6 +167,41 @@ class TableLedger:
         for row in rows:
             return json.loads("".join(row[f"report_{i}"] for i in range(row["chunks"])))
         return None
+
+
+    def acquire(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool:
+        """An ETag-guarded lock row: created if absent, taken over only when its lease ran out."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+        from azure.data.tables import UpdateMode
+
+        row = {"PartitionKey": _LOCKS, "RowKey": _row_key((key,)), "owner": owner, "expires": now + lease}
+        try:
+            self._call("taking the rotation lock", self._table.create_entity, row)
+            return True
+        except ServiceError as error:
+            if error.status != 409:
+                raise
+        held = self._call("reading the rotation lock", self._table.get_entity, _LOCKS, row["RowKey"])
+        if held["owner"] != owner and held["expires"] > now:
+            return False
+        try:
+            self._table.update_entity(row, mode=UpdateMode.REPLACE, etag=held.metadata["etag"],
+                                      match_condition=MatchConditions.IfNotModified)
+        except (HttpResponseError, ResourceExistsError):
+            return False  # another run took the expired lease first
+        return True
+
+    def release(self, key: str, owner: str) -> None:
+        from azure.core import MatchConditions
+
+        try:
+            held = self._call("reading the rotation lock", self._table.get_entity, _LOCKS, _row_key((key,)))
+            if held["owner"] == owner:
+                self._call("releasing the rotation lock", self._table.delete_entity, _LOCKS, _row_key((key,)),
+                           etag=held.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+        except ServiceError as error:
+            log.warning("rotation lock not released (its lease runs out): %s", error)
 
 
 def open_ledger(settings, credential, retry: RetryPolicy):

@@ -20,7 +20,7 @@ from pat_watchdog.reasons import format_time
 from pat_watchdog.secret import Token
 from pat_watchdog.settings import Settings
 from pat_watchdog.staging import scopes_tag
-from pat_watchdog.swap import SettingsSwap, SwapError
+from pat_watchdog.swap import ConcurrentChange, SettingsSwap, SwapError
 from pat_watchdog.vault import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
                                 TagLimitError, Vault, has_room)
 
@@ -39,7 +39,7 @@ class Postponed(WatchdogError):
 class Outcome:
     """What a rotation attempt ended as, and the facts needed to re-decide afterwards."""
 
-    state: str                                 # current | rejected | failed | postponed
+    state: str                                 # current | rejected | failed | stopped | postponed
     detail: str
     version: str | None = None
     live: LiveCheck | None = None
@@ -164,6 +164,8 @@ class Rotation:
         try:
             swap.to(candidate, expect=self.obs.current)
             swap.verify(candidate)
+        except ConcurrentChange as error:
+            return self._stop(version, str(error))
         except SwapError as error:
             return self._undo(version, swap, str(error))
         return self._promote(version, candidate, live, facts)
@@ -185,6 +187,14 @@ class Rotation:
         except (ServiceError, TagLimitError) as error:
             undone += f"; the failure could not be tagged ({error})"
         return Outcome("failed", f"{why}; {undone}", version.version)
+
+    def _stop(self, version: SecretVersion, why: str) -> Outcome:
+        """A person changed the token meanwhile: leave their change, make the candidate pending again."""
+        try:
+            self.mark(version, {STATUS_TAG: None})
+        except (ServiceError, TagLimitError) as error:
+            why += f"; the candidate stays tagged applying ({error}) and is reconciled next run"
+        return Outcome("stopped", why, version.version)
 
     def _saved_previous(self) -> Token | None:
         """The token this rotation replaced, from the previous secret (after a crash)."""

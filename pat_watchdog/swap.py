@@ -22,6 +22,10 @@ class SwapError(WatchdogError):
     """The swap or its verification failed; the caller puts the previous token back."""
 
 
+class ConcurrentChange(SwapError):
+    """Someone else changed the token setting meanwhile: nothing was written, nothing is undone."""
+
+
 class SettingsSwap:
     """One Aggregator app's token setting; plain value or Key Vault reference (DESIGN 3.5)."""
 
@@ -52,7 +56,7 @@ class SettingsSwap:
         if fresh.get(self.name) == value:
             return  # an earlier, interrupted run already wrote it
         if fresh.get(self.name) != self.original:
-            raise SwapError(f"{self.name} was changed by someone else since it was read "
+            raise ConcurrentChange(f"{self.name} was changed by someone else since it was read "
                             f"(now fingerprint {_fp(fresh.get(self.name))}); nothing written")
         merged = {**fresh, self.name: value, TOKEN_TYPE: "PAT"}
         try:

@@ -10,24 +10,24 @@ from datetime import datetime
 from azure.core.credentials import TokenCredential
 
 from pat_watchdog import aggregator, report
+from pat_watchdog.act import DRY_RUN, ROTATE, RUN, STATUS, act
+from pat_watchdog.act import WRITES as _WRITES
 from pat_watchdog.aggregator import AggregatorApps
 from pat_watchdog.errors import ServiceError
 from pat_watchdog.http import RetryPolicy, new_session
 from pat_watchdog.ledger import open_ledger
-from pat_watchdog.notify.dispatch import Outbox, dispatch
+from pat_watchdog.notify.dispatch import Outbox
 from pat_watchdog.notify.email import AcsChannel, SmtpChannel
 from pat_watchdog.notify.teams import TeamsChannel
-from pat_watchdog.model import Action, InstancePlan, InstanceSnapshot, Note
+from pat_watchdog.model import InstancePlan, InstanceSnapshot, Note
 from pat_watchdog.observe import Observed, Ports, observe
 from pat_watchdog.policy import Policy, decide
 from pat_watchdog.resource_ids import ResourceId
 from pat_watchdog.settings import Settings
-from pat_watchdog.vault import STATUS_TAG, Vaults
+from pat_watchdog.vault import Vaults
 
 log = logging.getLogger(__name__)
 
-STATUS, RUN, DRY_RUN, ROTATE = "status", "run", "dry-run", "rotate"
-_WRITES = (RUN, ROTATE)
 
 
 def default_credential() -> TokenCredential:
@@ -106,7 +106,7 @@ def run_once(settings: Settings, mode: str, now: datetime, *, ports: Ports | Non
         plans = [decide(o.snapshot, Policy.from_settings(settings, o.app.site), now, force_rotation=force)
                  for o in observed]
         outbox = _outbox(ports, settings, mode)
-        plans = [_act(plan, obs, settings, ports, mode, outbox, now) for plan, obs in zip(plans, observed)]
+        plans = [act(plan, obs, settings, ports, mode, outbox, now) for plan, obs in zip(plans, observed)]
         result = RunResult(report.build(plans, now, command=mode, errors=errors, problems=outbox.problems),
                            tuple(plans))
         _record(result, ports, mode)
@@ -148,29 +148,3 @@ def _observe_all(targets, settings, ports, now, *, write) -> list[Observed]:
 
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="observe") as pool:
         return list(pool.map(one, targets))
-
-
-def _act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: str,
-         outbox: Outbox, now: datetime) -> InstancePlan:
-    actions = []
-    candidate = plan.candidate
-    if plan.adopt:
-        actions.append(_adopt(plan, obs, settings, ports, mode))
-        if actions[-1].outcome == "done":
-            candidate = replace(candidate, state="current")
-    if plan.rotate:
-        actions.append(Action("rotate", None, "INFO", "planned", plan.rotate_why or "rotation due"))
-    actions = dispatch(plan, settings, outbox, now) + actions
-    return replace(plan, actions=tuple(actions), candidate=candidate)
-
-
-def _adopt(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: str) -> Action:
-    version = next(v for v in obs.staged if v.version == plan.candidate.version)
-    detail = f"staged version {version.version} equals the current token: tagged {STATUS_TAG}=current"
-    if mode not in _WRITES:
-        return Action("rotate", None, "INFO", "planned", detail)
-    try:
-        ports.vaults.get(settings.key_vault_url).set_tags(version, {STATUS_TAG: "current"})
-    except ServiceError as error:
-        return Action("rotate", None, "WARNING", "failed", f"adopting {version.version}: {error}")
-    return Action("rotate", None, "INFO", "done", detail)

@@ -59,8 +59,9 @@ def dispatch(plan: InstancePlan, settings, outbox: Outbox, now: datetime, *,
                 needs_update(entry, alert, now, outbox.repeat_hours)
             if why:
                 actions.append(_deliver(outbox, channel, alert, sent_entry(alert, channel.name, now), why))
-        for alert in extra:
-            actions.append(_deliver(outbox, channel, alert, sent_entry(alert, channel.name, now), "event"))
+        for alert in extra:  # events: sent once per channel, whatever the repeat interval
+            if outbox.active is None or (plan.name, alert.condition, channel.name) not in outbox.active:
+                actions.append(_deliver(outbox, channel, alert, sent_entry(alert, channel.name, now), "event"))
         actions.extend(_resolutions(plan, outbox, channel, {a.condition for a in due}, cleared, now))
     return actions
 
@@ -71,7 +72,7 @@ def _resolutions(plan, outbox: Outbox, channel, firing: set[str], cleared: set[s
         return []
     actions = []
     for (instance, condition, name), entry in sorted(outbox.active.items()):
-        if instance != plan.name or name != channel.name or condition in firing:
+        if instance != plan.name or name != channel.name or condition in firing or condition.startswith("ROTATED:"):
             continue
         if condition in cleared:
             if outbox.send:

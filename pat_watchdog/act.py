@@ -1,0 +1,157 @@
+"""Act on one instance's plan: finish or undo an interrupted rotation, adopt, rotate, alert."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from pat_watchdog import alerts as A
+from pat_watchdog import reasons as R
+from pat_watchdog.errors import ServiceError
+from pat_watchdog.model import Action, CandidateView, InstancePlan, Note
+from pat_watchdog.notify.dispatch import Outbox, dispatch
+from pat_watchdog.observe import Observed, Ports
+from pat_watchdog.policy import Policy, decide, rotation_due_in
+from pat_watchdog.rotation import Outcome, Rotation
+from pat_watchdog.settings import Settings
+from pat_watchdog.vault import ROTATED_TAG, STATUS_TAG
+
+STATUS, RUN, DRY_RUN, ROTATE = "status", "run", "dry-run", "rotate"
+WRITES = (RUN, ROTATE)
+LEASE = timedelta(minutes=10)       # longer than a rotation takes; a dead run's lock expires
+RECENT = timedelta(days=7)          # a "rotated" notice missed by a dead run is still sent this long
+_RUN_ID = uuid.uuid4().hex
+
+
+def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: str,
+        outbox: Outbox, now: datetime) -> InstancePlan:
+    """Carry out the plan; the returned plan is re-decided when a rotation changed the state."""
+    actions: list[Action] = []
+    outcome: Outcome | None = None
+    cand = plan.candidate
+    if cand.state == "applying":
+        outcome = _locked(plan, obs, settings, ports, mode, now, actions, "finish the interrupted rotation",
+                          lambda rot: rot.reconcile(cand.version))
+    elif plan.adopt:
+        actions.append(_adopt(plan, obs, settings, ports, mode))
+        if actions[-1].outcome == "done":
+            plan = replace(plan, candidate=replace(cand, state="current"))
+    elif plan.rotate:
+        outcome = _locked(plan, obs, settings, ports, mode, now, actions, plan.rotate_why or "rotation due",
+                          lambda rot: rot.run(cand.version))
+    elif mode == ROTATE:
+        actions.append(_not_rotating(plan, settings))
+    extra: list[A.Alert] = []
+    cleared: set[str] = set()
+    if outcome is not None:
+        before = {r.condition for r in plan.reasons if r.condition}
+        plan = _redecide(plan, obs, outcome, settings, now)
+        if outcome.state == "current":
+            cleared = before - {r.condition for r in plan.reasons if r.condition}
+    extra += _rotated_notice(plan, obs, outcome, now)
+    actions = dispatch(plan, settings, outbox, now, extra=extra, cleared=cleared) + actions
+    return replace(plan, actions=tuple(actions))
+
+
+def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step) -> Outcome | None:
+    """Run `step` under the instance's rotation lock (the timer and a person's `rotate` at once)."""
+    if mode not in WRITES:
+        actions.append(Action("rotate", None, "INFO", "planned", why))
+        return None
+    key = f"rotation~{plan.name}"
+    try:
+        if not ports.ledger.acquire(key, _RUN_ID, now, LEASE):
+            actions.append(Action("rotate", None, "WARNING", "failed", "another run holds the rotation lock; "
+                                  "it is retried next run"))
+            return None
+    except ServiceError as error:
+        actions.append(Action("rotate", None, "WARNING", "failed", f"rotation lock unavailable, nothing "
+                              f"changed: {error}"))
+        return None
+    try:
+        outcome = step(Rotation(obs, settings, ports, now))
+    except Exception:
+        ports.ledger.release(key, _RUN_ID)
+        raise
+    ports.ledger.release(key, _RUN_ID)
+    actions.append(_rotation_action(outcome))
+    return outcome
+
+
+def _rotation_action(outcome: Outcome) -> Action:
+    if outcome.state == "current":
+        prefix = "finished an interrupted rotation: " if outcome.recovered else ""
+        return Action("rotate", None, "INFO", "done", prefix + outcome.detail)
+    if outcome.state == "rejected":
+        return Action("rotate", None, "WARNING", "skipped", f"candidate {outcome.version} rejected: {outcome.detail}")
+    return Action("rotate", None, "CRITICAL" if outcome.state == "failed" else "WARNING", "failed", outcome.detail)
+
+
+def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Settings, now) -> InstancePlan:
+    """The plan for the state after the rotation attempt (the report shows where things ended)."""
+    snap, cand = obs.snapshot, obs.snapshot.candidate
+    if outcome.state == "current":
+        version = next((v for v in obs.staged if v.version == outcome.version), None)
+        snap = replace(snap, token_fingerprint=outcome.fingerprint, live=outcome.live, facts=outcome.facts,
+                       notes=(), candidate=CandidateView(outcome.version, "current", outcome.fingerprint,
+                                                         version.expires_on if version else None))
+    elif outcome.state in ("rejected", "failed"):
+        state = "applying" if _unrecorded(outcome) else outcome.state
+        snap = replace(snap, candidate=replace(cand, state=state, reason=outcome.detail[:256]))
+    elif outcome.state == "stopped":
+        snap = replace(snap, notes=snap.notes + (Note(R.ROTATION_STOPPED.name, outcome.detail),))
+    else:
+        return plan
+    return decide(snap, Policy.from_settings(settings, obs.app.site), now)
+
+
+def _unrecorded(outcome: Outcome) -> bool:
+    """Aggregator uses the candidate but Key Vault still says `applying` (the next run finishes)."""
+    return outcome.state == "failed" and "could not record" in outcome.detail
+
+
+def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, now: datetime) -> list[A.Alert]:
+    """INFO "rotated", for this run's rotation or one a dead run finished without telling."""
+    cand = plan.candidate
+    if cand.state != "current" or cand.version is None:
+        return []
+    version = next((v for v in obs.staged if v.version == cand.version), None)
+    rotated_at = version.tags.get(ROTATED_TAG) if version else None
+    fresh = outcome is not None and outcome.state == "current"
+    if not fresh and not (rotated_at and now - _parse(rotated_at) < RECENT):
+        return []
+    message = (f"Aggregator now uses the token with fingerprint {cand.fingerprint} (staged version {cand.version}, "
+               f"expires {R.format_time(cand.expires_on)}). The previous token is kept in Key Vault for rollback.")
+    return [A.info(plan, f"ROTATED:{cand.version}", "rotated", message)]
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _adopt(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: str) -> Action:
+    version = next(v for v in obs.staged if v.version == plan.candidate.version)
+    detail = f"staged version {version.version} equals the current token: tagged {STATUS_TAG}=current"
+    if mode not in WRITES:
+        return Action("rotate", None, "INFO", "planned", detail)
+    try:
+        ports.vaults.get(settings.key_vault_url).set_tags(version, {STATUS_TAG: "current"})
+    except ServiceError as error:
+        return Action("rotate", None, "WARNING", "failed", f"adopting {version.version}: {error}")
+    return Action("rotate", None, "INFO", "done", detail)
+
+
+def _not_rotating(plan: InstancePlan, settings: Settings) -> Action:
+    """`rotate` without a rotation to do: say why, and when one is due."""
+    cand = plan.candidate
+    if not settings.rotation_enabled:
+        detail = "rotation is off (WATCHDOG_ROTATION=off or no WATCHDOG_KEY_VAULT_URL)"
+    elif cand.state != "pending":
+        detail = f"nothing valid is staged (newest staged version: {cand.state})"
+    else:
+        days = rotation_due_in(plan.token, Policy.from_settings(settings, plan.name))
+        due = "unknown (expiry unknown)" if days is None else \
+            f"in {days} days, on {R.format_time(plan.token.expires_on - timedelta(days=settings.rotate_within_days))}"
+        detail = f"not due yet: rotation is due {due}; --force rotates now"
+    return Action("rotate", None, "INFO", "skipped", detail)
