@@ -21,7 +21,6 @@ STATUS, RUN, DRY_RUN, ROTATE = "status", "run", "dry-run", "rotate"
 WRITES = (RUN, ROTATE)
 LEASE = timedelta(minutes=10)       # longer than a rotation takes; a dead run's lock expires
 RECENT = timedelta(days=7)          # a "rotated" notice missed by a dead run is still sent this long
-_RUN_ID = uuid.uuid4().hex
 
 
 def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: str,
@@ -42,15 +41,11 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
                           lambda rot: rot.run(cand.version))
     elif mode == ROTATE:
         actions.append(_not_rotating(plan, settings))
-    extra: list[A.Alert] = []
-    cleared: set[str] = set()
     if outcome is not None:
-        before = {r.condition for r in plan.reasons if r.condition}
         plan = _redecide(plan, obs, outcome, settings, now)
-        if outcome.state == "current":
-            cleared = before - {r.condition for r in plan.reasons if r.condition}
-    extra += _rotated_notice(plan, obs, outcome, now)
-    actions = dispatch(plan, settings, outbox, now, extra=extra, cleared=cleared) + actions
+    extra = _rotated_notice(plan, obs, outcome, now)
+    # The "rotated" notice also resolves what the rotation fixed: no separate "resolved" mails.
+    actions = dispatch(plan, settings, outbox, now, extra=extra) + actions
     return replace(plan, actions=tuple(actions))
 
 
@@ -59,9 +54,9 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step) -> O
     if mode not in WRITES:
         actions.append(Action("rotate", None, "INFO", "planned", why))
         return None
-    key = f"rotation~{plan.name}"
+    key, owner = f"rotation~{plan.name}", uuid.uuid4().hex   # one owner per attempt, even in one process
     try:
-        if not ports.ledger.acquire(key, _RUN_ID, now, LEASE):
+        if not ports.ledger.acquire(key, owner, now, LEASE):
             actions.append(Action("rotate", None, "WARNING", "failed", "another run holds the rotation lock; "
                                   "it is retried next run"))
             return None
@@ -72,9 +67,9 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step) -> O
     try:
         outcome = step(Rotation(obs, settings, ports, now))
     except Exception:
-        ports.ledger.release(key, _RUN_ID)
+        ports.ledger.release(key, owner)
         raise
-    ports.ledger.release(key, _RUN_ID)
+    ports.ledger.release(key, owner)
     actions.append(_rotation_action(outcome))
     return outcome
 
@@ -91,14 +86,15 @@ def _rotation_action(outcome: Outcome) -> Action:
 def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Settings, now) -> InstancePlan:
     """The plan for the state after the rotation attempt (the report shows where things ended)."""
     snap, cand = obs.snapshot, obs.snapshot.candidate
-    if outcome.state == "current":
+    if outcome.state == "current" or _unrecorded(outcome):
         version = next((v for v in obs.staged if v.version == outcome.version), None)
         snap = replace(snap, token_fingerprint=outcome.fingerprint, live=outcome.live, facts=outcome.facts,
-                       notes=(), candidate=CandidateView(outcome.version, "current", outcome.fingerprint,
-                                                         version.expires_on if version else None))
+                       notes=(), candidate=CandidateView(outcome.version,
+                                                         "applying" if _unrecorded(outcome) else "current",
+                                                         outcome.fingerprint, version.expires_on if version else None,
+                                                         reason=outcome.detail[:256] if _unrecorded(outcome) else None))
     elif outcome.state in ("rejected", "failed"):
-        state = "applying" if _unrecorded(outcome) else outcome.state
-        snap = replace(snap, candidate=replace(cand, state=state, reason=outcome.detail[:256]))
+        snap = replace(snap, candidate=replace(cand, state=outcome.state, reason=outcome.detail[:256]))
     elif outcome.state == "stopped":
         snap = replace(snap, notes=snap.notes + (Note(R.ROTATION_STOPPED.name, outcome.detail),))
     else:

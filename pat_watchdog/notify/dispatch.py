@@ -44,11 +44,11 @@ def _deliver(outbox: Outbox, channel, alert: A.Alert, entry: Entry, why: str) ->
 
 
 def dispatch(plan: InstancePlan, settings, outbox: Outbox, now: datetime, *,
-             extra: list[A.Alert] = (), cleared: set[str] = frozenset()) -> list[Action]:
+             extra: list[A.Alert] = ()) -> list[Action]:
     """Alerts due for `plan` on every channel, plus resolutions of conditions that cleared.
 
-    `extra` are INFO alerts sent as they are (e.g. "rotated"); `cleared` conditions are closed
-    silently because an extra alert already told the story.
+    `extra` are events sent once per channel (e.g. "rotated"); a channel that gets one this run
+    has its cleared conditions closed without a notice of their own: the event told the story.
     """
     due = A.for_plan(plan, settings)
     actions: list[Action] = []
@@ -59,14 +59,16 @@ def dispatch(plan: InstancePlan, settings, outbox: Outbox, now: datetime, *,
                 needs_update(entry, alert, now, outbox.repeat_hours)
             if why:
                 actions.append(_deliver(outbox, channel, alert, sent_entry(alert, channel.name, now), why))
-        for alert in extra:  # events: sent once per channel, whatever the repeat interval
-            if outbox.active is None or (plan.name, alert.condition, channel.name) not in outbox.active:
-                actions.append(_deliver(outbox, channel, alert, sent_entry(alert, channel.name, now), "event"))
-        actions.extend(_resolutions(plan, outbox, channel, {a.condition for a in due}, cleared, now))
+        events = [_deliver(outbox, channel, alert, sent_entry(alert, channel.name, now), "event")
+                  for alert in extra
+                  if outbox.active is None or (plan.name, alert.condition, channel.name) not in outbox.active]
+        actions.extend(events)
+        quiet = any(a.outcome in ("done", "planned") for a in events)
+        actions.extend(_resolutions(plan, outbox, channel, {a.condition for a in due}, quiet, now))
     return actions
 
 
-def _resolutions(plan, outbox: Outbox, channel, firing: set[str], cleared: set[str], now) -> list[Action]:
+def _resolutions(plan, outbox: Outbox, channel, firing: set[str], quiet: bool, now) -> list[Action]:
     """One "resolved" notice per condition that stopped firing; never for an instance not checked."""
     if outbox.active is None or plan.status is Status.UNKNOWN:
         return []
@@ -74,7 +76,7 @@ def _resolutions(plan, outbox: Outbox, channel, firing: set[str], cleared: set[s
     for (instance, condition, name), entry in sorted(outbox.active.items()):
         if instance != plan.name or name != channel.name or condition in firing or condition.startswith("ROTATED:"):
             continue
-        if condition in cleared:
+        if quiet:
             if outbox.send:
                 outbox.ledger.record(resolved_entry(entry, now))
             continue

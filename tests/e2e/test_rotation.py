@@ -1,0 +1,295 @@
+"""Rotation (DESIGN 3.5) against the sandbox: validation, the swap, rollback, locks, recovery."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from pat_watchdog import cli
+from pat_watchdog.secret import fingerprint
+from tests.conftest import FAST_RETRY, NOW
+
+NAME = "contosoaggregator"
+STAGED, PREVIOUS = "aggregator-pat-staged", "aggregator-pat-previous"
+
+
+@dataclass
+class Scene:
+    app: str
+    old: str
+    new: str
+    version: str
+    original: dict
+
+
+@pytest.fixture
+def env(sandbox, storage):
+    smtp = sandbox.smtp
+    return {**storage, "WATCHDOG_TEAMS_WEBHOOK_URL": sandbox.teams.url(),
+            "WATCHDOG_EMAIL_TO": "ops@contoso.com", "WATCHDOG_EMAIL_FROM": "pat-watchdog@contoso.com",
+            "WATCHDOG_SMTP_HOST": smtp.host, "WATCHDOG_SMTP_PORT": str(smtp.port),
+            "WATCHDOG_SMTP_USERNAME": smtp.username, "WATCHDOG_SMTP_PASSWORD": smtp.password}
+
+
+def scene(world, *, days_left=5.0, candidate_days=365, scope=None, **stage) -> Scene:
+    old, _ = world.issue(days_left)
+    app = world.add_instance(NAME, old)
+    world.stage(old, days=days_left, tags={"watchdog-status": "current"})
+    new, _ = world.issue(candidate_days, **({"scope": scope} if scope else {}))
+    version = world.stage(new, days=candidate_days, **stage)
+    return Scene(app, old, new, version, world.sandbox.arm.settings(app))
+
+
+def tags(sandbox, version: str) -> dict:
+    return next(v["tags"] for v in sandbox.vault.versions("contoso-kv", STAGED) if v["version"] == version)
+
+
+def titles(sandbox) -> list[str]:
+    return [e["attachments"][0]["content"]["body"][0]["items"][0]["text"].split(" ", 1)[1]
+            for e in sandbox.teams.received]
+
+
+def assert_safe_history(sandbox, s: Scene) -> None:
+    """At every write the token was the old or the new one (both working); nothing else changed."""
+    others = {k: v for k, v in s.original.items() if k != "Aggregator_VstsToken"}
+    for app_id, written in sandbox.arm.writes:
+        assert app_id.lower() == s.app.lower()
+        assert written["Aggregator_VstsToken"] in (s.old, s.new)
+        assert {k: v for k, v in written.items() if k != "Aggregator_VstsToken"} == others
+
+
+def assert_rotated(sandbox, s: Scene) -> None:
+    settings = sandbox.arm.settings(s.app)
+    assert settings["Aggregator_VstsToken"] == s.new, "Aggregator does not hold the new token"
+    assert {k: v for k, v in settings.items() if k != "Aggregator_VstsToken"} == \
+        {k: v for k, v in s.original.items() if k != "Aggregator_VstsToken"}
+    t = tags(sandbox, s.version)
+    assert t["watchdog-status"] == "current" and t["fingerprint"] == fingerprint(s.new) and "rotated-at" in t
+    previous = sandbox.vault.versions("contoso-kv", PREVIOUS)
+    assert len(previous) == 1 and previous[0]["value"] == s.old
+    assert previous[0]["tags"]["fingerprint"] == fingerprint(s.old) and previous[0]["tags"]["app"] == s.app
+    assert titles(sandbox).count(f"INFO: {NAME}") == 1 and "rotated" in str(sandbox.teams.received[-1])
+
+
+def assert_rolled_back(sandbox, s: Scene, reason: str) -> None:
+    assert sandbox.arm.settings(s.app)["Aggregator_VstsToken"] == s.old
+    t = tags(sandbox, s.version)
+    assert t["watchdog-status"] == "failed" and reason in t["watchdog-reason"]
+    assert f"CRITICAL: {NAME}" in titles(sandbox)
+
+
+def test_rotation_in_the_window(world, run_cli, sandbox, env):
+    s = scene(world)
+    result = run_cli("run", "--json", **env)
+    inst = result.instance(NAME)
+    assert result.code == 0 and inst["status"] == "OK"
+    assert inst["token"]["fingerprint"] == fingerprint(s.new) and inst["candidate"]["state"] == "current"
+    assert len(sandbox.arm.writes) == 1
+    assert_safe_history(sandbox, s)
+    assert_rotated(sandbox, s)
+    assert run_cli("run", **env).code == 0 and len(sandbox.arm.writes) == 1  # nothing more to do
+
+
+@pytest.mark.parametrize("case,reason", [
+    ("revoked", "does not work"),
+    ("other user", "another user"),
+    ("missing scopes", "missing required scopes: vso.identity"),
+    ("not later", "not later than the current token"),
+    ("global", "global PAT"),
+])
+def test_a_bad_candidate_is_rejected_and_nothing_changes(world, run_cli, sandbox, env, case, reason):
+    old, _ = world.issue(5)
+    world.add_instance(NAME, old)
+    world.stage(old, days=5, tags={"watchdog-status": "current"})
+    kwargs = {"revoked": {}, "other user": {"user_id": "3b2e9b4f-0000-4000-8000-000000000001"},
+              "missing scopes": {"scope": "vso.work_full vso.project"}, "not later": {},
+              "global": {}}[case]
+    days = 3 if case == "not later" else 365
+    new, _ = world.issue(days, global_pat=case == "global", **kwargs)
+    version = world.stage(new, days=days, scopes=None if case in ("missing scopes", "global") else
+                          "vso.identity vso.project vso.serviceendpoint_manage vso.work_full")
+    if case == "revoked":
+        sandbox.devops.revoke(new)
+    result = run_cli("run", "--json", **env)
+    assert result.code == 0 and sandbox.arm.writes == []
+    t = tags(sandbox, version)
+    assert t["watchdog-status"] == "rejected" and reason in t["watchdog-reason"]
+    assert any(title.startswith(f"WARNING: {NAME}") for title in titles(sandbox))
+    assert "CANDIDATE_REJECTED" in [r["code"] for r in result.instance(NAME)["reasons"]]
+    assert run_cli("rotate", "--force", **env).code == 3  # rejected: nothing valid to rotate to
+
+
+def test_rotate_outside_the_window_says_when_and_force_rotates(world, run_cli, sandbox, env):
+    s = scene(world, days_left=40)
+    waiting = run_cli("rotate", **env)
+    assert waiting.code == 3 and "due in 26 days, on 2026-12-24T06:00:00Z" in waiting.out
+    assert sandbox.arm.writes == []
+    forced = run_cli("rotate", "--force", "--json", **env)
+    assert forced.code == 0
+    assert_rotated(sandbox, s)
+
+
+def test_rotate_with_nothing_staged_exits_3(world, run_cli, env):
+    old, _ = world.issue(5)
+    world.add_instance(NAME, old)
+    result = run_cli("rotate", "--force", **env)
+    assert result.code == 3 and "nothing valid is staged" in result.out
+
+
+def test_rotation_off_never_writes(world, run_cli, sandbox, env):
+    scene(world)
+    result = run_cli("run", **env, WATCHDOG_ROTATION="off")
+    assert result.code == 0 and sandbox.arm.writes == []
+    assert not [r for r in sandbox.requests if r.method in ("PUT", "PATCH") and "staged" in r.path
+                and b"applying" in r.body]
+
+
+def test_dry_run_shows_the_rotation_and_changes_nothing(world, run_cli, sandbox, env):
+    s = scene(world)
+    result = run_cli("run", "--dry-run", "--json", **env)
+    assert result.code == 0 and sandbox.arm.writes == [] and sandbox.teams.received == []
+    assert {"kind": "rotate", "channel": None, "level": "INFO", "outcome": "planned",
+            "detail": "5 days left, within WATCHDOG_ROTATE_WITHIN_DAYS=14"} in result.instance(NAME)["actions"]
+    assert "watchdog-status" not in tags(sandbox, s.version)
+
+
+def test_an_invalid_token_is_rotated_at_once(world, run_cli, sandbox, env):
+    s = scene(world, days_left=200)
+    sandbox.devops.revoke(s.old)
+    assert run_cli("run", **env).code == 0
+    assert_rotated(sandbox, s)
+
+
+def test_arm_put_failing_every_time_leaves_the_old_token(world, run_cli, sandbox, env):
+    s = scene(world)
+    sandbox.inject(method="PUT", host="management.azure.com", status=500, times=None)
+    result = run_cli("run", "--json", **env)
+    assert result.code == 1
+    assert_rolled_back(sandbox, s, "writing the app settings failed")
+    assert sandbox.arm.writes == []
+
+
+def test_an_unrelated_setting_changing_during_the_swap_is_rolled_back_and_kept(world, run_cli, sandbox, env):
+    s = scene(world)
+
+    def someone_edits():
+        sandbox.arm.set_settings(s.app, {**sandbox.arm.settings(s.app), "Rule_Owner": "team-b"})
+
+    # 1st list: observe; 2nd: right before the PUT; 3rd: verification.
+    sandbox.inject(method="POST", path="appsettings/list", nth=3, action=someone_edits)
+    result = run_cli("run", "--json", **env)
+    assert result.code == 1
+    assert_rolled_back(sandbox, s, "other settings changed during the rotation: Rule_Owner")
+    assert sandbox.arm.settings(s.app)["Rule_Owner"] == "team-b"  # their change is not lost
+
+
+def test_a_concurrent_token_change_stops_the_rotation_without_touching_it(world, run_cli, sandbox, env):
+    s = scene(world)
+    by_hand, _ = world.issue(300)
+
+    def configure_instance():
+        sandbox.arm.set_settings(s.app, {**sandbox.arm.settings(s.app), "Aggregator_VstsToken": by_hand})
+
+    sandbox.inject(method="POST", path="appsettings/list", nth=2, action=configure_instance)
+    result = run_cli("run", "--json", **env)
+    assert result.code == 1 and sandbox.arm.writes == []
+    assert sandbox.arm.settings(s.app)["Aggregator_VstsToken"] == by_hand
+    assert "watchdog-status" not in tags(sandbox, s.version)  # pending again
+    assert "ROTATION_STOPPED" in [r["code"] for r in result.instance(NAME)["reasons"]]
+
+
+def test_candidate_failing_after_the_swap_is_rolled_back(world, run_cli, sandbox, env):
+    s = scene(world)
+    sandbox.inject(method="POST", path="appsettings/list", nth=3, action=lambda: sandbox.devops.revoke(s.new))
+    assert run_cli("run", **env).code == 1
+    assert_rolled_back(sandbox, s, "fails connectionData after the swap")
+    assert_safe_history(sandbox, s)
+
+
+def test_key_vault_unreachable_before_the_swap_postpones(world, run_cli, sandbox, env):
+    s = scene(world)
+    sandbox.inject(method="PATCH", path=s.version, nth=2, status=503, times=None)  # 1st PATCH: fingerprint
+    result = run_cli("run", **env)
+    assert result.code == 1 and sandbox.arm.writes == []
+    sandbox.clear_faults()
+    assert run_cli("run", now=NOW + timedelta(minutes=1), **env).code == 0
+    assert_rotated(sandbox, s)
+
+
+def test_key_vault_unreachable_after_the_swap_is_finished_by_the_next_run(world, run_cli, sandbox, env):
+    s = scene(world)
+    sandbox.inject(method="PATCH", path=s.version, nth=3, status=503, times=None)  # the `current` tag
+    first = run_cli("run", "--json", **env)
+    assert first.code == 1 and sandbox.arm.settings(s.app)["Aggregator_VstsToken"] == s.new
+    assert tags(sandbox, s.version)["watchdog-status"] == "applying"
+    sandbox.clear_faults()
+    second = run_cli("run", "--json", now=NOW + timedelta(minutes=1), **env)
+    assert second.code == 0 and "finished an interrupted rotation" in second.out
+    assert_rotated(sandbox, s)
+    assert_safe_history(sandbox, s)
+
+
+def test_a_held_lock_blocks_a_second_rotation_until_its_lease_ends(world, run_cli, sandbox, env, azurite):
+    from pat_watchdog.http import RetryPolicy
+    from pat_watchdog.ledger import TableLedger
+    from pat_watchdog.settings import StorageTarget
+
+    s = scene(world)
+    ledger = TableLedger(StorageTarget(connection_string=env["AzureWebJobsStorage"]),
+                         env["WATCHDOG_STATE_TABLE"], None, RetryPolicy())
+    assert ledger.acquire(f"rotation~{NAME}", "someone-else", NOW, timedelta(minutes=10))
+    blocked = run_cli("rotate", "--force", **env)
+    assert blocked.code == 1 and "holds the rotation lock" in blocked.out and sandbox.arm.writes == []
+    later = run_cli("rotate", "--force", now=NOW + timedelta(minutes=11), **env)
+    assert later.code == 0
+    assert_rotated(sandbox, s)
+
+
+def test_two_runs_at_once_rotate_once(world, sandbox, env):
+    s = scene(world)
+    sandbox.latency = 0.02
+    codes = []
+
+    def one_run():
+        import io
+        codes.append(cli.main(["rotate", "--force"], env=world.env(**env), now=lambda: NOW,
+                              stdout=io.StringIO(), stderr=io.StringIO(), retry=FAST_RETRY))
+
+    threads = [threading.Thread(target=one_run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(sandbox.arm.writes) == 1 and 0 in codes
+    assert_rotated(sandbox, s)
+
+
+def test_key_vault_reference_versioned_is_repointed(world, run_cli, sandbox, env):
+    old, _ = world.issue(5)
+    ref_version = sandbox.vault.set_secret("aggregator-kv", "aggregator-pat", old,
+                                           expires_on=NOW + timedelta(days=5))
+    uri = f"{sandbox.vault.url('aggregator-kv')}/secrets/aggregator-pat"
+    app = world.add_instance(NAME, f"@Microsoft.KeyVault(SecretUri={uri}/{ref_version})")
+    new, _ = world.issue(365)
+    world.stage(new, days=365)
+    assert run_cli("run", **env).code == 0
+    versions = sandbox.vault.versions("aggregator-kv", "aggregator-pat")
+    assert [v["value"] == new for v in versions] == [False, True]
+    setting = sandbox.arm.settings(app)["Aggregator_VstsToken"]
+    assert setting == f"@Microsoft.KeyVault(SecretUri={uri}/{versions[1]['version']})"
+    assert sandbox.arm.restarts == []
+
+
+def test_key_vault_reference_versionless_restarts_the_app(world, run_cli, sandbox, env):
+    old, _ = world.issue(5)
+    sandbox.vault.set_secret("aggregator-kv", "aggregator-pat", old, expires_on=NOW + timedelta(days=5))
+    uri = f"{sandbox.vault.url('aggregator-kv')}/secrets/aggregator-pat"
+    app = world.add_instance(NAME, f"@Microsoft.KeyVault(SecretUri={uri}/)")
+    new, _ = world.issue(365)
+    world.stage(new, days=365)
+    assert run_cli("run", **env).code == 0
+    assert sandbox.vault.versions("aggregator-kv", "aggregator-pat")[-1]["value"] == new
+    assert sandbox.arm.writes == [] and [a.lower() for a in sandbox.arm.restarts] == [app.lower()]
