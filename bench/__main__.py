@@ -1,0 +1,116 @@
+"""Benchmarks (figures, not tests): `./dev bench [--sizes 1,20,100,500] [--latency 0.05]`.
+
+Prints the cold import time of `function_app`, the requests a healthy instance costs, and the
+wall time and peak memory of `pat-watchdog status` for several instance counts against the
+sandbox with latency injected per request, with a plain serial loop as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pat_watchdog.sandbox import Sandbox  # noqa: E402
+from pat_watchdog.sandbox.seed import World  # noqa: E402
+
+
+def import_time(runs: int = 7) -> float:
+    """Median cumulative import time of function_app in fresh interpreters (-X importtime)."""
+    samples = []
+    for _ in range(runs):
+        err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import function_app"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stderr
+        line = next(ln for ln in err.splitlines() if ln.rstrip().endswith("| function_app"))
+        samples.append(int(re.split(r"\s*\|\s*", line)[1]) / 1e6)
+    return statistics.median(samples)
+
+
+def seed(world: World, count: int) -> None:
+    for i in range(count):
+        name = f"team{i:03d}aggregator"
+        token, auth = world.issue(200)
+        world.add_instance(name, token)
+        world.stage(token, days=200, secret=f"{name}-pat-staged",
+                    tags={"watchdog-status": "current", "fingerprint": _fp(token), "authorizationId": auth})
+
+
+def _fp(value: str) -> str:
+    from pat_watchdog.secret import fingerprint
+    return fingerprint(value)
+
+
+def run_child(world: World, command: list[str], **env: str) -> tuple[float, float, int]:
+    """Run the CLI in a child process: (wall seconds, peak RSS MiB, exit code)."""
+    child_env = {**os.environ, **world.env(WATCHDOG_STAGED_SECRET="{name}-pat-staged",
+                                           WATCHDOG_PREVIOUS_SECRET="{name}-pat-previous", **env)}
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "pat_watchdog", *command], cwd=ROOT, env=child_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+
+
+def service_requests(sandbox: Sandbox) -> int:
+    """Requests to the services themselves: not the identity endpoint, not Key Vault's challenge."""
+    return sum(1 for r in sandbox.requests if r.host != "127.0.0.1" and not (".vault." in r.host and r.status == 401))
+
+
+def measure(count: int, latency: float) -> dict:
+    with Sandbox(clock=lambda: datetime.now(timezone.utc)) as sandbox:
+        os.environ.update(sandbox.env())
+        world = World(sandbox)
+        seed(world, count)
+        sandbox.latency = latency
+        figures = {"instances": count}
+        for label, concurrency in (("parallel", "8"), ("serial", "1")):
+            sandbox.reset_requests()
+            wall, rss, code = run_child(world, ["status"], WATCHDOG_CONCURRENCY=concurrency)
+            assert code == 0, f"status exited {code}"
+            figures[label] = (wall, rss, service_requests(sandbox) / count)
+        return figures
+
+
+def healthy_run_requests() -> float:
+    """Requests per healthy instance for `run` (the second run: fingerprints already tagged)."""
+    with Sandbox(clock=lambda: datetime.now(timezone.utc)) as sandbox:
+        os.environ.update(sandbox.env())
+        world = World(sandbox)
+        seed(world, 5)
+        run_child(world, ["run"])
+        sandbox.reset_requests()
+        run_child(world, ["run"])
+        return service_requests(sandbox) / 5
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--sizes", default="1,20,100,500")
+    parser.add_argument("--latency", type=float, default=0.05)
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{platform.system()} {platform.release()}")
+    print(f"import function_app (median of 7 fresh processes): {import_time() * 1000:.0f} ms")
+    print(f"requests per healthy instance, `run`: {healthy_run_requests():.1f}")
+    print(f"\n`status` against the sandbox, {args.latency * 1000:.0f} ms latency per request:")
+    print(f"{'instances':>9}  {'parallel (8)':>14}  {'serial':>10}  {'req/inst':>8}  {'floor':>7}  {'peak RSS':>9}")
+    for count in (int(n) for n in args.sizes.split(",")):
+        f = measure(count, args.latency)
+        (pw, prss, preq), (sw, _, _) = f["parallel"], f["serial"]
+        floor = count * preq * args.latency / 8
+        print(f"{count:>9}  {pw:>12.2f} s  {sw:>8.2f} s  {preq:>8.2f}  {floor:>5.2f} s  {prss:>6.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
