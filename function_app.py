@@ -1,5 +1,7 @@
 """Azure Functions entry points (Python v2 model); each calls one function of the package."""
 
+import os
+
 import azure.functions as func
 
 from pat_watchdog import functions
@@ -9,5 +11,25 @@ app = func.FunctionApp()
 
 @app.timer_trigger(schedule="%WATCHDOG_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def watchdog_timer(timer: func.TimerRequest) -> None:
-    """The daily run: observe, decide, act; raises when an action failed (a failed invocation)."""
+    """The daily run (or, with WATCHDOG_FANOUT_QUEUE, queueing one message per instance)."""
     functions.on_timer(past_due=timer.past_due)
+
+
+@app.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def watchdog_status(req: func.HttpRequest) -> func.HttpResponse:
+    """The last run's report, for dashboards and uptime checks."""
+    status, body = functions.last_report()
+    return func.HttpResponse(body, status_code=status, mimetype="application/json")
+
+
+# Queue triggers exist only with fan-out: an unresolved %setting% would stop the whole app.
+if os.environ.get("WATCHDOG_FANOUT_QUEUE"):
+    @app.queue_trigger(arg_name="msg", queue_name="%WATCHDOG_FANOUT_QUEUE%", connection="AzureWebJobsStorage")
+    def watchdog_instance(msg: func.QueueMessage) -> None:
+        """One instance; failures are retried by the host, then moved to the poison queue."""
+        functions.on_queue_message(msg.get_body().decode("utf-8"), dequeue_count=msg.dequeue_count or 1)
+
+    @app.queue_trigger(arg_name="msg", queue_name="%WATCHDOG_FANOUT_QUEUE%-poison", connection="AzureWebJobsStorage")
+    def watchdog_instance_poison(msg: func.QueueMessage) -> None:
+        """An instance that kept failing: alert once."""
+        functions.on_poison_message(msg.get_body().decode("utf-8"))

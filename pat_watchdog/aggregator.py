@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.web import WebSiteManagementClient
 from azure.mgmt.web.models import StringDictionary
 
@@ -25,6 +27,30 @@ def arm_error(error: AzureError, what: str) -> ServiceError:
                         transient=is_transient_status(status))
 
 
+class ArmThrottle(SansIOHTTPPolicy):
+    """Slow down while ARM says its budget is nearly spent, before it starts answering 429.
+
+    https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling
+    (`x-ms-ratelimit-remaining-subscription-reads`, `-writes`, `-resource-*`). 429 itself, with
+    Retry-After, is handled by azure-core's retry policy.
+    """
+
+    LOW = 20
+    MAX_PAUSE = 5.0
+
+    def __init__(self, sleep=time.sleep):
+        self._sleep = sleep
+        self.paused = 0.0
+
+    def on_response(self, request, response) -> None:
+        remaining = [int(v) for k, v in response.http_response.headers.items()
+                     if k.lower().startswith("x-ms-ratelimit-remaining-") and v.strip().isdigit()]
+        if remaining and min(remaining) < self.LOW:
+            pause = self.MAX_PAUSE * (self.LOW - min(remaining)) / self.LOW
+            self.paused += pause
+            self._sleep(pause)
+
+
 class AggregatorApps:
     """`POST config/appsettings/list` and `PUT config/appsettings` through azure-mgmt-web."""
 
@@ -34,6 +60,7 @@ class AggregatorApps:
         self._retry = retry
         self._clients: dict[str, WebSiteManagementClient] = {}
         self._lock = threading.Lock()
+        self.throttle = ArmThrottle()
 
     def client(self, subscription: str) -> WebSiteManagementClient:
         """One client per subscription, shared by every instance and thread of the run."""
@@ -43,7 +70,7 @@ class AggregatorApps:
                 scope = self._endpoint.rstrip("/") + "/.default"
                 self._clients[subscription] = WebSiteManagementClient(
                     self._credential, subscription, base_url=self._endpoint,
-                    credential_scopes=[scope], **self._retry.sdk_kwargs())
+                    credential_scopes=[scope], per_call_policies=[self.throttle], **self._retry.sdk_kwargs())
             return self._clients[subscription]
 
     def list_settings(self, app: ResourceId) -> dict[str, str]:

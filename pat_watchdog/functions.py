@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from datetime import datetime, timezone
@@ -15,17 +16,96 @@ class RunFailed(WatchdogError):
     """Raised after every action ran, so the invocation shows as failed in Application Insights."""
 
 
+def _settings(env):
+    from pat_watchdog.settings import load_settings
+    return load_settings(os.environ if env is None else env)
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(timezone.utc)
+
+
 def on_timer(*, past_due: bool, env=None, now: datetime | None = None, credential=None, retry=None) -> dict:
-    """The timer's job, the same code as `pat-watchdog run`."""
+    """The timer's job, the same code as `pat-watchdog run`; with fan-out it only queues instances."""
     from pat_watchdog import watchdog
     from pat_watchdog.report import render
-    from pat_watchdog.settings import load_settings
 
     log.info("timer fired (past_due=%s)", past_due, extra={"custom_dimensions": {"past_due": past_due}})
-    settings = load_settings(os.environ if env is None else env)
-    result = watchdog.run_once(settings, watchdog.RUN, now or datetime.now(timezone.utc),
-                               credential=credential, retry=retry)
+    settings = _settings(env)
+    if settings.fanout_queue:
+        return _fan_out(settings, _now(now), credential, retry)
+    result = watchdog.run_once(settings, watchdog.RUN, _now(now), credential=credential, retry=retry)
     log.info("%s", render(result.report), extra={"custom_dimensions": {"status": result.report["status"]}})
     if result.failed_actions:
         raise RunFailed(f"{result.failed_actions} action(s) failed; see the report above")
     return result.report
+
+
+def _fan_out(settings, now, credential, retry) -> dict:
+    from pat_watchdog import fanout, watchdog
+    from pat_watchdog.http import RetryPolicy
+
+    ports = watchdog.open_ports(settings, credential, retry)
+    try:
+        targets, errors = watchdog.resolve_targets(settings, ports)
+        queued = fanout.enqueue(settings, targets, now, ports.credential, retry or RetryPolicy())
+    finally:
+        ports.close()
+    log.info("queued %d instances on %s", queued, settings.fanout_queue,
+             extra={"custom_dimensions": {"queued": queued, "queue": settings.fanout_queue}})
+    if errors:
+        raise RunFailed("; ".join(errors))
+    return {"queued": queued}
+
+
+def on_queue_message(body: str, *, dequeue_count: int = 1, env=None, now=None, credential=None, retry=None) -> dict:
+    """One instance from the fan-out queue. Raising lets the host retry, then move it to poison."""
+    from pat_watchdog import fanout, watchdog
+    from pat_watchdog.report import render
+
+    settings = fanout.settings_for(_settings(env), body)
+    result = watchdog.run_once(settings, watchdog.RUN, _now(now), credential=credential, retry=retry)
+    log.info("%s", render(result.report), extra={"custom_dimensions": {"attempt": dequeue_count}})
+    unchecked = [i["name"] for i in result.report["instances"] if i["status"] == "UNKNOWN"]
+    if result.failed_actions or unchecked or result.report["errors"]:
+        raise RunFailed(f"attempt {dequeue_count}: " + (f"could not check {', '.join(unchecked)}" if unchecked
+                                                         else f"{result.failed_actions} action(s) failed"))
+    return result.report
+
+
+def on_poison_message(body: str, *, env=None, now=None, credential=None, retry=None) -> int:
+    """An instance that kept failing: one CRITICAL alert on every channel, never a retry loop."""
+    from pat_watchdog import fanout, watchdog
+    from pat_watchdog.notify.unchecked import alert_unchecked
+
+    settings = fanout.settings_for(_settings(env), body)
+    ports = watchdog.open_ports(settings, credential, retry)
+    try:
+        delivered = alert_unchecked(settings, ports, settings.targets[0], _now(now))
+    finally:
+        ports.close()
+    if delivered < len(ports.channels):
+        raise RunFailed("the alert about an instance that keeps failing was not delivered everywhere")
+    return delivered
+
+
+def last_report(*, env=None, credential=None, retry=None) -> tuple[int, str]:
+    """`GET /api/status`: the last run's report from the run history, as JSON."""
+    from pat_watchdog.errors import ServiceError
+    from pat_watchdog.http import RetryPolicy
+    from pat_watchdog.ledger import MemoryLedger, open_ledger
+
+    settings = _settings(env)
+    if credential is None and settings.storage and not settings.storage.connection_string:
+        from pat_watchdog.watchdog import default_credential
+        credential = default_credential()
+    ledger = open_ledger(settings, credential, retry or RetryPolicy(attempts=2, total=10))
+    if isinstance(ledger, MemoryLedger):
+        return 503, json.dumps({"error": "AzureWebJobsStorage is not set: there is no run history"})
+    try:
+        report = ledger.last_run()
+    except ServiceError as error:
+        return 503, json.dumps({"error": f"the run history could not be read: {error}"})
+    if report is None:
+        return 404, json.dumps({"error": "no run recorded yet"})
+    return 200, json.dumps(report)

@@ -54,6 +54,8 @@ CANDIDATE_REJECTED = _code("CANDIDATE_REJECTED", "WARNING", "the staged replacem
 ROTATION_DUE = _code("ROTATION_DUE", "INFO", "rotation is due", None)
 ROTATED = _code("ROTATED", "INFO", "the token was rotated", None)
 ROTATION_FAILED = _code("ROTATION_FAILED", "CRITICAL", "rotation failed and was rolled back")
+INSTANCE_UNCHECKED = _code("INSTANCE_UNCHECKED", "CRITICAL",
+                           "the watchdog could not check this instance after repeated attempts")
 ROTATION_STOPPED = _code("ROTATION_STOPPED", "WARNING",
                          "rotation stopped: someone else changed the token setting meanwhile")
 

@@ -114,9 +114,12 @@ def run_once(settings: Settings, mode: str, now: datetime, *, ports: Ports | Non
         if own:
             ports.close()
     for plan in plans:
-        log.info("pat_days_left", extra={"custom_dimensions": {
-            "instance": plan.name, "app": plan.app_id, "status": plan.status.value,
-            "pat_days_left": plan.token.days_left, "fingerprint": plan.token.fingerprint}})
+        # A log record per instance; Application Insights keeps custom_dimensions, and the
+        # message itself parses in Kusto (README "Monitoring").
+        log.info("pat_days_left instance=%s days_left=%s status=%s", plan.name, plan.token.days_left,
+                 plan.status.value, extra={"custom_dimensions": {
+                     "instance": plan.name, "app": plan.app_id, "status": plan.status.value,
+                     "pat_days_left": plan.token.days_left, "fingerprint": plan.token.fingerprint}})
     return result
 
 

@@ -185,6 +185,8 @@ class Sandbox:
             response = _fault_response(fault)
         else:
             response = self._route(request)
+            if fault is not None and fault.headers:  # a normal answer with extra headers
+                response.headers.update(fault.headers)
         # Recorded before the answer is written, so a client that got it can count it.
         self._record(request, response.status)
         return response

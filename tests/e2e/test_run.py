@@ -96,7 +96,7 @@ def fresh_functions():
 
 def test_function_binding_is_the_timer_of_the_design():
     functions = fresh_functions()
-    assert [f.get_function_name() for f in functions] == ["watchdog_timer"]
+    assert [f.get_function_name() for f in functions] == ["watchdog_timer", "watchdog_status"]
     binding = functions[0].get_bindings()[0]
     assert binding.type == "timerTrigger" and binding.schedule == "%WATCHDOG_SCHEDULE%"
     assert binding.run_on_startup is False and binding.use_monitor is True
