@@ -89,7 +89,7 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
         try:
             ref = kvref.parse_reference(raw, settings.arm_endpoint)
         except ValueError as error:
-            raise WatchdogError(f"{settings.token_setting} holds a malformed Key Vault reference: {error}")
+            raise WatchdogError(f"{settings.token_setting} holds a malformed Key Vault reference: {error}") from None
         token, version = ports.vaults.get(ref.vault_url).read(ref.secret_name, ref.version)
         obs.reference, obs.current = ref, token
         fact = ExpiryFact("keyvault", version.expires_on, scopes_tag(version),

@@ -27,7 +27,8 @@ def _code(name: str, level: str, message: str, condition: str | None = "") -> Co
 
 HEALTHY = _code("HEALTHY", "OK", "the token works", None)
 EXPIRES_SOON = _code("EXPIRES_SOON", "WARNING", "the token expires soon", "EXPIRY")
-EXPIRES_CRITICAL = _code("EXPIRES_CRITICAL", "CRITICAL", "the token expires soon and no replacement is staged", "EXPIRY")
+EXPIRES_CRITICAL = _code("EXPIRES_CRITICAL", "CRITICAL", "the token expires soon and no replacement is staged",
+                         "EXPIRY")
 EXPIRED = _code("EXPIRED", "CRITICAL", "the token has expired: every Aggregator rule fails", "EXPIRY")
 TOKEN_INVALID = _code("TOKEN_INVALID", "CRITICAL", "Azure DevOps rejects the token (revoked or invalid)")
 TOKEN_MISSING = _code("TOKEN_MISSING", "CRITICAL", "the token setting is missing or empty")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from azure.core.credentials import TokenCredential
 
 from pat_watchdog import aggregator, report
-from pat_watchdog.act import DRY_RUN, ROTATE, RUN, STATUS, act
+from pat_watchdog.act import DRY_RUN, ROTATE, RUN, STATUS, act  # noqa: F401 (the modes, for callers)
 from pat_watchdog.act import WRITES as _WRITES
 from pat_watchdog.aggregator import AggregatorApps
 from pat_watchdog.errors import ServiceError
@@ -106,7 +106,7 @@ def run_once(settings: Settings, mode: str, now: datetime, *, ports: Ports | Non
         plans = [decide(o.snapshot, Policy.from_settings(settings, o.app.site), now, force_rotation=force)
                  for o in observed]
         outbox = _outbox(ports, settings, mode)
-        plans = [act(plan, obs, settings, ports, mode, outbox, now) for plan, obs in zip(plans, observed)]
+        plans = [act(plan, obs, settings, ports, mode, outbox, now) for plan, obs in zip(plans, observed, strict=True)]
         result = RunResult(report.build(plans, now, command=mode, errors=errors, problems=outbox.problems),
                            tuple(plans))
         _record(result, ports, mode)

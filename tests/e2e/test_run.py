@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import io
-import logging
 
 import azure.functions as func
 import pytest
 
 from pat_watchdog import cli
-from pat_watchdog.functions import on_timer
 from tests.conftest import FAST_RETRY, NOW
-from tests.leaks import assert_no_leak
 
 NAME = "contosoaggregator"
 
