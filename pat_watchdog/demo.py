@@ -43,6 +43,7 @@ class Story:
         self.day = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
         world.sandbox.clock = lambda: self.day
         self.seen_teams = self.seen_mail = 0
+        self.shown_mail = False
         self.ledger = MemoryLedger()  # one ledger across chapters: deduplication shows
 
     def say(self, text: str = "") -> None:
@@ -78,6 +79,10 @@ class Story:
             self.say(f"   Teams  <- {_card_summary(card)}")
         for mail in mails:
             self.say(f"   Email  <- {mail['Subject']}")
+        if mails and not self.shown_mail:  # one message in full, as its recipient reads it
+            self.shown_mail = True
+            body = mails[0].get_body(("plain",)).get_content()
+            self.say(textwrap.indent(body.rstrip(), "          > ", lambda line: True))
         if not teams and not mails:
             self.say("   (no message sent on any channel)")
 

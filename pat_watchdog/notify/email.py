@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import textwrap
 import smtplib
 import socket
 import ssl
@@ -19,9 +20,9 @@ _COLOUR = {"CRITICAL": "#c50f1f", "WARNING": "#bc4b09", "INFO": "#107c10"}
 
 def plain_text(alert: Alert) -> str:
     width = max(len(k) for k, _ in alert.facts())
-    lines = [f"{alert.level}: {alert.instance}: {alert.summary}", "", alert.message, ""]
+    lines = [f"{alert.level}: {alert.instance}: {alert.summary}", "", textwrap.fill(alert.message, 78), ""]
     lines += [f"{k + ':':<{width + 1}} {v}" for k, v in alert.facts()]
-    lines += ["", "Next step:", alert.next_step]
+    lines += ["", "Next step:", textwrap.fill(alert.next_step, 78)]
     if alert.command:
         lines += ["", f"    {alert.command}"]
     lines += ["", f"Aggregator app in the Azure portal: {alert.portal_url}", "", "-- pat-watchdog"]

@@ -1,0 +1,32 @@
+"""`pat-watchdog demo`, as the README's first command runs it: the whole story, exit 0, no PAT shown."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_tells_the_whole_story():
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "pat_watchdog", "demo"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    for chapter in ("1. Healthy", "2. Nearing expiry", "3. Replacement staged", "4. Bad replacement",
+                    "5. Expired token"):
+        assert f"== {chapter} " in out
+    assert "Teams  <- ⚠️ WARNING: contosoaggregator / the token expires soon" in out
+    assert "Teams  <- ✅ INFO: contosoaggregator / rotated" in out
+    assert "rejected (missing required scopes" in out
+    assert "Email  <- [pat-watchdog] CRITICAL: fabrikamaggregator: the token has expired" in out
+    assert "requests to anything but the sandbox: 0." in out
+    # Every PAT the demo makes is 52 base32 characters: none may appear anywhere.
+    assert not re.search(r"(?<![a-z2-7])[a-z2-7]{52}(?![a-z2-7])", out)
+    assert elapsed < 30, f"the demo took {elapsed:.1f} s"
