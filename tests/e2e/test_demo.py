@@ -5,17 +5,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_tells_the_whole_story():
-    started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "pat_watchdog", "demo"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
-    elapsed = time.monotonic() - started
     out = result.stdout
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -29,4 +26,4 @@ def test_demo_tells_the_whole_story():
     assert "requests to anything but the sandbox: 0." in out
     # Every PAT the demo makes is 52 base32 characters: none may appear anywhere.
     assert not re.search(r"(?<![a-z2-7])[a-z2-7]{52}(?![a-z2-7])", out)
-    assert elapsed < 30, f"the demo took {elapsed:.1f} s"
+    assert re.search(r"Done in \d+\.\d s", out)  # the time is printed, not asserted (see bench/)
