@@ -51,6 +51,24 @@ class Azurite:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self._workdir)
         for port in self.ports.values():
             _wait(port, self._process)
+        self._probe()
+
+    def _probe(self, timeout: float = 20.0) -> None:
+        """A listening port is not a ready service: wait until a table round trip works."""
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import TableServiceClient
+
+        service = TableServiceClient.from_connection_string(self.connection_string)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                service.create_table_if_not_exists("probe")
+                service.delete_table("probe")
+                return
+            except AzureError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     @property
     def connection_string(self) -> str:
