@@ -20,7 +20,7 @@ from pat_watchdog.reasons import format_time
 from pat_watchdog.secret import Token
 from pat_watchdog.settings import Settings
 from pat_watchdog.staging import scopes_tag
-from pat_watchdog.swap import ConcurrentChange, SettingsSwap, SwapError
+from pat_watchdog.swap import CandidateBroken, ConcurrentChange, SettingsSwap, SwapError, VerificationPending
 from pat_watchdog.vault import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
                                 TagLimitError, Vault, has_room)
 
@@ -166,21 +166,30 @@ class Rotation:
             swap.verify(candidate)
         except ConcurrentChange as error:
             return self._stop(version, str(error))
+        except VerificationPending as error:
+            return Outcome("postponed", f"swapped but not verified ({error}); the candidate stays applying and "
+                           "the next run finishes or undoes it", version.version)
         except SwapError as error:
+            if self._previous_broken() and not isinstance(error, CandidateBroken) and swap.holds():
+                # Putting back a token that does not work would help nobody: keep the working one.
+                return self._promote(version, candidate, live, facts, note=f"kept despite: {error}")
             return self._undo(version, swap, str(error))
         return self._promote(version, candidate, live, facts)
 
-    def _promote(self, version, candidate: Token, live, facts, *, recovered: bool = False) -> Outcome:
+    def _previous_broken(self) -> bool:
+        return self.obs.current is None or self.obs.snapshot.live.state in (Liveness.EXPIRED, Liveness.INVALID)
+
+    def _promote(self, version, candidate: Token, live, facts, *, recovered: bool = False, note: str = "") -> Outcome:
         try:
             self.mark(version, {STATUS_TAG: "current", ROTATED_TAG: format_time(self.now), REASON_TAG: None})
         except (ServiceError, TagLimitError) as error:
             return Outcome("failed", f"Aggregator uses the new token, but Key Vault could not record it "
                            f"({error}); the next run finishes", version.version, live, facts, candidate.fingerprint)
-        return Outcome("current", f"rotated to {version.version} (fingerprint {candidate.fingerprint})",
-                       version.version, live, facts, candidate.fingerprint, recovered=recovered)
+        detail = f"rotated to {version.version} (fingerprint {candidate.fingerprint})" + (f"; {note}" if note else "")
+        return Outcome("current", detail, version.version, live, facts, candidate.fingerprint, recovered=recovered)
 
-    def _undo(self, version: SecretVersion, swap: SettingsSwap, why: str) -> Outcome:
-        previous = self.obs.current or self._saved_previous()
+    def _undo(self, version: SecretVersion, swap: SettingsSwap, why: str, previous: Token | None = None) -> Outcome:
+        previous = previous or self.obs.current or self._saved_previous()
         undone = swap.restore(previous) if previous else "no previous token is known"
         try:
             self.mark(version, {STATUS_TAG: "failed", REASON_TAG: why})
@@ -198,12 +207,16 @@ class Rotation:
 
     def _saved_previous(self) -> Token | None:
         """The token this rotation replaced, from the previous secret (after a crash)."""
-        mine = [v for v in self.vault.versions(self.names[1])
-                if v.tags.get("app", "").lower() == str(self.obs.app).lower()]
-        if not mine:
+        try:
+            mine = [v for v in self.vault.versions(self.names[1])
+                    if v.tags.get("app", "").lower() == str(self.obs.app).lower()]
+            if not mine:
+                return None
+            newest = max(mine, key=lambda v: v.created_on)
+            return self.vault.read(newest.name, newest.version)[0]
+        except ServiceError as error:
+            log.warning("the saved previous token could not be read: %s", error)
             return None
-        newest = max(mine, key=lambda v: v.created_on)
-        return self.vault.read(newest.name, newest.version)[0]
 
     # -- recovery -------------------------------------------------------------------------
     def reconcile(self, version_id: str) -> Outcome:
@@ -219,12 +232,16 @@ class Rotation:
             if live.state is Liveness.VALID:
                 fact = ExpiryFact("keyvault", version.expires_on, scopes_tag(version))
                 return self._promote(version, candidate, live, (fact,), recovered=True)
+            if live.state is Liveness.UNKNOWN:  # an outage is not a verdict: keep `applying`
+                return Outcome("postponed", f"interrupted rotation not verified yet: {live.detail}", version_id)
             swap = SettingsSwap(self.obs, self.settings, self.ports)
-            self.obs.current = None  # Aggregator holds the broken candidate: restore from the saved copy
-            return self._undo(version, swap, f"the interrupted rotation's token does not work ({live.detail})")
+            return self._undo(version, swap, f"the interrupted rotation's token does not work ({live.detail})",
+                              previous=self._saved_previous())
         try:
             live, facts = self.validate(candidate, version)
-        except (Rejected, Postponed, ServiceError) as why:
+        except Rejected as why:  # the previous token is still in place: nothing to undo but the tag
             return self._undo(version, SettingsSwap(self.obs, self.settings, self.ports),
                               f"interrupted rotation could not be redone: {why}")
+        except (Postponed, ServiceError) as why:
+            return Outcome("postponed", f"interrupted rotation not redone yet: {why}", version_id)
         return self._apply(version, candidate, live, facts)

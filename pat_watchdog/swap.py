@@ -26,6 +26,14 @@ class ConcurrentChange(SwapError):
     """Someone else changed the token setting meanwhile: nothing was written, nothing is undone."""
 
 
+class CandidateBroken(SwapError):
+    """Azure DevOps rejects the candidate after the swap."""
+
+
+class VerificationPending(SwapError):
+    """The swap is done but could not be verified (an outage): neither kept nor undone yet."""
+
+
 class SettingsSwap:
     """One Aggregator app's token setting; plain value or Key Vault reference (DESIGN 3.5)."""
 
@@ -45,7 +53,7 @@ class SettingsSwap:
         elif ref.versioned:
             self._write(ref.as_setting(self._store_in_reference(candidate)))
         else:
-            self._store_in_reference(candidate)
+            self._store_in_reference(candidate, newest_only=True)
             self.before = self._list()
             self.expected = self.before.get(self.name)
             self._restart()
@@ -64,12 +72,14 @@ class SettingsSwap:
         except ServiceError as error:
             raise SwapError(f"writing the app settings failed: {error}") from None
 
-    def _store_in_reference(self, token: Token) -> str:
-        """The token as the newest version of the referenced secret (reused if already there)."""
+    def _store_in_reference(self, token: Token, *, newest_only: bool = False) -> str:
+        """The token as a version of the referenced secret, reused if already there. A versionless
+        reference loads the newest version, so then only the newest one may be reused."""
         ref = self.obs.reference
         vault = self.ports.vaults.get(ref.vault_url)
         try:
-            for version in vault.versions(ref.secret_name):
+            versions = sorted(vault.versions(ref.secret_name), key=lambda v: v.created_on, reverse=True)
+            for version in versions[:1] if newest_only else versions:
                 if version.tags.get(FINGERPRINT_TAG) == token.fingerprint and version.enabled:
                     return version.version
             return vault.store(ref.secret_name, token, tags={FINGERPRINT_TAG: token.fingerprint}).version
@@ -95,19 +105,29 @@ class SettingsSwap:
         if changed:
             raise SwapError("other settings changed during the rotation: " + ", ".join(changed))
         if self.obs.reference is not None:
-            self._verify_reference(candidate)
+            self._verify_reference(candidate, version=_version_of(self.expected))
         live = devops.check_live(self.ports.session, self.org_url, candidate, self.ports.retry)
+        if live.state is Liveness.UNKNOWN:
+            raise VerificationPending(f"Azure DevOps unreachable: {live.detail}")
         if live.state is not Liveness.VALID:
-            raise SwapError(f"the new token fails connectionData after the swap ({live.state.value})")
+            raise CandidateBroken(f"the new token fails connectionData after the swap ({live.state.value})")
 
-    def _verify_reference(self, candidate: Token) -> None:
+    def holds(self) -> bool:
+        """Whether Aggregator's settings show the swapped value now."""
+        try:
+            return self.expected is not None and self._list().get(self.name) == self.expected
+        except SwapError:
+            return False
+
+    def _verify_reference(self, token: Token, *, version: str | None) -> None:
         ref = self.obs.reference
         try:
-            resolved, _ = self.ports.vaults.get(ref.vault_url).read(ref.secret_name, _version_of(self.expected))
+            resolved, _ = self.ports.vaults.get(ref.vault_url).read(ref.secret_name, version)
         except ServiceError as error:
             raise SwapError(f"the referenced secret could not be re-read: {error}") from None
-        if resolved != candidate:
-            raise SwapError("the Key Vault reference does not resolve to the candidate")
+        if resolved != token:
+            raise SwapError(f"the Key Vault reference does not resolve to the token with fingerprint "
+                            f"{token.fingerprint}")
 
     # -- undo ---------------------------------------------------------------------------------
     def restore(self, previous: Token) -> str:
@@ -115,19 +135,33 @@ class SettingsSwap:
         try:
             ref = self.obs.reference
             if ref is not None and not ref.versioned:
-                self._store_in_reference(previous)
+                self._store_in_reference(previous, newest_only=True)
                 self._restart()
+                self._verify_reference(previous, version=None)
             else:
-                value = self.original if ref is not None else previous.reveal()
-                fresh = self._list()
-                if fresh.get(self.name) != value:
-                    self.ports.apps.replace_settings(self.obs.app, {**fresh, self.name: value, TOKEN_TYPE: "PAT"})
-                if self._list().get(self.name) != value:
-                    raise SwapError("the settings re-read after the rollback do not show the previous token")
+                self._put_back(self._restore_value(previous))
         except (ServiceError, SwapError) as error:
             return (f"ROLLBACK FAILED ({error}): check {self.name} of {self.obs.app.site} by hand; the previous "
                     f"token (fingerprint {previous.fingerprint}) is saved in the previous-token secret")
         return f"the previous token (fingerprint {previous.fingerprint}) was put back"
+
+    def _restore_value(self, previous: Token) -> str:
+        ref = self.obs.reference
+        if ref is None:
+            return previous.reveal()
+        if self.obs.current == previous:  # the observed reference pointed at the previous token
+            return self.original
+        return ref.as_setting(self._store_in_reference(previous))  # after a crash: point at it again
+
+    def _put_back(self, value: str) -> None:
+        fresh = self._list()
+        if fresh.get(self.name) != value:
+            try:
+                self.ports.apps.replace_settings(self.obs.app, {**fresh, self.name: value, TOKEN_TYPE: "PAT"})
+            except ServiceError as error:
+                raise SwapError(f"writing the app settings failed: {error}") from None
+        if self._list().get(self.name) != value:
+            raise SwapError("the settings re-read after the rollback do not show the previous token")
 
     def _list(self) -> dict:
         try:
