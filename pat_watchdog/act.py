@@ -11,15 +11,17 @@ from pat_watchdog import reasons as R
 from pat_watchdog.errors import ServiceError
 from pat_watchdog.model import Action, CandidateView, InstancePlan, Note
 from pat_watchdog.notify.dispatch import Outbox, dispatch
-from pat_watchdog.observe import Observed, Ports
+from pat_watchdog.observe import Observed, Ports, observe
 from pat_watchdog.policy import Policy, decide, rotation_due_in
 from pat_watchdog.rotation import Outcome, Rotation
 from pat_watchdog.settings import Settings
-from pat_watchdog.vault import ROTATED_TAG, STATUS_TAG
+from pat_watchdog.vault import ROTATED_TAG, STATUS_TAG, TagLimitError
 
 STATUS, RUN, DRY_RUN, ROTATE = "status", "run", "dry-run", "rotate"
 WRITES = (RUN, ROTATE)
-LEASE = timedelta(minutes=10)       # longer than a rotation takes; a dead run's lock expires
+# Longer than a rotation can take (about 11 outside calls, each bounded to 60 s of retries);
+# a dead run's lock expires after it.
+LEASE = timedelta(minutes=15)
 RECENT = timedelta(days=7)          # a "rotated" notice missed by a dead run is still sent this long
 
 
@@ -65,13 +67,23 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step) -> O
                               f"changed: {error}"))
         return None
     try:
-        outcome = step(Rotation(obs, settings, ports, now))
-    except Exception:
+        fresh = observe(obs.app, settings, ports, now, write=False)  # under the lock: the state now
+        if _changed(obs, fresh):
+            actions.append(Action("rotate", None, "INFO", "skipped", "another run changed the staged version or "
+                                  "the token meanwhile; nothing done"))
+            return None
+        outcome = step(Rotation(fresh, settings, ports, now))
+    finally:
         ports.ledger.release(key, owner)
-        raise
-    ports.ledger.release(key, owner)
+    obs.snapshot, obs.staged, obs.current = fresh.snapshot, fresh.staged, fresh.current
     actions.append(_rotation_action(outcome))
     return outcome
+
+
+def _changed(before: Observed, after: Observed) -> bool:
+    a, b = before.snapshot, after.snapshot
+    return (a.candidate.version, a.candidate.state, a.token_fingerprint) != \
+        (b.candidate.version, b.candidate.state, b.token_fingerprint)
 
 
 def _rotation_action(outcome: Outcome) -> Action:
@@ -130,12 +142,12 @@ def _adopt(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, 
     version = next(v for v in obs.staged if v.version == plan.candidate.version)
     detail = f"staged version {version.version} equals the current token: tagged {STATUS_TAG}=current"
     if mode not in WRITES:
-        return Action("rotate", None, "INFO", "planned", detail)
+        return Action("adopt", None, "INFO", "planned", detail)
     try:
         ports.vaults.get(settings.key_vault_url).set_tags(version, {STATUS_TAG: "current"})
-    except ServiceError as error:
-        return Action("rotate", None, "WARNING", "failed", f"adopting {version.version}: {error}")
-    return Action("rotate", None, "INFO", "done", detail)
+    except (ServiceError, TagLimitError) as error:
+        return Action("adopt", None, "WARNING", "failed", f"adopting {version.version}: {error}")
+    return Action("adopt", None, "INFO", "done", detail)
 
 
 def _not_rotating(plan: InstancePlan, settings: Settings) -> Action:

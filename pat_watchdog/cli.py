@@ -74,9 +74,11 @@ def exit_code(command: str, mode: str, result: watchdog.RunResult) -> int:
 
 
 def rotate_exit_code(result: watchdog.RunResult) -> int:
-    """0 rotated; 1 failed or rolled back; 3 nothing valid to rotate to."""
+    """0 rotated; 1 failed, rolled back or not checkable; 3 nothing valid to rotate to."""
     rotations = [a for p in result.plans for a in p.actions if a.kind == "rotate"]
-    if any(a.outcome == "failed" for a in rotations):
+    unchecked = any(p.status.value == "UNKNOWN" or any(r.code == "KEYVAULT_UNAVAILABLE" for r in p.reasons)
+                    for p in result.plans)
+    if any(a.outcome == "failed" for a in rotations) or unchecked:
         return 1
     if any(a.outcome == "done" for a in rotations):
         return 0

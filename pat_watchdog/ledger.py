@@ -124,11 +124,12 @@ class TableLedger:
         self._table = service.get_table_client(table)
         self._ready = False
 
-    def _call(self, what: str, fn, *args, **kwargs):
+    def _call(self, what: str, fn, *args, create: bool = False, **kwargs):
+        """Call the Table service; writes create the table first (reads never do: `status` writes nothing)."""
         from azure.core.exceptions import AzureError, ResourceExistsError
 
         try:
-            if not self._ready:
+            if create and not self._ready:
                 try:
                     self._table.create_table()
                 except ResourceExistsError:
@@ -139,9 +140,18 @@ class TableLedger:
             status = getattr(getattr(error, "response", None), "status_code", None)
             raise ServiceError("Table storage", f"{what}: {status or type(error).__name__}", status=status) from None
 
+    def _read(self, what: str, fn):
+        """A read; a table that does not exist yet reads as empty."""
+        try:
+            return self._call(what, fn)
+        except ServiceError as error:
+            if error.status == 404:
+                return None
+            raise
+
     def active(self) -> dict[tuple, Entry]:
-        rows = self._call("reading the ledger", lambda: list(self._table.query_entities(
-            "PartitionKey eq @p and active eq true", parameters={"p": _ALERTS})))
+        rows = self._read("reading the ledger", lambda: list(self._table.query_entities(
+            "PartitionKey eq @p and active eq true", parameters={"p": _ALERTS}))) or []
         entries = [Entry(r["instance"], r["condition"], r["channel"], r["level"], r.get("stage") or None,
                          r["sent_at"], r.get("message", ""), True) for r in rows]
         return {e.key: e for e in entries}
@@ -151,7 +161,7 @@ class TableLedger:
                "condition": entry.condition, "channel": entry.channel, "level": entry.level,
                "stage": entry.stage or "", "sent_at": entry.sent_at, "message": entry.message[:1000],
                "active": entry.active}
-        self._call("writing the ledger", self._table.upsert_entity, row)
+        self._call("writing the ledger", self._table.upsert_entity, row, create=True)
 
     def add_run(self, report: dict) -> None:
         text = json.dumps(report, separators=(",", ":"))
@@ -159,12 +169,12 @@ class TableLedger:
         moment = datetime.fromisoformat(report["generated_at"].replace("Z", "+00:00"))
         row = {"PartitionKey": _RUNS, "RowKey": _run_key(moment), "generated_at": moment,
                "status": report["status"], "outcome": report.get("outcome", ""), "chunks": len(chunks), **chunks}
-        self._call("writing the run history", self._table.upsert_entity, row)
+        self._call("writing the run history", self._table.upsert_entity, row, create=True)
 
     def last_run(self) -> dict | None:
-        rows = self._call("reading the run history", lambda: next(iter(self._table.query_entities(
-            "PartitionKey eq @p", parameters={"p": _RUNS}, results_per_page=1).by_page()), []))
-        for row in rows:
+        rows = self._read("reading the run history", lambda: list(next(iter(self._table.query_entities(
+            "PartitionKey eq @p", parameters={"p": _RUNS}, results_per_page=1).by_page()), [])))
+        for row in rows or []:
             return json.loads("".join(row[f"report_{i}"] for i in range(row["chunks"])))
         return None
 
@@ -177,7 +187,7 @@ class TableLedger:
 
         row = {"PartitionKey": _LOCKS, "RowKey": _row_key((key,)), "owner": owner, "expires": now + lease}
         try:
-            self._call("taking the rotation lock", self._table.create_entity, row)
+            self._call("taking the rotation lock", self._table.create_entity, row, create=True)
             return True
         except ServiceError as error:
             if error.status != 409:

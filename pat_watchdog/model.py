@@ -72,6 +72,7 @@ class CandidateView:
     reason: str | None = None
     scopes: tuple[str, ...] | None = None
     superseded: tuple[str, ...] = ()
+    room: bool = True                        # room for the watchdog's tags (Key Vault allows 15)
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def _staged(obs, settings, ports, now, write, notes) -> list[ExpiryFact]:
     vault = ports.vaults.get(settings.key_vault_url)
     try:
         obs.staged = vault.versions(staged_name)
-        obs.fingerprints = _fingerprints(vault, obs.staged, write, notes)
+        obs.fingerprints = _fingerprints(vault, obs.staged, write)
     except ServiceError as error:
         notes.append(Note(R.KEYVAULT_UNAVAILABLE.name, str(error)))
         return []
@@ -125,7 +125,7 @@ def _staged(obs, settings, ports, now, write, notes) -> list[ExpiryFact]:
                        detail=f"staged secret {staged_name}/{version.version}")]
 
 
-def _fingerprints(vault, versions: list[SecretVersion], write: bool, notes: list[Note]) -> dict[str, str]:
+def _fingerprints(vault, versions: list[SecretVersion], write: bool) -> dict[str, str]:
     """Fingerprint of every usable version: from its tag, else read once (and tagged in `run`)."""
     found = {}
     for index, version in enumerate(versions):
@@ -137,14 +137,12 @@ def _fingerprints(vault, versions: list[SecretVersion], write: bool, notes: list
         token, _ = vault.read(version.name, version.version)
         found[version.version] = token.fingerprint
         if write:  # later steps merge into these tags: keep the list current
-            versions[index] = _remember_fingerprint(vault, version, token.fingerprint, notes)
+            versions[index] = _remember_fingerprint(vault, version, token.fingerprint)
     return found
 
 
-def _remember_fingerprint(vault, version: SecretVersion, fp: str, notes: list[Note]) -> SecretVersion:
-    if not has_room(version.tags):
-        notes.append(Note(R.TAG_LIMIT.name, f"{version.name}/{version.version} has {len(version.tags)} tags; "
-                          "the watchdog needs room for 4 of its own (Key Vault allows 15): left untouched"))
+def _remember_fingerprint(vault, version: SecretVersion, fp: str) -> SecretVersion:
+    if not has_room(version.tags):  # left untouched; the policy reports TAG_LIMIT for a candidate
         return version
     try:
         return vault.set_tags(version, {FINGERPRINT_TAG: fp})

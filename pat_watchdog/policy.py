@@ -99,7 +99,8 @@ def decide(snap: InstanceSnapshot, policy: Policy, now: datetime, *, force_rotat
 def _adopting(snap: InstanceSnapshot) -> bool:
     """A staged version equal to the current token tells its expiry: adopt it, never rotate to it."""
     cand = snap.candidate
-    return cand.state == "pending" and cand.fingerprint is not None and cand.fingerprint == snap.token_fingerprint
+    return (cand.state == "pending" and cand.room and cand.fingerprint is not None
+            and cand.fingerprint == snap.token_fingerprint)
 
 
 def _token_view(snap, chosen, dated, now) -> TokenView:
@@ -117,7 +118,8 @@ def _liveness(snap, token, policy) -> list[Reason]:
         return [R.reason(R.TOKEN_MISSING)]
     found = []
     if snap.token_type is not None and snap.token_type != "PAT":
-        found.append(R.reason(R.TOKEN_TYPE, f"Aggregator_VstsTokenType is {snap.token_type!r}, expected 'PAT'"))
+        # Not echoed: a PAT pasted into the wrong setting must not end up in a report.
+        found.append(R.reason(R.TOKEN_TYPE, "Aggregator_VstsTokenType is not 'PAT'"))
     state = snap.live.state
     if state is Liveness.EXPIRED:
         seen = f" ({snap.live.detail})" if snap.live.detail else ""
@@ -152,7 +154,7 @@ def _threshold(snap, token, policy, now) -> list[Reason]:
     if left < 0:
         return [R.reason(R.EXPIRED, f"expired on {when} ({token.expiry_source})", stage="expired")]
     crossed = [d for d in policy.warn_days if left <= d]
-    replacement = snap.candidate.state == "pending" and not _adopting(snap)
+    replacement = _usable(snap.candidate, policy) and not _adopting(snap)
     if left <= policy.critical_days and not replacement:
         stage = str(min(crossed)) if crossed else str(policy.critical_days)
         return [R.reason(R.EXPIRES_CRITICAL, f"{left} days left (expires {when}) and no valid replacement "
@@ -197,15 +199,24 @@ def _candidate(snap) -> list[Reason]:
         found.append(R.reason(R.CANDIDATE_REJECTED, f"version {cand.version}: {cand.reason}",
                               condition=f"CANDIDATE_REJECTED:{cand.version}"))
     elif cand.state == "failed":
-        found.append(R.reason(R.ROTATION_FAILED, f"version {cand.version}: {cand.reason}"))
+        found.append(R.reason(R.ROTATION_FAILED, f"version {cand.version}: {cand.reason}",
+                              condition=f"ROTATION_FAILED:{cand.version}"))
+    if cand.state == "pending" and not cand.room:
+        found.append(R.reason(R.TAG_LIMIT, f"version {cand.version} has no room for the watchdog's 4 tags "
+                              "(Key Vault allows 15): left untouched, never rotated to"))
     if cand.superseded:
         found.append(R.reason(R.CANDIDATE_SUPERSEDED, "older staged versions left alone: "
                               + ", ".join(cand.superseded)))
     return found
 
 
+def _usable(cand: CandidateView, policy: Policy) -> bool:
+    """A staged version the watchdog can actually rotate to."""
+    return cand.state == "pending" and cand.room and policy.rotation_enabled
+
+
 def _rotation(snap, token, policy, force) -> tuple[bool, str | None]:
-    if snap.unreachable or not policy.rotation_enabled or snap.candidate.state != "pending":
+    if snap.unreachable or not _usable(snap.candidate, policy):
         return False, None
     if not snap.token_present or snap.live.state in (Liveness.EXPIRED, Liveness.INVALID):
         return True, "the current token does not work"

@@ -32,7 +32,7 @@ class Token:
         return "Basic " + base64.b64encode(b":" + self._value.encode("utf-8")).decode("ascii")
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Token) and hmac.compare_digest(self._value, other._value)
+        return isinstance(other, Token) and hmac.compare_digest(self._value.encode(), other._value.encode())
 
     def __hash__(self) -> int:
         return hash(self.fingerprint)

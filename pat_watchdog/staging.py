@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from pat_watchdog.model import CandidateView
-from pat_watchdog.vault import FINGERPRINT_TAG, REASON_TAG, SecretVersion
+from pat_watchdog.vault import FINGERPRINT_TAG, REASON_TAG, SecretVersion, has_room
 
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 
@@ -35,6 +35,9 @@ def select_candidate(versions: list[SecretVersion], now: datetime,
     """
     fingerprints = fingerprints or {}
     ordered = sorted(versions, key=_created, reverse=True)
+    applying = next((v for v in ordered if v.status == "applying"), None)
+    if applying is not None:  # an interrupted rotation is reconciled before anything newer is looked at
+        return _view(applying, fingerprints, ())
     handled = next((v for v in ordered if v.status is not None), None)
     newer = [v for v in ordered if handled is None or _created(v) > _created(handled)]
     fresh = [v for v in newer if eligible(v, now)]
@@ -44,8 +47,12 @@ def select_candidate(versions: list[SecretVersion], now: datetime,
     chosen = fresh[0] if fresh else handled
     if chosen is None:
         return CandidateView(superseded=superseded)
+    return _view(chosen, fingerprints, superseded)
+
+
+def _view(chosen: SecretVersion, fingerprints: dict[str, str], superseded: tuple[str, ...]) -> CandidateView:
     return CandidateView(
         version=chosen.version, state=chosen.status or "pending",
         fingerprint=chosen.tags.get(FINGERPRINT_TAG) or fingerprints.get(chosen.version),
         expires_on=chosen.expires_on, reason=chosen.tags.get(REASON_TAG), scopes=scopes_tag(chosen),
-        superseded=superseded)
+        superseded=superseded, room=has_room(chosen.tags))

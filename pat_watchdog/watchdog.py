@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from azure.core.credentials import TokenCredential
@@ -19,7 +19,7 @@ from pat_watchdog.ledger import open_ledger
 from pat_watchdog.notify.dispatch import Outbox
 from pat_watchdog.notify.email import AcsChannel, SmtpChannel
 from pat_watchdog.notify.teams import TeamsChannel
-from pat_watchdog.model import InstancePlan, InstanceSnapshot, Note
+from pat_watchdog.model import Action, InstancePlan, InstanceSnapshot, Note
 from pat_watchdog.observe import Observed, Ports, observe
 from pat_watchdog.policy import Policy, decide
 from pat_watchdog.resource_ids import ResourceId
@@ -106,7 +106,8 @@ def run_once(settings: Settings, mode: str, now: datetime, *, ports: Ports | Non
         plans = [decide(o.snapshot, Policy.from_settings(settings, o.app.site), now, force_rotation=force)
                  for o in observed]
         outbox = _outbox(ports, settings, mode)
-        plans = [act(plan, obs, settings, ports, mode, outbox, now) for plan, obs in zip(plans, observed, strict=True)]
+        plans = [_act_safely(plan, obs, settings, ports, mode, outbox, now)
+                 for plan, obs in zip(plans, observed, strict=True)]
         result = RunResult(report.build(plans, now, command=mode, errors=errors, problems=outbox.problems),
                            tuple(plans))
         _record(result, ports, mode)
@@ -121,6 +122,16 @@ def run_once(settings: Settings, mode: str, now: datetime, *, ports: Ports | Non
                      "instance": plan.name, "app": plan.app_id, "status": plan.status.value,
                      "pat_days_left": plan.token.days_left, "fingerprint": plan.token.fingerprint}})
     return result
+
+
+def _act_safely(plan: InstancePlan, obs: Observed, settings, ports, mode, outbox, now) -> InstancePlan:
+    """One instance's unexpected error is reported as a failed action; the others still act."""
+    try:
+        return act(plan, obs, settings, ports, mode, outbox, now)
+    except Exception as error:  # noqa: BLE001 - isolation is the point
+        log.exception("acting on %s failed", plan.name)
+        failure = Action("error", None, "CRITICAL", "failed", f"unexpected {type(error).__name__}: {error}")
+        return replace(plan, actions=plan.actions + (failure,))
 
 
 def _record(result: RunResult, ports: Ports, mode: str) -> None:

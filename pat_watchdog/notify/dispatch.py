@@ -70,16 +70,39 @@ def dispatch(plan: InstancePlan, settings, outbox: Outbox, now: datetime, *,
 
 def _resolutions(plan, outbox: Outbox, channel, firing: set[str], quiet: bool, now) -> list[Action]:
     """One "resolved" notice per condition that stopped firing; never for an instance not checked."""
-    if outbox.active is None or plan.status is Status.UNKNOWN:
+    if outbox.active is None or plan.status is Status.UNKNOWN or _blind(plan, "*"):
         return []
     actions = []
     for (instance, condition, name), entry in sorted(outbox.active.items()):
         if instance != plan.name or name != channel.name or condition in firing or condition.startswith("ROTATED:"):
             continue
+        if _blind(plan, condition):
+            continue
         if quiet:
             if outbox.send:
-                outbox.ledger.record(resolved_entry(entry, now))
+                try:
+                    outbox.ledger.record(resolved_entry(entry, now))
+                except ServiceError as error:
+                    outbox.problems.append(f"ledger not written after a rotation: {error}")
             continue
         notice = A.resolved(condition, entry.message, plan)
         actions.append(_deliver(outbox, channel, notice, resolved_entry(entry, now), "cleared"))
     return actions
+
+
+def _blind(plan: InstancePlan, condition: str) -> bool:
+    """Whether this run could not have seen `condition` (a source was down): then it is not resolved.
+
+    `"*"`: nothing can be resolved (Azure DevOps, the token or its reference could not be checked).
+    """
+    codes = {r.code for r in plan.reasons}
+    if codes & {"DEVOPS_UNREACHABLE", "KEYVAULT_REFERENCE_UNRESOLVED", "ARM_UNREACHABLE"}:
+        return True
+    if condition == "EXPIRY":
+        return plan.token.expires_on is None and plan.token.live is not False
+    if condition == "SCOPE_MISSING":
+        return plan.token.scopes is None
+    if condition == "GLOBAL_PAT":
+        return plan.token.global_pat is None
+    return "KEYVAULT_UNAVAILABLE" in codes and condition.split(":")[0] in (
+        "CANDIDATE_REJECTED", "ROTATION_FAILED", "TAG_LIMIT")

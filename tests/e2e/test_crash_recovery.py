@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 AFTER_STEP = {
     "1 validated": dict(method="GET", path="aggregator-pat-previous/versions"),
     "2 previous saved": dict(method="PATCH", path="{version}", nth=2),       # 1st PATCH: fingerprint tag
-    "3 tagged applying": dict(method="POST", path="appsettings/list", nth=2),  # the list before the PUT
-    "4 settings replaced": dict(method="POST", path="appsettings/list", nth=3),  # verification
+    # Lists: 1 observing, 2 observing again under the rotation lock, 3 right before the PUT, 4 verifying.
+    "3 tagged applying": dict(method="POST", path="appsettings/list", nth=3),
+    "4 settings replaced": dict(method="POST", path="appsettings/list", nth=4),
     "5 verified": dict(method="PATCH", path="{version}", nth=3),             # the `current` tag
     "6 tagged current": dict(method="POST", host="logic.azure.com"),          # the "rotated" notice
 }
@@ -69,7 +70,7 @@ def test_a_run_killed_after_each_step_is_finished_by_the_next(world, run_cli, sa
     assert bool(sandbox.vault.versions("contoso-kv", "aggregator-pat-previous")) is saved
     assert sandbox.teams.received == []
     sandbox.clear_faults()
-    later = datetime.now(timezone.utc) + timedelta(minutes=11)  # the dead run's lock lease has ended
+    later = datetime.now(timezone.utc) + timedelta(minutes=16)  # the dead run's lock lease has ended
     sandbox.clock = lambda: later
     result = run_cli("run", "--json", now=later, **channels)
     assert result.code == 0, result.out

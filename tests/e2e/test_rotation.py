@@ -178,8 +178,8 @@ def test_an_unrelated_setting_changing_during_the_swap_is_rolled_back_and_kept(w
     def someone_edits():
         sandbox.arm.set_settings(s.app, {**sandbox.arm.settings(s.app), "Rule_Owner": "team-b"})
 
-    # 1st list: observe; 2nd: right before the PUT; 3rd: verification.
-    sandbox.inject(method="POST", path="appsettings/list", nth=3, action=someone_edits)
+    # Lists: 1 observe, 2 observe again under the lock, 3 right before the PUT, 4 verification.
+    sandbox.inject(method="POST", path="appsettings/list", nth=4, action=someone_edits)
     result = run_cli("run", "--json", **env)
     assert result.code == 1
     assert_rolled_back(sandbox, s, "other settings changed during the rotation: Rule_Owner")
@@ -193,7 +193,7 @@ def test_a_concurrent_token_change_stops_the_rotation_without_touching_it(world,
     def configure_instance():
         sandbox.arm.set_settings(s.app, {**sandbox.arm.settings(s.app), "Aggregator_VstsToken": by_hand})
 
-    sandbox.inject(method="POST", path="appsettings/list", nth=2, action=configure_instance)
+    sandbox.inject(method="POST", path="appsettings/list", nth=3, action=configure_instance)
     result = run_cli("run", "--json", **env)
     assert result.code == 1 and sandbox.arm.writes == []
     assert sandbox.arm.settings(s.app)["Aggregator_VstsToken"] == by_hand
@@ -203,7 +203,7 @@ def test_a_concurrent_token_change_stops_the_rotation_without_touching_it(world,
 
 def test_candidate_failing_after_the_swap_is_rolled_back(world, run_cli, sandbox, env):
     s = scene(world)
-    sandbox.inject(method="POST", path="appsettings/list", nth=3, action=lambda: sandbox.devops.revoke(s.new))
+    sandbox.inject(method="POST", path="appsettings/list", nth=4, action=lambda: sandbox.devops.revoke(s.new))
     assert run_cli("run", **env).code == 1
     assert_rolled_back(sandbox, s, "fails connectionData after the swap")
     assert_safe_history(sandbox, s)
@@ -243,7 +243,7 @@ def test_a_held_lock_blocks_a_second_rotation_until_its_lease_ends(world, run_cl
     assert ledger.acquire(f"rotation~{NAME}", "someone-else", NOW, timedelta(minutes=10))
     blocked = run_cli("rotate", "--force", **env)
     assert blocked.code == 1 and "holds the rotation lock" in blocked.out and sandbox.arm.writes == []
-    later = run_cli("rotate", "--force", now=NOW + timedelta(minutes=11), **env)
+    later = run_cli("rotate", "--force", now=NOW + timedelta(minutes=16), **env)
     assert later.code == 0
     assert_rotated(sandbox, s)
 
