@@ -74,14 +74,19 @@ class SettingsSwap:
 
     def _store_in_reference(self, token: Token, *, newest_only: bool = False) -> str:
         """The token as a version of the referenced secret, reused if already there. A versionless
-        reference loads the newest version, so then only the newest one may be reused."""
+        reference loads the latest version, so then only the latest may be reused: asked of the
+        service itself, since `created` has one-second resolution and cannot order close versions."""
         ref = self.obs.reference
         vault = self.ports.vaults.get(ref.vault_url)
         try:
-            versions = sorted(vault.versions(ref.secret_name), key=lambda v: v.created_on, reverse=True)
-            for version in versions[:1] if newest_only else versions:
-                if version.tags.get(FINGERPRINT_TAG) == token.fingerprint and version.enabled:
-                    return version.version
+            if newest_only:
+                latest, props = vault.read(ref.secret_name)
+                if latest == token:
+                    return props.version
+            else:
+                for version in vault.versions(ref.secret_name):
+                    if version.tags.get(FINGERPRINT_TAG) == token.fingerprint and version.enabled:
+                        return version.version
             return vault.store(ref.secret_name, token, tags={FINGERPRINT_TAG: token.fingerprint}).version
         except ServiceError as error:
             raise SwapError(f"writing the referenced secret failed: {error}") from None

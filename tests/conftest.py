@@ -15,6 +15,7 @@ from pat_watchdog.http import RetryPolicy
 from pat_watchdog.sandbox import Sandbox
 from pat_watchdog.sandbox.seed import World
 from tests.azurite import Azurite
+from tests import leaks
 from tests.leaks import LogTap, assert_no_leak, sandbox_outputs
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
@@ -62,6 +63,7 @@ def sandbox(monkeypatch):
 def world(sandbox, log_tap):
     """A seeded world; at teardown, nothing the product sent or logged contains any token."""
     w = World(sandbox)
+    leaks.TRACKED.append(w.tokens)
     yield w
     assert_no_leak(log_tap.text(), w.tokens, where="logs")
     for where, text in sandbox_outputs(sandbox):
@@ -95,3 +97,13 @@ def run_cli(world):
         assert_no_leak(result.err, world.tokens, where="stderr")
         return result
     return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing assertion may show a compared value: never let it be a token."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and leaks.TRACKED:
+        report.longrepr = leaks.scrub(str(report.longrepr))
+        report.sections = [(name, leaks.scrub(text)) for name, text in report.sections]

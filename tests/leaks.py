@@ -11,6 +11,25 @@ from urllib.parse import quote
 _DEVOPS_HOSTS = ("dev.azure.com", "visualstudio.com", "tfs.contoso.test")
 
 
+# Every token list of every World of the session, for scrubbing failure reports (conftest).
+TRACKED: list[list[str]] = []
+
+
+def fp(value: str | None) -> str | None:
+    """Compare tokens in assertions by fingerprint, so a failing assert never prints one."""
+    from pat_watchdog.secret import fingerprint
+    return fingerprint(value) if value else None
+
+
+def scrub(text: str) -> str:
+    """Replace every known token in `text` (a failure report) by its fingerprint."""
+    for tokens in TRACKED:
+        for token in tokens:
+            if token in text:
+                text = text.replace(token, f"<token {fp(token)}>")
+    return text
+
+
 def _forms(token: str) -> list[str]:
     return [token, token[:16], token[-16:], quote(token, safe=""),
             base64.b64encode(b":" + token.encode()).decode(), base64.b64encode(token.encode()).decode()]

@@ -10,6 +10,7 @@ import pytest
 
 from pat_watchdog import cli
 from pat_watchdog.secret import fingerprint
+from tests.leaks import fp
 from tests.conftest import FAST_RETRY, NOW
 
 NAME = "contosoaggregator"
@@ -57,25 +58,25 @@ def assert_safe_history(sandbox, s: Scene) -> None:
     others = {k: v for k, v in s.original.items() if k != "Aggregator_VstsToken"}
     for app_id, written in sandbox.arm.writes:
         assert app_id.lower() == s.app.lower()
-        assert written["Aggregator_VstsToken"] in (s.old, s.new)
+        assert fp(written["Aggregator_VstsToken"]) in (fp(s.old), fp(s.new))
         assert {k: v for k, v in written.items() if k != "Aggregator_VstsToken"} == others
 
 
 def assert_rotated(sandbox, s: Scene) -> None:
     settings = sandbox.arm.settings(s.app)
-    assert settings["Aggregator_VstsToken"] == s.new, "Aggregator does not hold the new token"
+    assert fp(settings["Aggregator_VstsToken"]) == fp(s.new)
     assert {k: v for k, v in settings.items() if k != "Aggregator_VstsToken"} == \
         {k: v for k, v in s.original.items() if k != "Aggregator_VstsToken"}
     t = tags(sandbox, s.version)
     assert t["watchdog-status"] == "current" and t["fingerprint"] == fingerprint(s.new) and "rotated-at" in t
     previous = sandbox.vault.versions("contoso-kv", PREVIOUS)
-    assert len(previous) == 1 and previous[0]["value"] == s.old
+    assert len(previous) == 1 and fp(previous[0]["value"]) == fp(s.old)
     assert previous[0]["tags"]["fingerprint"] == fingerprint(s.old) and previous[0]["tags"]["app"] == s.app
     assert titles(sandbox).count(f"INFO: {NAME}") == 1 and "rotated" in str(sandbox.teams.received[-1])
 
 
 def assert_rolled_back(sandbox, s: Scene, reason: str) -> None:
-    assert sandbox.arm.settings(s.app)["Aggregator_VstsToken"] == s.old
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.old)
     t = tags(sandbox, s.version)
     assert t["watchdog-status"] == "failed" and reason in t["watchdog-reason"]
     assert f"CRITICAL: {NAME}" in titles(sandbox)
@@ -196,7 +197,7 @@ def test_a_concurrent_token_change_stops_the_rotation_without_touching_it(world,
     sandbox.inject(method="POST", path="appsettings/list", nth=3, action=configure_instance)
     result = run_cli("run", "--json", **env)
     assert result.code == 1 and sandbox.arm.writes == []
-    assert sandbox.arm.settings(s.app)["Aggregator_VstsToken"] == by_hand
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(by_hand)
     assert "watchdog-status" not in tags(sandbox, s.version)  # pending again
     assert "ROTATION_STOPPED" in [r["code"] for r in result.instance(NAME)["reasons"]]
 
@@ -223,7 +224,7 @@ def test_key_vault_unreachable_after_the_swap_is_finished_by_the_next_run(world,
     s = scene(world)
     sandbox.inject(method="PATCH", path=s.version, nth=3, status=503, times=None)  # the `current` tag
     first = run_cli("run", "--json", **env)
-    assert first.code == 1 and sandbox.arm.settings(s.app)["Aggregator_VstsToken"] == s.new
+    assert first.code == 1 and fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.new)
     assert tags(sandbox, s.version)["watchdog-status"] == "applying"
     sandbox.clear_faults()
     second = run_cli("run", "--json", now=NOW + timedelta(minutes=1), **env)
@@ -291,5 +292,75 @@ def test_key_vault_reference_versionless_restarts_the_app(world, run_cli, sandbo
     new, _ = world.issue(365)
     world.stage(new, days=365)
     assert run_cli("run", **env).code == 0
-    assert sandbox.vault.versions("aggregator-kv", "aggregator-pat")[-1]["value"] == new
+    assert fp(sandbox.vault.versions("aggregator-kv", "aggregator-pat")[-1]["value"]) == fp(new)
     assert sandbox.arm.writes == [] and [a.lower() for a in sandbox.arm.restarts] == [app.lower()]
+
+
+def test_an_outage_while_verifying_keeps_the_candidate_applying_then_finishes(world, run_cli, sandbox, env):
+    s = scene(world, days_left=-1)           # the old token has already expired
+    # connectionData calls: 1 old token (observe), 2 old (under the lock), 3 candidate (validate), 4 verify
+    sandbox.inject(host="dev.azure.com", path="connectionData", nth=4, status=503, times=None)
+    first = run_cli("run", **env)
+    assert first.code == 1
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.new)      # not rolled back to a dead token
+    assert tags(sandbox, s.version)["watchdog-status"] == "applying"
+    sandbox.clear_faults()
+    assert run_cli("run", now=NOW + timedelta(minutes=16), **env).code == 0
+    assert_rotated(sandbox, s)
+
+
+def test_an_outage_during_recovery_is_not_a_verdict(world, run_cli, sandbox, env):
+    s = scene(world, days_left=-1)
+    sandbox.inject(method="PATCH", path=s.version, nth=3, status=503, times=None)   # `current` never tagged
+    assert run_cli("run", **env).code == 1
+    sandbox.clear_faults()
+    sandbox.inject(host="dev.azure.com", path="connectionData", status=503, times=None)
+    assert run_cli("run", now=NOW + timedelta(minutes=16), **env).code in (1, 3)
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.new)
+    assert tags(sandbox, s.version)["watchdog-status"] == "applying"
+    sandbox.clear_faults()
+    assert run_cli("run", now=NOW + timedelta(minutes=32), **env).code == 0
+    assert_rotated(sandbox, s)
+
+
+def test_an_applying_version_is_reconciled_even_when_something_newer_is_staged(world, run_cli, sandbox, env):
+    s = scene(world)
+    sandbox.inject(method="PATCH", path=s.version, nth=3, status=503, times=None)
+    run_cli("run", **env)
+    sandbox.clear_faults()
+    newer, _ = world.issue(400)
+    world.stage(newer, days=400)
+    result = run_cli("run", "--json", now=NOW + timedelta(minutes=16), **env)
+    assert "finished an interrupted rotation" in result.out
+    assert tags(sandbox, s.version)["watchdog-status"] == "current"
+
+
+def test_rotate_with_only_the_current_token_staged_adopts_and_exits_3(world, run_cli, sandbox, env):
+    old, _ = world.issue(5)
+    world.add_instance(NAME, old)
+    version = world.stage(old, days=5)
+    result = run_cli("rotate", "--force", "--json", **env)
+    assert result.code == 3 and tags(sandbox, version)["watchdog-status"] == "current"
+    assert [a["kind"] for a in result.instance(NAME)["actions"] if a["outcome"] == "done"][-1] == "adopt"
+
+
+def test_versionless_reference_rollback_makes_the_previous_token_the_newest_again(world, run_cli, sandbox, env):
+    old, _ = world.issue(5)
+    sandbox.vault.set_secret("aggregator-kv", "aggregator-pat", old, expires_on=NOW + timedelta(days=5),
+                             tags={"fingerprint": fingerprint(old)})
+    uri = f"{sandbox.vault.url('aggregator-kv')}/secrets/aggregator-pat"
+    world.add_instance(NAME, f"@Microsoft.KeyVault(SecretUri={uri}/)")
+    new, _ = world.issue(365)
+    version = world.stage(new, days=365)
+    # Lists: 1 observe, 2 under the lock, 3 before the restart; the candidate dies right after.
+    sandbox.inject(method="POST", path="appsettings/list", nth=3, action=lambda: sandbox.devops.revoke(new))
+    assert run_cli("run", **env).code == 1
+    versions = sandbox.vault.versions("aggregator-kv", "aggregator-pat")
+    assert fp(versions[-1]["value"]) == fp(old) and tags(sandbox, version)["watchdog-status"] == "failed"
+
+
+def test_a_pat_pasted_into_the_token_type_setting_is_not_echoed(world, run_cli, sandbox):
+    old, _ = world.issue(100)
+    world.add_instance(NAME, old, extra={"Aggregator_VstsTokenType": old})
+    result = run_cli("status", "--json")     # the world fixture's leak check covers every output
+    assert "TOKEN_TYPE" in [r["code"] for r in result.instance(NAME)["reasons"]]

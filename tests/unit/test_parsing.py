@@ -111,3 +111,7 @@ def test_token_never_shows_its_value():
     for text in (repr(token), str(token), f"{token}", "%s" % token):
         assert "abcdefghij" not in text and token.fingerprint in text
     assert token.fingerprint == fingerprint(token.reveal()) and len(token.fingerprint) == 8
+
+
+def test_tokens_with_any_characters_compare_without_error():
+    assert Token("päss-wörd") == Token("päss-wörd") and Token("päss-wörd") != Token("pass-word")

@@ -148,3 +148,17 @@ def test_expiry_unknown_says_how_to_fix_it():
 ])
 def test_scope_implication(held, missing):
     assert held_scopes_missing(held, FULL) == missing
+
+
+def test_a_replacement_that_cannot_be_used_does_not_soften_critical():
+    off = decide(snap(2, candidate=PENDING), replace(POLICY, rotation_enabled=False), NOW)
+    assert off.status is Status.CRITICAL and "EXPIRES_CRITICAL" in codes(off)
+    full = decide(snap(2, candidate=replace(PENDING, room=False)), POLICY, NOW)
+    assert full.status is Status.CRITICAL and "TAG_LIMIT" in codes(full) and not full.rotate
+
+
+def test_each_failed_rotation_is_its_own_condition():
+    one = decide(snap(100, candidate=CandidateView(version="v1", state="failed", reason="x")), POLICY, NOW)
+    two = decide(snap(100, candidate=CandidateView(version="v2", state="failed", reason="y")), POLICY, NOW)
+    conditions = [r.condition for p in (one, two) for r in p.reasons if r.code == "ROTATION_FAILED"]
+    assert conditions == ["ROTATION_FAILED:v1", "ROTATION_FAILED:v2"]
