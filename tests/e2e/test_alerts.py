@@ -168,3 +168,25 @@ def test_email_through_azure_communication_services(world, run_cli, sandbox, sto
     assert message["recipients"]["to"] == [{"address": "ops@contoso.com"}]
     assert "az keyvault secret set" in message["content"]["plainText"]
     assert_no_leak(repr(message), world.tokens, where="ACS message")
+
+
+def test_a_source_outage_never_sends_a_false_resolved(world, run_cli, sandbox, channels):
+    token, _ = world.issue(10)
+    world.add_instance(NAME, token)
+    world.stage(token, days=10, tags={"watchdog-status": "current"})
+    assert run_cli("run", **channels).code == 0 and len(sandbox.teams.received) == 1
+    sandbox.inject(host="contoso-kv.vault.azure.net", status=503, times=None)
+    sandbox.devops.listing_status = 403
+    later = run_cli("run", "--json", now=NOW + timedelta(hours=1), **channels)
+    assert "KEYVAULT_UNAVAILABLE" in [r["code"] for r in later.instance(NAME)["reasons"]]
+    assert not [t for t in sent(sandbox) if "resolved" in t[1]]
+
+
+def test_status_creates_nothing_in_storage(world, run_cli, channels):
+    from azure.data.tables import TableServiceClient
+
+    token, _ = world.issue(100)
+    world.add_instance(NAME, token)
+    run_cli("status", **channels)
+    service = TableServiceClient.from_connection_string(channels["AzureWebJobsStorage"])
+    assert channels["WATCHDOG_STATE_TABLE"] not in [t.name for t in service.list_tables()]
