@@ -1,5 +1,3 @@
-import sys
+from pat_watchdog.cli import entry
 
-from pat_watchdog.cli import main
-
-sys.exit(main())
+entry()

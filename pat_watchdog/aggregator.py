@@ -6,7 +6,7 @@ import threading
 import time
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.web import WebSiteManagementClient
 from azure.mgmt.web.models import StringDictionary
@@ -16,8 +16,14 @@ from pat_watchdog.http import RetryPolicy
 from pat_watchdog.resource_ids import ResourceId
 
 
+NO_CREDENTIAL = ("no Azure credential: sign in with `az login`, or give the Function App a managed identity "
+                 "(AZURE_CLIENT_ID for a user-assigned one)")
+
+
 def arm_error(error: AzureError, what: str) -> ServiceError:
     """Translate an azure-core error into ours; ARM error messages never contain setting values."""
+    if isinstance(error, ClientAuthenticationError) and getattr(error, "response", None) is None:
+        return ServiceError("Azure Resource Manager", f"{what}: {NO_CREDENTIAL}")
     status = getattr(getattr(error, "response", None), "status_code", None)
     code = getattr(getattr(error, "error", None), "code", None)
     detail = f"HTTP {status}" if status else type(error).__name__

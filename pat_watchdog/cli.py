@@ -62,6 +62,14 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     return exit_code(args.command, mode, result)
 
 
+def entry() -> None:
+    """The console script: quiet SDK loggers (their warnings repeat what the report says), then main."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if "-v" not in sys.argv and "--verbose" not in sys.argv:
+        logging.getLogger("azure").setLevel(logging.ERROR)
+    sys.exit(main())
+
+
 def exit_code(command: str, mode: str, result: watchdog.RunResult) -> int:
     """DESIGN 3.1: Nagios codes for status; action outcomes for run and rotate."""
     if command == "status":

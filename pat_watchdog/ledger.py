@@ -217,7 +217,7 @@ class TableLedger:
 def open_ledger(settings, credential, retry: RetryPolicy):
     """The Table ledger when storage is configured; else an in-memory one (no dedup across runs)."""
     if settings.storage is None or not (settings.storage.connection_string or settings.storage.table_endpoint):
-        log.warning("AzureWebJobsStorage is not set: alerts are not deduplicated across runs")
+        log.info("AzureWebJobsStorage is not set: alerts are not deduplicated across runs")
         return MemoryLedger()
     return TableLedger(settings.storage, settings.state_table, credential, retry)
 

@@ -108,7 +108,11 @@ def _token_view(snap, chosen, dated, now) -> TokenView:
     global_pat = next((f.global_pat for f in snap.facts if f.global_pat is not None), None)
     live = {Liveness.VALID: True, Liveness.UNKNOWN: None}.get(snap.live.state, False)
     expires = chosen.expires_on if chosen else None
-    return TokenView(snap.token_fingerprint, live if snap.token_present else False, snap.live.user_id,
+    if snap.unreachable:
+        live = None
+    elif not snap.token_present:
+        live = False
+    return TokenView(snap.token_fingerprint, live, snap.live.user_id,
                      expires, days_left(expires, now), chosen.source if chosen else None, scopes,
                      global_pat, dated)
 

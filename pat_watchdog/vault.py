@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
 from pat_watchdog.errors import ServiceError, WatchdogError, is_transient_status
@@ -64,6 +64,10 @@ def has_room(tags: dict) -> bool:
 
 
 def _kv_error(error: AzureError, what: str) -> ServiceError:
+    from pat_watchdog.aggregator import NO_CREDENTIAL
+
+    if isinstance(error, ClientAuthenticationError) and getattr(error, "response", None) is None:
+        return ServiceError("Key Vault", f"{what}: {NO_CREDENTIAL}")
     status = getattr(getattr(error, "response", None), "status_code", None)
     return ServiceError("Key Vault", f"{what}: HTTP {status}" if status else f"{what}: {type(error).__name__}",
                         status=status, transient=is_transient_status(status))
