@@ -67,7 +67,13 @@ def entry() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if "-v" not in sys.argv and "--verbose" not in sys.argv:
         logging.getLogger("azure").setLevel(logging.ERROR)
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `pat-watchdog status | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
 
 
 def exit_code(command: str, mode: str, result: watchdog.RunResult) -> int:
