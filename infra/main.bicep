@@ -10,7 +10,7 @@
 //   app/acs-access.bicep         custom email-send role on Azure Communication Services (optional)
 // Nothing is granted at subscription scope, and no built-in Owner/Contributor role is used.
 //
-// Kept within what the offline checks can read (shared NOTES, "Bicep"): plain resources and
+// Kept within what the offline checks can read : plain resources and
 // local modules, no registry modules, literal values for security-relevant properties.
 targetScope = 'resourceGroup'
 
@@ -27,7 +27,7 @@ param environmentName string = 'pat-watchdog'
 param location string = resourceGroup().location
 
 // ---------------------------------------------------------------------------------------
-// What to watch (DESIGN 3.2)
+// What to watch (README, "Settings")
 // ---------------------------------------------------------------------------------------
 
 @minLength(1)
@@ -84,7 +84,7 @@ param repeatHours int = 20
 param stateTable string = 'patwatchdog'
 param concurrency int = 8
 
-@description('Storage queue for fan-out over many instances (DESIGN 3.7); empty keeps fan-out off.')
+@description('Storage queue for fan-out over many instances (README, "Many instances"); empty keeps fan-out off.')
 param fanoutQueue string = ''
 
 // ---------------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ module acsAccess 'app/acs-access.bicep' = if (useAcs) {
 }
 
 // ---------------------------------------------------------------------------------------
-// App settings (DESIGN 3.2). Optional settings are left out when empty, so the app sees
+// App settings (README, "Settings"). Optional settings are left out when empty, so the app sees
 // "not set" rather than an empty string.
 // ---------------------------------------------------------------------------------------
 

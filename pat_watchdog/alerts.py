@@ -1,4 +1,4 @@
-"""Alerts: what a person is told, built from a plan's reasons (DESIGN 3.6). Pure."""
+"""Alerts: what a person is told, built from a plan's reasons (README, "Alerts"). Pure."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pat_watchdog.model import InstancePlan, Reason
 from pat_watchdog.policy import held_scopes_missing
 from pat_watchdog.settings import Settings
 
-ALERT_LEVELS = ("WARNING", "CRITICAL")
+ALERT_LEVELS = ("WARNING", "CRITICAL", "UNKNOWN")   # UNKNOWN (could not check) is told as a WARNING
 PORTAL = "https://portal.azure.com/#@/resource{app}/configuration"
 
 
@@ -82,6 +82,9 @@ def _next_step(reason: Reason, settings: Settings, plan: InstancePlan) -> tuple[
                 "new version.", _stage_command(settings, plan))
     if reason.code == R.TAG_LIMIT.name:
         return ("Remove tags from that version (the watchdog needs 4 of Key Vault's 15) or stage it again.", None)
+    if reason.condition == "UNCHECKED" or reason.code == R.KEYVAULT_UNAVAILABLE.name:
+        return ("Check the watchdog's access (its role on the Aggregator app, its Key Vault role, the network) "
+                "and the failed run in Application Insights; the next run checks again.", None)
     if reason.code == R.TOKEN_TYPE.name:
         return ("Set Aggregator_VstsTokenType to PAT with aggregator-cli `configure.instance`.", None)
     if reason.code == R.PAT_NOT_IN_LISTING.name:
@@ -98,7 +101,8 @@ def for_reason(reason: Reason, plan: InstancePlan, settings: Settings) -> Alert:
     token = plan.token
     missing = held_scopes_missing(token.scopes or (), settings.required_scopes) if token.scopes else ()
     step, command = _next_step(reason, settings, plan)
-    return Alert(plan.name, plan.app_id, reason.level, reason.condition or reason.code, reason.code,
+    level = "WARNING" if reason.level == "UNKNOWN" else reason.level
+    return Alert(plan.name, plan.app_id, level, reason.condition or reason.code, reason.code,
                  reason.stage, _summary(reason), reason.message, token.days_left, token.expires_on,
                  token.expiry_source, token.fingerprint, missing, step, command)
 

@@ -77,7 +77,7 @@ def entry() -> None:
 
 
 def exit_code(command: str, mode: str, result: watchdog.RunResult) -> int:
-    """DESIGN 3.1: Nagios codes for status; action outcomes for run and rotate."""
+    """README, "Commands and exit codes": Nagios codes for status; action outcomes for run and rotate."""
     if command == "status":
         return Status(result.report["status"]).exit_code
     if mode == watchdog.DRY_RUN:

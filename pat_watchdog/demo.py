@@ -1,4 +1,4 @@
-"""`pat-watchdog demo`: the story of DESIGN 3.1 against the built-in sandbox. No network, no Azure."""
+"""`pat-watchdog demo`: the story of the README against the built-in sandbox. No network, no Azure."""
 
 from __future__ import annotations
 

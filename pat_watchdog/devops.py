@@ -14,8 +14,8 @@ from pat_watchdog.http import RetryPolicy, send
 from pat_watchdog.model import ExpiryFact, LiveCheck, Liveness
 from pat_watchdog.secret import Token
 
-# Listing endpoint: undocumented but widely used (DESIGN 3.3); entries are shaped like
-# specs/devops__GetPersonalAccessTokensForAUserInYourOrganization.json.
+# Listing endpoint: undocumented but widely used (README, "How the expiry and scopes are learned");
+# entries are shaped like tests/specs/devops__GetPersonalAccessTokensForAUserInYourOrganization.json.
 LISTING_PATH = "/_apis/Token/SessionTokens?displayFilterOption=1&api-version=5.0-preview.1"
 _FRACTION = re.compile(r"\.(\d{6})\d+")
 
@@ -29,7 +29,7 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def _headers(token: Token) -> dict:
-    # Without X-TFS-FedAuthRedirect a bad credential gets 203 and a sign-in page (NOTES.md).
+    # Without X-TFS-FedAuthRedirect a bad credential gets 203 and a sign-in page.
     return {"Authorization": token.basic_auth(), "X-TFS-FedAuthRedirect": "Suppress",
             "Accept": "application/json"}
 
@@ -40,7 +40,7 @@ def service_error_text(response: requests.Response) -> str:
 
 
 def check_live(session: requests.Session, org_url: str, token: Token, policy: RetryPolicy) -> LiveCheck:
-    """GET {org}/_apis/connectionData with the PAT and classify the answer (DESIGN 3.3)."""
+    """GET {org}/_apis/connectionData with the PAT and classify the answer (200, 203, 401, 429, 5xx)."""
     try:
         response = send(session, "GET", f"{org_url}/_apis/connectionData", system="Azure DevOps",
                         policy=policy, headers=_headers(token))
@@ -91,7 +91,7 @@ class Match:
 
 def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
                 user_id: str | None = None, known_expiry: datetime | None = None) -> Match:
-    """Pick the listing entry of the current PAT (DESIGN 3.3), saying when it is a guess."""
+    """Pick the listing entry of the current PAT, saying when it is a guess (README, expiry sources)."""
     if authorization_id:
         found = [e for e in entries if str(e.get("authorizationId", "")).lower() == authorization_id.lower()]
         return Match(found[0]) if found else Match(None, not_found=authorization_id)

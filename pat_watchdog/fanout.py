@@ -1,4 +1,4 @@
-"""Fan-out (DESIGN 3.7): the timer enqueues one message per instance; a queue trigger runs each."""
+"""Fan-out (README, "Many instances"): the timer enqueues one message per instance; a queue trigger runs each."""
 
 from __future__ import annotations
 

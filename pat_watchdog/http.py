@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounds from DESIGN 3.3: no call waits over 30 s, one call's retries stop after 60 s."""
+    """No outside call waits over 30 s, one call's retries stop after 60 s (README, "Settings")."""
 
     attempts: int = 4
     backoff: float = 1.0          # first pause; doubles each time

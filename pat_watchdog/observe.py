@@ -14,6 +14,7 @@ from pat_watchdog.aggregator import AggregatorApps
 from pat_watchdog.errors import ServiceError, WatchdogError
 from pat_watchdog.http import RetryPolicy
 from pat_watchdog.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note
+from pat_watchdog.policy import GLOBAL_PAT_CUTOFF
 from pat_watchdog.resource_ids import ResourceId
 from pat_watchdog.secret import Token
 from pat_watchdog.settings import Settings
@@ -73,7 +74,7 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
     facts = list(obs.snapshot.facts)
     if settings.key_vault_url:
         facts += _staged(obs, settings, ports, now, write, notes)
-    if obs.current and live.state is Liveness.VALID and _listing_needed(facts, settings):
+    if obs.current and live.state is Liveness.VALID and _listing_needed(facts, settings, now):
         facts += _listing(obs.current, live, facts, settings, ports, now, notes)
     if settings.pat_expires_on:
         facts.append(ExpiryFact("setting", settings.pat_expires_on, detail="WATCHDOG_PAT_EXPIRES_ON"))
@@ -151,9 +152,12 @@ def _remember_fingerprint(vault, version: SecretVersion, fp: str) -> SecretVersi
         return version
 
 
-def _listing_needed(facts: list[ExpiryFact], settings: Settings) -> bool:
+def _listing_needed(facts: list[ExpiryFact], settings: Settings, now: datetime) -> bool:
+    """Only the listing knows what Key Vault does not: and whether the PAT is global, which
+    matters until global PATs stop working (after that a global PAT fails connectionData)."""
     known = [f for f in facts if f.expires_on is not None]
-    return not known or not any(f.scopes for f in facts) or bool(settings.pat_authorization_id)
+    global_unknown = now < GLOBAL_PAT_CUTOFF and all(f.global_pat is None for f in facts)
+    return not known or not any(f.scopes for f in facts) or bool(settings.pat_authorization_id) or global_unknown
 
 
 def _listing(token, live, facts, settings, ports, now, notes) -> list[ExpiryFact]:

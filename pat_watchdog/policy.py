@@ -49,7 +49,7 @@ def days_left(expires_on: datetime | None, now: datetime) -> int | None:
 def choose_expiry(facts: Iterable[ExpiryFact]) -> tuple[ExpiryFact | None, tuple[ExpiryFact, ...]]:
     """The fact whose expiry counts (earliest wins), and every fact that has an expiry.
 
-    An ambiguous listing match never overrides a better-known expiry (DESIGN 3.3).
+    An ambiguous listing match never overrides a better-known expiry (README, "How the expiry and scopes are learned").
     """
     dated = tuple(f for f in facts if f.expires_on is not None)
     trusted = [f for f in dated if not f.ambiguous] or list(dated)

@@ -44,11 +44,12 @@ PAT_NOT_IN_LISTING = _code("PAT_NOT_IN_LISTING", "WARNING",
                            "WATCHDOG_PAT_AUTHORIZATION_ID matches no entry of the token listing")
 LISTING_UNAVAILABLE = _code("LISTING_UNAVAILABLE", "INFO", "the Azure DevOps token listing is not available", None)
 KEYVAULT_REFERENCE_UNRESOLVED = _code("KEYVAULT_REFERENCE_UNRESOLVED", "UNKNOWN",
-                                      "the Key Vault reference in the token setting could not be resolved", None)
-KEYVAULT_UNAVAILABLE = _code("KEYVAULT_UNAVAILABLE", "WARNING", "the staging vault could not be read", None)
+                                      "the Key Vault reference in the token setting could not be resolved",
+                                      "UNCHECKED")
+KEYVAULT_UNAVAILABLE = _code("KEYVAULT_UNAVAILABLE", "WARNING", "the staging vault could not be read")
 TAG_LIMIT = _code("TAG_LIMIT", "WARNING", "a staged version has no room for the watchdog's tags")
-ARM_UNREACHABLE = _code("ARM_UNREACHABLE", "UNKNOWN", "the Aggregator app settings could not be read", None)
-DEVOPS_UNREACHABLE = _code("DEVOPS_UNREACHABLE", "UNKNOWN", "Azure DevOps could not be reached", None)
+ARM_UNREACHABLE = _code("ARM_UNREACHABLE", "UNKNOWN", "the Aggregator app settings could not be read", "UNCHECKED")
+DEVOPS_UNREACHABLE = _code("DEVOPS_UNREACHABLE", "UNKNOWN", "Azure DevOps could not be reached", "UNCHECKED")
 CANDIDATE_STAGED = _code("CANDIDATE_STAGED", "INFO", "a replacement is staged", None)
 CANDIDATE_SUPERSEDED = _code("CANDIDATE_SUPERSEDED", "INFO", "older staged versions are left alone", None)
 CANDIDATE_REJECTED = _code("CANDIDATE_REJECTED", "WARNING", "the staged replacement was rejected")

@@ -1,4 +1,4 @@
-"""The report: the JSON document of DESIGN 3.1 (schema 1) and its short human rendering."""
+"""The report: the JSON document of README, "Commands and exit codes" (schema 1) and its short human rendering."""
 
 from __future__ import annotations
 

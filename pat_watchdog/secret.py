@@ -8,7 +8,7 @@ import hmac
 
 
 def fingerprint(value: str) -> str:
-    """First 8 hex digits of SHA-256 of the token (DESIGN 3.6)."""
+    """First 8 hex digits of SHA-256 of the token (README, "Alerts")."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:8]
 
 

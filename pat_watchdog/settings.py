@@ -1,4 +1,4 @@
-"""Every setting of DESIGN 3.2, read and validated into one frozen object; all problems at once."""
+"""Every setting of README, "Settings", read and validated into one frozen object; all problems at once."""
 
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ def _match(pattern: re.Pattern) -> Callable[[str], str]:
 
 
 def derive_vssps_url(org_url: str) -> str:
-    """Token service base for an organization URL (DESIGN 3.2)."""
+    """Token service base for an organization URL (README, "Settings")."""
     parts = urlsplit(org_url)
     host = (parts.hostname or "").lower()
     segments = [s for s in parts.path.split("/") if s]

@@ -35,7 +35,7 @@ class VerificationPending(SwapError):
 
 
 class SettingsSwap:
-    """One Aggregator app's token setting; plain value or Key Vault reference (DESIGN 3.5)."""
+    """One Aggregator app's token setting; plain value or Key Vault reference (README, "The rotation protocol")."""
 
     def __init__(self, obs: Observed, settings: Settings, ports: Ports):
         self.obs, self.ports, self.name = obs, ports, settings.token_setting

@@ -1,4 +1,4 @@
-"""One run: observe every instance, decide, act, report (DESIGN section 2)."""
+"""One run: observe every instance, decide, act, report (README, "What it does")."""
 
 from __future__ import annotations
 

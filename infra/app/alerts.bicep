@@ -30,7 +30,7 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
 }
 
 // A failed run: any failed invocation of the watchdog app (the timer's run raises after
-// finishing its other actions when one failed, DESIGN 3.1; also a failed fan-out item or
+// finishing its other actions when one failed, README, "Commands and exit codes"; also a failed fan-out item or
 // status request). Checked every 15 minutes.
 resource failedRun 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'alert-${namePrefix}-failed-run'

@@ -6,7 +6,7 @@ import json
 
 from pat_watchdog.alerts import Alert
 
-MAX_BYTES = 28 * 1024  # Teams Workflows limit (DESIGN 3.6)
+MAX_BYTES = 28 * 1024  # Teams Workflows limit (README, "Alerts")
 _STYLE = {"CRITICAL": ("attention", "Attention"), "WARNING": ("warning", "Warning"), "INFO": ("good", "Good")}
 _ICON = {"CRITICAL": "\u26d4", "WARNING": "\u26a0\ufe0f", "INFO": "\u2705"}
 

@@ -70,13 +70,13 @@ def dispatch(plan: InstancePlan, settings, outbox: Outbox, now: datetime, *,
 
 def _resolutions(plan, outbox: Outbox, channel, firing: set[str], quiet: bool, now) -> list[Action]:
     """One "resolved" notice per condition that stopped firing; never for an instance not checked."""
-    if outbox.active is None or plan.status is Status.UNKNOWN or _blind(plan, "*"):
+    if outbox.active is None:
         return []
     actions = []
     for (instance, condition, name), entry in sorted(outbox.active.items()):
         if instance != plan.name or name != channel.name or condition in firing or condition.startswith("ROTATED:"):
             continue
-        if _blind(plan, condition):
+        if plan.status is Status.UNKNOWN or _blind(plan, condition):
             continue
         if quiet:
             if outbox.send:
@@ -97,7 +97,7 @@ def _blind(plan: InstancePlan, condition: str) -> bool:
     """
     codes = {r.code for r in plan.reasons}
     if codes & {"DEVOPS_UNREACHABLE", "KEYVAULT_REFERENCE_UNRESOLVED", "ARM_UNREACHABLE"}:
-        return True
+        return True  # the instance was not checked: nothing about it is known to have cleared
     if condition == "EXPIRY":
         return plan.token.expires_on is None and plan.token.live is not False
     if condition == "SCOPE_MISSING":

@@ -1,4 +1,4 @@
-"""JSON shapes of Microsoft.Web resources, after Microsoft's examples in /work/shared/specs."""
+"""JSON shapes of Microsoft.Web resources, after Microsoft's examples in tests/specs/."""
 
 from __future__ import annotations
 

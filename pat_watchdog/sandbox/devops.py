@@ -122,7 +122,7 @@ class DevOps:
         return pat.global_pat and self.global_pat_cutoff is not None and now >= self.global_pat_cutoff
 
     def _connection_data(self, request: Request, org: str) -> Response:
-        """GET _apis/connectionData (no spec file: shape from NOTES.md/DESIGN.md and the docs)."""
+        """GET _apis/connectionData (Microsoft publishes no example for it: shape from the Location service docs)."""
         pat, denied = self._authenticate(request, org)
         if denied:
             return denied

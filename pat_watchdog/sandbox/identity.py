@@ -52,7 +52,7 @@ class Identity:
     def handle(self, request: Request) -> Response:
         """GET /msi/token (App Service flavour, api-version 2019-08-01)."""
         # No spec file: shape from the App Service managed identity documentation
-        # (see /work/shared/specs/README.md, "Notes", and NOTES.md).
+        # (Microsoft publishes no example for this endpoint).
         if request.method != "GET" or request.path.rstrip("/") != "/msi/token":
             return error(404, "NotFound", "No such managed identity endpoint.")
         query = request.query

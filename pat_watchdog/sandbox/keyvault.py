@@ -79,7 +79,7 @@ class KeyVault:
             return error(400, "BadParameter", str(exc))
 
     def _authenticate(self, request: Request) -> Response | None:
-        """Key Vault's bearer challenge (see NOTES.md): 401 until a vault token is presented."""
+        """Key Vault's bearer challenge : 401 until a vault token is presented."""
         domain = request.host.split(".", 1)[1]
         resource = RESOURCES.get(domain, "https://vault.azure.net")
         challenge = {"WWW-Authenticate": f'Bearer authorization="https://login.microsoftonline.com/'

@@ -45,7 +45,7 @@ class Teams:
 
     def handle(self, request: Request) -> Response:
         """POST /workflows/<id>/triggers/manual/paths/invoke."""
-        # No spec file: payload rules from NOTES.md ("Microsoft Teams") and the Workflows docs.
+        # No spec file: payload rules from the Teams Workflows docs.
         match = re.match(r"^/workflows/([0-9a-f]{32})/triggers/manual/paths/invoke/?$", request.path)
         with self._lock:
             hook = next((h for h in self._hooks.values() if match and h[0] == match.group(1)), None)

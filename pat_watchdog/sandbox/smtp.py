@@ -17,7 +17,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 def free_port() -> int:
-    """A free loopback port (aiosmtpd cannot use port 0, see NOTES.md)."""
+    """A free loopback port (aiosmtpd cannot use port 0: its readiness probe connects to that port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -190,3 +190,25 @@ def test_status_creates_nothing_in_storage(world, run_cli, channels):
     run_cli("status", **channels)
     service = TableServiceClient.from_connection_string(channels["AzureWebJobsStorage"])
     assert channels["WATCHDOG_STATE_TABLE"] not in [t.name for t in service.list_tables()]
+
+
+def test_an_instance_that_cannot_be_checked_alerts_then_resolves(world, run_cli, sandbox, channels):
+    token, _ = world.issue(100)
+    world.add_instance(NAME, token)
+    sandbox.inject(host="management.azure.com", status=503, times=None)
+    first = run_cli("run", **channels)
+    assert first.code == 0 and sent(sandbox) == [
+        ("teams", f"WARNING: {NAME}"), ("email", f"WARNING: {NAME}: the Aggregator app settings could not be read")]
+    sandbox.clear_faults()
+    assert run_cli("run", now=NOW + timedelta(hours=1), **channels).code == 0
+    assert sent(sandbox)[-1] == ("email", f"INFO: {NAME}: resolved: unchecked")
+
+
+def test_a_global_pat_staged_with_expiry_and_scopes_is_still_flagged(world, run_cli, sandbox, channels):
+    token, _ = world.issue(200, global_pat=True)
+    world.add_instance(NAME, token)
+    world.stage(token, days=200, tags={"watchdog-status": "current"})
+    result = run_cli("run", "--json", **channels)
+    inst = result.instance(NAME)
+    assert inst["token"]["global"] is True and "GLOBAL_PAT" in [r["code"] for r in inst["reasons"]]
+    assert any("WARNING" in t for _, t in sent(sandbox))

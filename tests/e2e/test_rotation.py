@@ -1,4 +1,4 @@
-"""Rotation (DESIGN 3.5) against the sandbox: validation, the swap, rollback, locks, recovery."""
+"""Rotation (README, "The rotation protocol") against the sandbox: validation, the swap, rollback, locks, recovery."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+from datetime import timedelta
+
 import azure.functions as func
 import pytest
 
@@ -45,15 +47,20 @@ def test_second_run_reads_no_secret_value(world, run_cli, sandbox):
     assert value_reads == []  # the fingerprint tag spares reading every version's value
 
 
-def test_healthy_run_costs_three_requests_per_instance(world, run_cli, sandbox):
+@pytest.mark.parametrize("days_after,expected", [(0, 4), (5, 3)])
+def test_healthy_run_costs_three_requests_per_instance(world, run_cli, sandbox, days_after, expected):
+    """ARM list, connectionData, Key Vault versions; until 2026-12-01 also the listing, the only
+    source that tells a global PAT (after that date a global PAT fails connectionData)."""
     token, _ = world.issue(100)
     world.add_instance(NAME, token)
     world.stage(token, days=100, tags={"watchdog-status": "current"})
-    run_cli("run")  # warms nothing across runs: each run has its own credential
+    moment = NOW + timedelta(days=days_after)
+    sandbox.clock = lambda: moment
+    run_cli("run", now=moment)
     sandbox.reset_requests()
-    run_cli("run")
-    service = [r for r in sandbox.requests if r.host != "127.0.0.1" and r.status != 401]
-    assert len(service) == 3, [(r.method, r.host) for r in service]
+    run_cli("run", now=moment)
+    service = [(r.method, r.host) for r in sandbox.requests if r.host != "127.0.0.1" and r.status != 401]
+    assert len(service) == expected, service
 
 
 def test_dry_run_changes_nothing_and_exits_0(world, run_cli, sandbox):

@@ -42,7 +42,7 @@ BROAD_ROLES = {
     "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
     "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
 }
-# The ARM actions the watchdog calls on the Aggregator app (DESIGN 3.3, 3.5, 3.7).
+# The ARM actions the watchdog calls on the Aggregator app (README: expiry sources, rotation protocol, many instances).
 AGGREGATOR_ACTIONS = {
     "Microsoft.Web/sites/read",
     "Microsoft.Web/sites/config/read",
@@ -50,7 +50,7 @@ AGGREGATOR_ACTIONS = {
     "Microsoft.Web/sites/config/write",
     "Microsoft.Web/sites/restart/action",
 }
-# DESIGN 3.2: every setting the deployment must be able to wire.
+# README, "Settings": every setting the deployment must be able to wire.
 WATCHDOG_SETTINGS = (
     "WATCHDOG_AGGREGATOR_APP",
     "WATCHDOG_DEVOPS_ORG_URL",
@@ -85,7 +85,7 @@ WATCHDOG_SETTINGS = (
 SECRET_SETTINGS = ("WATCHDOG_TEAMS_WEBHOOK_URL", "WATCHDOG_SMTP_PASSWORD")
 
 # Security-relevant properties, as literals (checkov does not resolve parameters, so a
-# parameter here could pass a check with a bad default: shared NOTES, "Bicep").
+# parameter here could pass a check with a bad default: checkov reads parameter references as literals).
 BASELINE: dict[str, dict[str, Any]] = {
     "Microsoft.Storage/storageAccounts": {
         "properties.allowBlobPublicAccess": False,

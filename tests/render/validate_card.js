@@ -6,7 +6,7 @@
 //    "unknown": [{"path", "type", "property"}]}   source keys the SDK's schema does not know
 // Exit code 0 when ok, 1 when the card has a problem, 2 when the input is not JSON.
 //
-// Why three checks (see shared NOTES "Adaptive Cards, validated and rendered here"):
+// Why three checks :
 // a bare parse() reports nothing; a SerializationContext at 1.4 collects parse events
 // (unknown element/action types, elements and properties newer than 1.4, bad enum values);
 // validateProperties() adds card-level checks (version, duplicate ids, ...); and unknown
