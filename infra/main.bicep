@@ -248,8 +248,9 @@ var requiredSettings = {
   WATCHDOG_TOKEN_SETTING: tokenSetting
   WATCHDOG_ARM_ENDPOINT: armEndpoint
   WATCHDOG_KEY_VAULT_URL: 'https://${vaultName}${environment().suffixes.keyvaultDns}'
-  WATCHDOG_STAGED_SECRET: stagedSecretName
-  WATCHDOG_PREVIOUS_SECRET: previousSecretName
+  // Watching a whole resource group may find several instances: they never share a secret.
+  WATCHDOG_STAGED_SECRET: aggregatorAccessScope == 'resourceGroup' && !contains(stagedSecretName, '{name}') ? '{name}-${stagedSecretName}' : stagedSecretName
+  WATCHDOG_PREVIOUS_SECRET: aggregatorAccessScope == 'resourceGroup' && !contains(previousSecretName, '{name}') ? '{name}-${previousSecretName}' : previousSecretName
   WATCHDOG_ROTATION: rotation
   WATCHDOG_ROTATE_WITHIN_DAYS: string(rotateWithinDays)
   WATCHDOG_WARN_DAYS: warnDays
