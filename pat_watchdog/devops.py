@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote
@@ -80,6 +81,29 @@ def list_tokens(session: requests.Session, vssps_url: str, token: Token, policy:
     if response.status_code != 200 or "json" not in response.headers.get("Content-Type", ""):
         return Listing(unavailable=f"HTTP {response.status_code} from the token listing")
     return Listing(tuple(response.json().get("value") or ()))
+
+
+class ListingCache:
+    """One listing per user and run: SessionTokens lists the authenticated user's PATs, so every
+    PAT of that user gets the same answer. Only successful answers are kept."""
+
+    def __init__(self):
+        self._listings: dict[str, Listing] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, user_id: str | None, fetch) -> Listing:
+        if not user_id:
+            return fetch()
+        with self._guard:
+            lock = self._locks.setdefault(user_id, threading.Lock())
+        with lock:  # concurrent instances of one user wait for the first call instead of repeating it
+            if user_id not in self._listings:
+                listing = fetch()
+                if listing.unavailable:
+                    return listing
+                self._listings[user_id] = listing
+            return self._listings[user_id]
 
 
 @dataclass(frozen=True)

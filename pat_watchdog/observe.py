@@ -35,6 +35,7 @@ class Ports:
     ledger: object = None        # TableLedger | MemoryLedger
     channels: list = field(default_factory=list)
     credential: object = None
+    listings: devops.ListingCache = field(default_factory=devops.ListingCache)
 
     def close(self) -> None:
         self.apps.close()
@@ -161,7 +162,8 @@ def _listing_needed(facts: list[ExpiryFact], settings: Settings, now: datetime) 
 
 
 def _listing(token, live, facts, settings, ports, now, notes) -> list[ExpiryFact]:
-    listing = devops.list_tokens(ports.session, settings.vssps_url, token, ports.retry)
+    listing = ports.listings.get(live.user_id, lambda: devops.list_tokens(
+        ports.session, settings.vssps_url, token, ports.retry))
     if listing.unavailable:
         notes.append(Note(R.LISTING_UNAVAILABLE.name, listing.unavailable))
         return []

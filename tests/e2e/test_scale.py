@@ -152,3 +152,13 @@ def test_status_endpoint_returns_the_last_report(world, run_cli, storage, monkey
     assert_no_leak(body, world.tokens, where="status endpoint")
     monkeypatch.delenv("AzureWebJobsStorage")
     assert status.get_user_function()(request).status_code == 503
+
+
+def test_the_token_listing_is_asked_once_per_user_and_run(world, run_cli, sandbox):
+    for i in range(5):
+        healthy(world, f"team{i}aggregator")      # one service account's PATs, one per instance
+    other, _ = world.issue(200, user_id="3b2e9b4f-0000-4000-8000-000000000002")
+    world.add_instance("soloaggregator", other)
+    result = run_cli("status", "--json", **PER_NAME)   # before 2026-12-01: the listing tells global PATs
+    assert {i["token"]["global"] for i in result.json["instances"]} == {False}
+    assert sandbox.count(host="vssps.dev.azure.com") == 2
