@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pat_watchdog import alerts as A
 from pat_watchdog import reasons as R
 from pat_watchdog.errors import ServiceError
-from pat_watchdog.model import Action, CandidateView, InstancePlan, Note
+from pat_watchdog.model import Action, CandidateView, InstancePlan, Liveness, Note
 from pat_watchdog.notify.dispatch import Outbox, dispatch
 from pat_watchdog.observe import Observed, Ports, observe
 from pat_watchdog.policy import Policy, decide, rotation_due_in
@@ -58,7 +58,7 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step) -> O
         return None
     key, owner = f"rotation~{plan.name}", uuid.uuid4().hex   # one owner per attempt, even in one process
     try:
-        if not ports.ledger.acquire(key, owner, now, LEASE):
+        if not ports.ledger.acquire(key, owner, now + ports.elapsed(), LEASE):
             actions.append(Action("rotate", None, "WARNING", "failed", "another run holds the rotation lock; "
                                   "it is retried next run"))
             return None
@@ -68,6 +68,11 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step) -> O
         return None
     try:
         fresh = observe(obs.app, settings, ports, now, write=False)  # under the lock: the state now
+        if fresh.snapshot.unreachable or fresh.snapshot.live.state is Liveness.UNKNOWN or \
+                any(n.code == R.KEYVAULT_UNAVAILABLE.name for n in fresh.snapshot.notes):
+            actions.append(Action("rotate", None, "WARNING", "failed", "the state could not be read again under "
+                                  "the rotation lock; nothing changed, the next run retries"))
+            return None
         if _changed(obs, fresh):
             actions.append(Action("rotate", None, "INFO", "skipped", "another run changed the staged version or "
                                   "the token meanwhile; nothing done"))
@@ -82,8 +87,8 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step) -> O
 
 def _changed(before: Observed, after: Observed) -> bool:
     a, b = before.snapshot, after.snapshot
-    return (a.candidate.version, a.candidate.state, a.token_fingerprint) != \
-        (b.candidate.version, b.candidate.state, b.token_fingerprint)
+    return (a.candidate.version, a.candidate.state, a.token_fingerprint, a.live.state) != \
+        (b.candidate.version, b.candidate.state, b.token_fingerprint, b.live.state)
 
 
 def _rotation_action(outcome: Outcome) -> Action:

@@ -85,7 +85,8 @@ def list_tokens(session: requests.Session, vssps_url: str, token: Token, policy:
 
 class ListingCache:
     """One listing per user and run: SessionTokens lists the authenticated user's PATs, so every
-    PAT of that user gets the same answer. Only successful answers are kept."""
+    PAT of that user gets the same answer. Failures are kept too: instances of one service account
+    must not queue up behind a listing that keeps timing out (the next run asks again)."""
 
     def __init__(self):
         self._listings: dict[str, Listing] = {}
@@ -99,10 +100,7 @@ class ListingCache:
             lock = self._locks.setdefault(user_id, threading.Lock())
         with lock:  # concurrent instances of one user wait for the first call instead of repeating it
             if user_id not in self._listings:
-                listing = fetch()
-                if listing.unavailable:
-                    return listing
-                self._listings[user_id] = listing
+                self._listings[user_id] = fetch()
             return self._listings[user_id]
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import requests
 
@@ -36,6 +37,11 @@ class Ports:
     channels: list = field(default_factory=list)
     credential: object = None
     listings: devops.ListingCache = field(default_factory=devops.ListingCache)
+    started: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> timedelta:
+        """Time since the run began: `now` is the run's start, a lock must carry the time it is taken."""
+        return timedelta(seconds=time.monotonic() - self.started)
 
     def close(self) -> None:
         self.apps.close()

@@ -20,7 +20,8 @@ from pat_watchdog.reasons import format_time
 from pat_watchdog.secret import Token
 from pat_watchdog.settings import Settings
 from pat_watchdog.staging import scopes_tag
-from pat_watchdog.swap import CandidateBroken, ConcurrentChange, SettingsSwap, SwapError, VerificationPending
+from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, SettingsSwap, SwapError,
+                               VerificationPending)
 from pat_watchdog.vault import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
                                 TagLimitError, Vault, has_room)
 
@@ -166,9 +167,9 @@ class Rotation:
             swap.verify(candidate)
         except ConcurrentChange as error:
             return self._stop(version, str(error))
-        except VerificationPending as error:
-            return Outcome("postponed", f"swapped but not verified ({error}); the candidate stays applying and "
-                           "the next run finishes or undoes it", version.version)
+        except (NotWritten, VerificationPending) as error:
+            return Outcome("postponed", f"{error}; the candidate stays applying and the next run finishes or "
+                           "undoes it", version.version)
         except SwapError as error:
             if self._previous_broken() and not isinstance(error, CandidateBroken) and swap.holds():
                 # Putting back a token that does not work would help nobody: keep the working one.
@@ -189,8 +190,9 @@ class Rotation:
         return Outcome("current", detail, version.version, live, facts, candidate.fingerprint, recovered=recovered)
 
     def _undo(self, version: SecretVersion, swap: SettingsSwap, why: str, previous: Token | None = None) -> Outcome:
-        previous = previous or self.obs.current or self._saved_previous()
-        undone = swap.restore(previous) if previous else "no previous token is known"
+        """Put `previous` back (default: the token observed before the swap) and tag the candidate failed."""
+        previous = previous or self.obs.current
+        undone = swap.restore(previous) if previous else "no previous token is known: check the setting by hand"
         try:
             self.mark(version, {STATUS_TAG: "failed", REASON_TAG: why})
         except (ServiceError, TagLimitError) as error:
@@ -206,17 +208,13 @@ class Rotation:
         return Outcome("stopped", why, version.version)
 
     def _saved_previous(self) -> Token | None:
-        """The token this rotation replaced, from the previous secret (after a crash)."""
-        try:
-            mine = [v for v in self.vault.versions(self.names[1])
-                    if v.tags.get("app", "").lower() == str(self.obs.app).lower()]
-            if not mine:
-                return None
-            newest = max(mine, key=lambda v: v.created_on)
-            return self.vault.read(newest.name, newest.version)[0]
-        except ServiceError as error:
-            log.warning("the saved previous token could not be read: %s", error)
+        """The token this rotation replaced, from the previous secret (after a crash); raises ServiceError."""
+        mine = [v for v in self.vault.versions(self.names[1])
+                if v.tags.get("app", "").lower() == str(self.obs.app).lower()]
+        if not mine:
             return None
+        newest = max(mine, key=lambda v: v.created_on)
+        return self.vault.read(newest.name, newest.version)[0]
 
     # -- recovery -------------------------------------------------------------------------
     def reconcile(self, version_id: str) -> Outcome:
@@ -234,9 +232,18 @@ class Rotation:
                 return self._promote(version, candidate, live, (fact,), recovered=True)
             if live.state is Liveness.UNKNOWN:  # an outage is not a verdict: keep `applying`
                 return Outcome("postponed", f"interrupted rotation not verified yet: {live.detail}", version_id)
+            # Aggregator holds the broken candidate: only the saved copy can be put back, never obs.current.
+            try:
+                previous = self._saved_previous()
+            except ServiceError as error:
+                return Outcome("postponed", f"the saved previous token could not be read yet: {error}", version_id)
+            if previous is None:
+                return Outcome("failed", f"the interrupted rotation's token does not work ({live.detail}) and no "
+                               f"previous token is saved: put a working PAT in {self.settings.token_setting} by hand",
+                               version_id)
             swap = SettingsSwap(self.obs, self.settings, self.ports)
             return self._undo(version, swap, f"the interrupted rotation's token does not work ({live.detail})",
-                              previous=self._saved_previous())
+                              previous=previous)
         try:
             live, facts = self.validate(candidate, version)
         except Rejected as why:  # the previous token is still in place: nothing to undo but the tag

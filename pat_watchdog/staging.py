@@ -35,7 +35,7 @@ def select_candidate(versions: list[SecretVersion], now: datetime,
     """
     fingerprints = fingerprints or {}
     ordered = sorted(versions, key=_created, reverse=True)
-    applying = next((v for v in ordered if v.status == "applying"), None)
+    applying = next((v for v in ordered if v.status == "applying" and v.enabled), None)
     if applying is not None:  # an interrupted rotation is reconciled before anything newer is looked at
         return _view(applying, fingerprints, ())
     handled = next((v for v in ordered if v.status is not None), None)

@@ -30,6 +30,10 @@ class CandidateBroken(SwapError):
     """Azure DevOps rejects the candidate after the swap."""
 
 
+class NotWritten(SwapError):
+    """The settings could not be read before the PUT: nothing was written, nothing to undo."""
+
+
 class VerificationPending(SwapError):
     """The swap is done but could not be verified (an outage): neither kept nor undone yet."""
 
@@ -59,7 +63,10 @@ class SettingsSwap:
             self._restart()
 
     def _write(self, value: str) -> None:
-        fresh = self._list()
+        try:
+            fresh = self.ports.apps.list_settings(self.obs.app)
+        except ServiceError as error:
+            raise NotWritten(f"the settings could not be read before writing: {error}") from None
         self.before, self.expected = fresh, value
         if fresh.get(self.name) == value:
             return  # an earlier, interrupted run already wrote it
@@ -100,8 +107,14 @@ class SettingsSwap:
 
     # -- verification -----------------------------------------------------------------------
     def verify(self, candidate: Token) -> None:
-        """Settings re-read show the candidate and nothing else changed; the candidate still works."""
-        after = self._list()
+        """Settings re-read show the candidate and nothing else changed; the candidate still works.
+
+        A re-read that fails is an outage (VerificationPending), not a mismatch: nothing is undone.
+        """
+        try:
+            after = self.ports.apps.list_settings(self.obs.app)
+        except ServiceError as error:
+            raise VerificationPending(f"the settings could not be re-read: {error}") from None
         if after.get(self.name) != self.expected:
             raise SwapError(f"re-read settings show {self.name} with fingerprint {_fp(after.get(self.name))}, "
                             f"not the candidate's {candidate.fingerprint}")
@@ -129,7 +142,7 @@ class SettingsSwap:
         try:
             resolved, _ = self.ports.vaults.get(ref.vault_url).read(ref.secret_name, version)
         except ServiceError as error:
-            raise SwapError(f"the referenced secret could not be re-read: {error}") from None
+            raise VerificationPending(f"the referenced secret could not be re-read: {error}") from None
         if resolved != token:
             raise SwapError(f"the Key Vault reference does not resolve to the token with fingerprint "
                             f"{token.fingerprint}")

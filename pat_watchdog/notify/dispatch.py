@@ -10,6 +10,7 @@ from pat_watchdog import alerts as A
 from pat_watchdog.errors import ServiceError
 from pat_watchdog.ledger import Entry, needs_update, resolved_entry, sent_entry
 from pat_watchdog.model import Action, InstancePlan, Status
+from pat_watchdog.policy import GLOBAL_PAT_CUTOFF
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _resolutions(plan, outbox: Outbox, channel, firing: set[str], quiet: bool, n
     for (instance, condition, name), entry in sorted(outbox.active.items()):
         if instance != plan.name or name != channel.name or condition in firing or condition.startswith("ROTATED:"):
             continue
-        if plan.status is Status.UNKNOWN or _blind(plan, condition):
+        if plan.status is Status.UNKNOWN or _blind(plan, condition, now):
             continue
         if quiet:
             if outbox.send:
@@ -90,7 +91,7 @@ def _resolutions(plan, outbox: Outbox, channel, firing: set[str], quiet: bool, n
     return actions
 
 
-def _blind(plan: InstancePlan, condition: str) -> bool:
+def _blind(plan: InstancePlan, condition: str, now: datetime) -> bool:
     """Whether this run could not have seen `condition` (a source was down): then it is not resolved.
 
     `"*"`: nothing can be resolved (Azure DevOps, the token or its reference could not be checked).
@@ -102,7 +103,9 @@ def _blind(plan: InstancePlan, condition: str) -> bool:
         return plan.token.expires_on is None and plan.token.live is not False
     if condition == "SCOPE_MISSING":
         return plan.token.scopes is None
-    if condition == "GLOBAL_PAT":
-        return plan.token.global_pat is None
+    if condition == "GLOBAL_PAT":  # after the cutoff a working token cannot be a global PAT
+        return plan.token.global_pat is None and not (plan.token.live and now >= GLOBAL_PAT_CUTOFF)
+    if condition == "PAT_NOT_IN_LISTING":
+        return "LISTING_UNAVAILABLE" in codes
     return "KEYVAULT_UNAVAILABLE" in codes and condition.split(":")[0] in (
         "CANDIDATE_REJECTED", "ROTATION_FAILED", "TAG_LIMIT")

@@ -364,3 +364,56 @@ def test_a_pat_pasted_into_the_token_type_setting_is_not_echoed(world, run_cli, 
     world.add_instance(NAME, old, extra={"Aggregator_VstsTokenType": old})
     result = run_cli("status", "--json")     # the world fixture's leak check covers every output
     assert "TOKEN_TYPE" in [r["code"] for r in result.instance(NAME)["reasons"]]
+
+
+def test_recovery_never_restores_the_broken_candidate_itself(world, run_cli, sandbox, env):
+    s = scene(world)
+    sandbox.inject(method="PATCH", path=s.version, nth=3, status=503, times=None)  # leaves it `applying`
+    run_cli("run", **env)
+    sandbox.clear_faults()
+    sandbox.devops.revoke(s.new)
+    sandbox.inject(method="GET", path="aggregator-pat-previous/versions", status=503, times=None)
+    result = run_cli("run", now=NOW + timedelta(minutes=16), **env)
+    assert result.code == 1 and tags(sandbox, s.version)["watchdog-status"] == "applying"
+    sandbox.clear_faults()
+    assert run_cli("run", now=NOW + timedelta(minutes=32), **env).code == 1   # rolled back now
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.old)
+    assert tags(sandbox, s.version)["watchdog-status"] == "failed"
+
+
+def test_an_outage_on_the_recheck_under_the_lock_changes_nothing(world, run_cli, sandbox, env):
+    s = scene(world)
+    # connectionData: 1 observing, 2 the re-check under the lock
+    sandbox.inject(host="dev.azure.com", path="connectionData", nth=2, status=503, times=None)
+    result = run_cli("run", **env)
+    assert result.code == 1 and "could not be read again under the rotation lock" in result.out
+    assert sandbox.arm.writes == [] and "watchdog-status" not in tags(sandbox, s.version)
+
+
+def test_an_arm_outage_while_verifying_is_not_a_rollback(world, run_cli, sandbox, env):
+    s = scene(world)
+    sandbox.inject(method="POST", path="appsettings/list", nth=4, status=503, times=None)  # verification
+    assert run_cli("run", **env).code == 1
+    assert tags(sandbox, s.version)["watchdog-status"] == "applying"
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.new)
+    sandbox.clear_faults()
+    assert run_cli("run", now=NOW + timedelta(minutes=16), **env).code == 0
+    assert_rotated(sandbox, s)
+
+
+def test_a_disabled_applying_version_does_not_block_a_newer_one(world, run_cli, sandbox, env):
+    s = scene(world)
+    sandbox.inject(method="POST", path="appsettings/list", nth=3, status=503, times=None)  # dies before the PUT
+    run_cli("run", **env)
+    sandbox.clear_faults()
+    assert tags(sandbox, s.version)["watchdog-status"] == "applying"
+    from azure.identity import ManagedIdentityCredential
+    from azure.keyvault.secrets import SecretClient
+
+    # A person disables the half-done version by hand, as `az keyvault secret set-attributes --enabled false`.
+    SecretClient(sandbox.vault.url("contoso-kv"), ManagedIdentityCredential()).update_secret_properties(
+        STAGED, s.version, enabled=False)
+    newer, _ = world.issue(400)
+    version = world.stage(newer, days=400)
+    assert run_cli("run", now=NOW + timedelta(minutes=16), **env).code == 0
+    assert tags(sandbox, version)["watchdog-status"] == "current"

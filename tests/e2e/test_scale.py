@@ -162,3 +162,12 @@ def test_the_token_listing_is_asked_once_per_user_and_run(world, run_cli, sandbo
     result = run_cli("status", "--json", **PER_NAME)   # before 2026-12-01: the listing tells global PATs
     assert {i["token"]["global"] for i in result.json["instances"]} == {False}
     assert sandbox.count(host="vssps.dev.azure.com") == 2
+
+
+def test_a_failing_listing_is_asked_once_per_user_not_once_per_instance(world, run_cli, sandbox):
+    for i in range(6):
+        healthy(world, f"team{i}aggregator")
+    sandbox.inject(host="vssps.dev.azure.com", status=503, times=None)
+    result = run_cli("status", "--json", **PER_NAME)
+    assert {i["status"] for i in result.json["instances"]} == {"OK"}
+    assert sandbox.count(host="vssps.dev.azure.com") == 3   # one call's attempts (FAST_RETRY), shared
