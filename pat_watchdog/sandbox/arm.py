@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import threading
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from typing import Callable
 
 from .arm_shapes import appsettings_resource, site_resource
 from .identity import Identity
-from .web import Request, Response, error, json_response
+from .web import Request, Response, decode_skip, encode_skip, error, json_response
 
 # Audiences ARM accepts per host: a token for another cloud is rejected, as in Azure.
 AUDIENCES = {
@@ -182,30 +181,14 @@ class Arm:
                 return missing
             sites = [s for k, s in self._sites.items()
                      if k[0] == sub.lower() and (group is None or k[1] == group.lower())]
-            start = _decode_skip(request.query.get("$skiptoken"))
+            start = decode_skip(request.query.get("$skiptoken"))
             page = [site_resource(s) for s in sites[start:start + self.page_size]]
         body: dict = {"value": page}
         if start + self.page_size < len(sites):
-            token = _encode_skip(start + self.page_size)
+            token = encode_skip(start + self.page_size, "offset")
             body["nextLink"] = (f"https://{request.host}{request.path}?api-version="
                                 f"{request.query['api-version']}&$skipToken={token}")
         return json_response(200, body)
-
-
-def _encode_skip(offset: int) -> str:
-    """An opaque, URL-safe continuation token."""
-    return base64.urlsafe_b64encode(f'{{"offset":{offset}}}'.encode()).decode().rstrip("=")
-
-
-def _decode_skip(token: str | None) -> int:
-    """Offset from a continuation token (0 when absent or garbled)."""
-    if not token:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        return max(0, int(re.search(r"\d+", raw).group(0)))
-    except (ValueError, AttributeError):
-        return 0
 
 
 def _stamp(moment: datetime) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import threading
 import uuid
@@ -11,7 +10,7 @@ from typing import Any, Callable
 
 from . import vault_store as store
 from .identity import Identity
-from .web import Request, Response, error, json_response
+from .web import Request, Response, decode_skip, encode_skip, error, json_response
 
 # The challenge's resource must share the vault's domain (verify_challenge_resource=True).
 RESOURCES = {"vault.azure.net": "https://vault.azure.net",
@@ -188,11 +187,12 @@ class KeyVault:
     def _page(self, request: Request, items: list[dict], link_base: str) -> Response:
         """One page by maxresults/$skiptoken; nextLink absolute, with :443 like the service."""
         size = _max_results(request.query.get("maxresults"), self.page_size)
-        start = _decode(request.query.get("$skiptoken"))
+        start = decode_skip(request.query.get("$skiptoken"))
         body: dict[str, Any] = {"value": items[start:start + size], "nextLink": None}
         if start + size < len(items):
+            token = encode_skip(start + size, "NextMarker")
             body["nextLink"] = (f"{link_base}?api-version={request.query['api-version']}"
-                                f"&$skiptoken={_encode(start + size)}&maxresults={size}")
+                                f"&$skiptoken={token}&maxresults={size}")
         return json_response(200, body)
 
 
@@ -203,19 +203,3 @@ def _max_results(raw: str | None, default: int) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_RESULTS:
         raise store.BadParameter(f"invalid maxresults: {raw} (1 to {MAX_RESULTS})")
     return int(raw)
-
-
-def _encode(offset: int) -> str:
-    """Opaque, URL-safe $skiptoken."""
-    return base64.urlsafe_b64encode(f'{{"NextMarker":"{offset}"}}'.encode()).decode().rstrip("=")
-
-
-def _decode(token: str | None) -> int:
-    """Offset from a $skiptoken (0 when absent or garbled)."""
-    if not token:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        return int(re.search(r"\d+", raw).group(0))
-    except (ValueError, AttributeError):
-        return 0

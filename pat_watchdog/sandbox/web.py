@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import socket
 import ssl
 import threading
@@ -220,3 +222,19 @@ class ConnectionSet:
             except OSError:
                 pass
             sock.close()
+
+
+def encode_skip(offset: int, key: str) -> str:
+    """An opaque, URL-safe continuation token (`$skiptoken` / `$skipToken`) for a page offset."""
+    return base64.urlsafe_b64encode(f'{{"{key}":"{offset}"}}'.encode()).decode().rstrip("=")
+
+
+def decode_skip(token: str | None) -> int:
+    """The offset in a continuation token (0 when absent or garbled)."""
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        return max(0, int(re.search(r"\d+", raw).group(0)))
+    except (ValueError, AttributeError):
+        return 0
