@@ -15,6 +15,7 @@ from pat_watchdog.observe import Observed, Ports, observe
 from pat_watchdog.policy import Policy, decide, rotation_due_in
 from pat_watchdog.rotation import Outcome, Rotation
 from pat_watchdog.settings import Settings
+from pat_watchdog.times import parse_utc
 from pat_watchdog.vault import ROTATED_TAG, STATUS_TAG, TagLimitError
 
 STATUS, RUN, DRY_RUN, ROTATE = "status", "run", "dry-run", "rotate"
@@ -97,19 +98,21 @@ def _rotation_action(outcome: Outcome) -> Action:
         return Action("rotate", None, "INFO", "done", prefix + outcome.detail)
     if outcome.state == "rejected":
         return Action("rotate", None, "WARNING", "skipped", f"candidate {outcome.version} rejected: {outcome.detail}")
-    return Action("rotate", None, "CRITICAL" if outcome.state == "failed" else "WARNING", "failed", outcome.detail)
+    level = "CRITICAL" if outcome.state in ("failed", "unrecorded") else "WARNING"
+    return Action("rotate", None, level, "failed", outcome.detail)
 
 
 def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Settings, now) -> InstancePlan:
     """The plan for the state after the rotation attempt (the report shows where things ended)."""
     snap, cand = obs.snapshot, obs.snapshot.candidate
-    if outcome.state == "current" or _unrecorded(outcome):
+    if outcome.state in ("current", "unrecorded"):  # Aggregator uses the candidate now
         version = next((v for v in obs.staged if v.version == outcome.version), None)
+        done = outcome.state == "current"
+        now_current = CandidateView(outcome.version, "current" if done else "applying", outcome.fingerprint,
+                                    version.expires_on if version else None,
+                                    reason=None if done else outcome.detail[:256])
         snap = replace(snap, token_fingerprint=outcome.fingerprint, live=outcome.live, facts=outcome.facts,
-                       notes=(), candidate=CandidateView(outcome.version,
-                                                         "applying" if _unrecorded(outcome) else "current",
-                                                         outcome.fingerprint, version.expires_on if version else None,
-                                                         reason=outcome.detail[:256] if _unrecorded(outcome) else None))
+                       notes=(), candidate=now_current)
     elif outcome.state in ("rejected", "failed"):
         snap = replace(snap, candidate=replace(cand, state=outcome.state, reason=outcome.detail[:256]))
     elif outcome.state == "stopped":
@@ -117,11 +120,6 @@ def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Set
     else:
         return plan
     return decide(snap, Policy.from_settings(settings, obs.app.site), now)
-
-
-def _unrecorded(outcome: Outcome) -> bool:
-    """Aggregator uses the candidate but Key Vault still says `applying` (the next run finishes)."""
-    return outcome.state == "failed" and "could not record" in outcome.detail
 
 
 def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, now: datetime) -> list[A.Alert]:
@@ -132,15 +130,12 @@ def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, 
     version = next((v for v in obs.staged if v.version == cand.version), None)
     rotated_at = version.tags.get(ROTATED_TAG) if version else None
     fresh = outcome is not None and outcome.state == "current"
-    if not fresh and not (rotated_at and now - _parse(rotated_at) < RECENT):
+    if not fresh and not (rotated_at and now - parse_utc(rotated_at) < RECENT):
         return []
     message = (f"Aggregator now uses the token with fingerprint {cand.fingerprint} (staged version {cand.version}, "
                f"expires {R.format_time(cand.expires_on)}). The previous token is kept in Key Vault for rollback.")
     return [A.info(plan, f"ROTATED:{cand.version}", "rotated", message)]
 
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def _adopt(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: str) -> Action:

@@ -56,9 +56,8 @@ class Alert:
 
 
 def _stage_command(settings: Settings, plan: InstancePlan, value: str = "<new PAT>") -> str:
-    vault = (settings.key_vault_url or "https://<vault>.vault.azure.net").split("//")[1].split(".")[0]
     secret = settings.secret_names(plan.name)[0]
-    command = R.stage_command(vault, secret).replace("<new PAT>", value)
+    command = R.stage_command(settings.vault_name, secret).replace("<new PAT>", value)
     return command.replace(" ".join(R.DEFAULT_REQUIRED_SCOPES), " ".join(settings.required_scopes))
 
 

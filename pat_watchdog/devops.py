@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from urllib.parse import unquote
 
 import requests
@@ -14,19 +13,13 @@ from pat_watchdog.errors import ServiceError
 from pat_watchdog.http import RetryPolicy, send
 from pat_watchdog.model import ExpiryFact, LiveCheck, Liveness
 from pat_watchdog.secret import Token
+from pat_watchdog.times import parse_utc
 
 # Listing endpoint: undocumented but widely used (README, "How the expiry and scopes are learned");
 # entries are shaped like tests/specs/devops__GetPersonalAccessTokensForAUserInYourOrganization.json.
 LISTING_PATH = "/_apis/Token/SessionTokens?displayFilterOption=1&api-version=5.0-preview.1"
-_FRACTION = re.compile(r"\.(\d{6})\d+")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """Azure DevOps times: 7-digit fractions, sometimes without a zone (UTC then)."""
-    if not text:
-        return None
-    value = datetime.fromisoformat(_FRACTION.sub(r".\1", text).replace("Z", "+00:00"))
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+# Azure DevOps times have 7-digit fractions and sometimes no zone.
+parse_time = parse_utc
 
 
 def _headers(token: Token) -> dict:

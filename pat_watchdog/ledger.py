@@ -16,6 +16,7 @@ from pat_watchdog.alerts import Alert
 from pat_watchdog.errors import ServiceError
 from pat_watchdog.http import RetryPolicy
 from pat_watchdog.settings import StorageTarget
+from pat_watchdog.times import parse_utc
 
 log = logging.getLogger(__name__)
 _RANK = {"INFO": 0, "WARNING": 1, "CRITICAL": 2}
@@ -166,7 +167,7 @@ class TableLedger:
     def add_run(self, report: dict) -> None:
         text = json.dumps(report, separators=(",", ":"))
         chunks = {f"report_{i}": text[o:o + _CHUNK] for i, o in enumerate(range(0, len(text), _CHUNK))}
-        moment = datetime.fromisoformat(report["generated_at"].replace("Z", "+00:00"))
+        moment = parse_utc(report["generated_at"])
         row = {"PartitionKey": _RUNS, "RowKey": _run_key(moment), "generated_at": moment,
                "status": report["status"], "outcome": report.get("outcome", ""), "chunks": len(chunks), **chunks}
         self._call("writing the run history", self._table.upsert_entity, row, create=True)

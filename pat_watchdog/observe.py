@@ -19,7 +19,7 @@ from pat_watchdog.policy import GLOBAL_PAT_CUTOFF
 from pat_watchdog.resource_ids import ResourceId
 from pat_watchdog.secret import Token
 from pat_watchdog.settings import Settings
-from pat_watchdog.staging import scopes_tag, select_candidate
+from pat_watchdog.staging import select_candidate, version_fact
 from pat_watchdog.vault import FINGERPRINT_TAG, SecretVersion, TagLimitError, Vaults, has_room
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,7 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
             raise WatchdogError(f"{settings.token_setting} holds a malformed Key Vault reference: {error}") from None
         token, version = ports.vaults.get(ref.vault_url).read(ref.secret_name, ref.version)
         obs.reference, obs.current = ref, token
-        fact = ExpiryFact("keyvault", version.expires_on, scopes_tag(version),
-                          authorization_id=version.tags.get("authorizationId"),
-                          detail=f"referenced secret {ref.secret_name}/{version.version}")
+        fact = version_fact(version, f"referenced secret {ref.secret_name}/{version.version}")
         snap = replace(snap, key_vault_reference=f"{ref.vault_url}/secrets/{ref.secret_name}"
                        + (f"/{ref.version}" if ref.version else ""), facts=(fact,))
     elif raw and raw.strip():
@@ -128,9 +126,7 @@ def _staged(obs, settings, ports, now, write, notes) -> list[ExpiryFact]:
     if not same:
         return []
     version = max(same, key=lambda v: v.created_on)
-    return [ExpiryFact("keyvault", version.expires_on, scopes_tag(version),
-                       authorization_id=version.tags.get("authorizationId"),
-                       detail=f"staged secret {staged_name}/{version.version}")]
+    return [version_fact(version, f"staged secret {staged_name}/{version.version}")]
 
 
 def _fingerprints(vault, versions: list[SecretVersion], write: bool) -> dict[str, str]:

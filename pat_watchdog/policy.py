@@ -33,10 +33,9 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings, site_name: str = "{name}") -> "Policy":
-        vault = (settings.key_vault_url or "https://<vault>.vault.azure.net").split("//")[1].split(".")[0]
         return cls(settings.warn_days, settings.critical_days, settings.rotate_within_days,
                    settings.required_scopes, settings.rotation_enabled,
-                   settings.secret_names(site_name)[0], vault)
+                   settings.secret_names(site_name)[0], settings.vault_name)
 
 
 def days_left(expires_on: datetime | None, now: datetime) -> int | None:

@@ -6,9 +6,9 @@ The same reasons feed the report, the logs and the alert text (README "Reason co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from pat_watchdog.model import Reason
+from pat_watchdog.times import format_utc as format_time  # noqa: F401 (R.format_time, used widely)
 
 DEFAULT_REQUIRED_SCOPES = ("vso.identity", "vso.project", "vso.serviceendpoint_manage", "vso.work_full")
 
@@ -69,13 +69,6 @@ def reason(code: Code, message: str | None = None, *, level: str | None = None,
     """A Reason for `code`, with a specific message when one is known."""
     return Reason(code.name, level or code.level, message or code.message,
                   condition or code.condition, stage)
-
-
-def format_time(value: datetime | None) -> str | None:
-    """UTC ISO 8601 with `Z`, seconds precision (the report's and the tags' format)."""
-    if value is None:
-        return None
-    return value.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def stage_command(vault: str, secret: str, expires: str = "<validTo, e.g. 2027-11-28T00:00:00Z>") -> str:

@@ -19,7 +19,7 @@ from pat_watchdog.policy import held_scopes_missing
 from pat_watchdog.reasons import format_time
 from pat_watchdog.secret import Token
 from pat_watchdog.settings import Settings
-from pat_watchdog.staging import scopes_tag
+from pat_watchdog.staging import scopes_tag, version_fact
 from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, SettingsSwap, SwapError,
                                VerificationPending)
 from pat_watchdog.vault import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
@@ -40,7 +40,7 @@ class Postponed(WatchdogError):
 class Outcome:
     """What a rotation attempt ended as, and the facts needed to re-decide afterwards."""
 
-    state: str                                 # current | rejected | failed | stopped | postponed
+    state: str                                 # current | unrecorded | rejected | failed | stopped | postponed
     detail: str
     version: str | None = None
     live: LiveCheck | None = None
@@ -184,7 +184,7 @@ class Rotation:
         try:
             self.mark(version, {STATUS_TAG: "current", ROTATED_TAG: format_time(self.now), REASON_TAG: None})
         except (ServiceError, TagLimitError) as error:
-            return Outcome("failed", f"Aggregator uses the new token, but Key Vault could not record it "
+            return Outcome("unrecorded", f"Aggregator uses the new token, but Key Vault could not record it "
                            f"({error}); the next run finishes", version.version, live, facts, candidate.fingerprint)
         detail = f"rotated to {version.version} (fingerprint {candidate.fingerprint})" + (f"; {note}" if note else "")
         return Outcome("current", detail, version.version, live, facts, candidate.fingerprint, recovered=recovered)
@@ -228,8 +228,7 @@ class Rotation:
         if self.obs.current == candidate:
             live = devops.check_live(self.ports.session, self.settings.devops_org_url, candidate, self.ports.retry)
             if live.state is Liveness.VALID:
-                fact = ExpiryFact("keyvault", version.expires_on, scopes_tag(version))
-                return self._promote(version, candidate, live, (fact,), recovered=True)
+                return self._promote(version, candidate, live, (version_fact(version),), recovered=True)
             if live.state is Liveness.UNKNOWN:  # an outage is not a verdict: keep `applying`
                 return Outcome("postponed", f"interrupted rotation not verified yet: {live.detail}", version_id)
             # Aggregator holds the broken candidate: only the saved copy can be put back, never obs.current.

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 from pat_watchdog.errors import ConfigError
 from pat_watchdog.resource_ids import ResourceId, parse_resource_id
+from pat_watchdog.times import parse_utc
 
 DEFAULT_SCOPES = "vso.identity vso.project vso.serviceendpoint_manage vso.work_full"
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
@@ -65,6 +66,11 @@ class Settings:
         """The staged and previous secret names for one instance (`{name}` filled in)."""
         return (self.staged_secret.replace("{name}", site_name),
                 self.previous_secret.replace("{name}", site_name))
+
+    @property
+    def vault_name(self) -> str:
+        """The staging vault's name (for the `az keyvault secret set` line), a placeholder without one."""
+        return urlsplit(self.key_vault_url).hostname.split(".")[0] if self.key_vault_url else "<vault>"
 
     @property
     def rotation_enabled(self) -> bool:
@@ -152,8 +158,7 @@ def _bool(text: str) -> bool:
 
 def parse_expiry(text: str) -> datetime:
     """An ISO date (`2027-01-15`) or date-time; naive values are UTC."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return parse_utc(text)
 
 
 def _schedule(text: str) -> str:

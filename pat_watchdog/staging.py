@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pat_watchdog.model import CandidateView
+from pat_watchdog.model import CandidateView, ExpiryFact
 from pat_watchdog.vault import FINGERPRINT_TAG, REASON_TAG, SecretVersion, has_room
 
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
@@ -24,6 +24,13 @@ def eligible(version: SecretVersion, now: datetime) -> bool:
 def scopes_tag(version: SecretVersion) -> tuple[str, ...] | None:
     text = version.tags.get("scopes") or ""
     return tuple(text.replace(",", " ").split()) or None
+
+
+def version_fact(version: SecretVersion, detail: str = "") -> ExpiryFact:
+    """What a Key Vault version says about its token: the `expires` attribute, `scopes` and
+    `authorizationId` tags (expiry source 1)."""
+    return ExpiryFact("keyvault", version.expires_on, scopes_tag(version),
+                      authorization_id=version.tags.get("authorizationId"), detail=detail)
 
 
 def select_candidate(versions: list[SecretVersion], now: datetime,

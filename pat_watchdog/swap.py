@@ -7,7 +7,7 @@ and compare every other setting byte for byte.
 
 from __future__ import annotations
 
-from pat_watchdog import devops
+from pat_watchdog import devops, kvref
 from pat_watchdog.errors import ServiceError, WatchdogError
 from pat_watchdog.model import Liveness
 from pat_watchdog.observe import Observed, Ports
@@ -123,7 +123,7 @@ class SettingsSwap:
         if changed:
             raise SwapError("other settings changed during the rotation: " + ", ".join(changed))
         if self.obs.reference is not None:
-            self._verify_reference(candidate, version=_version_of(self.expected))
+            self._verify_reference(candidate, version=kvref.parse_reference(self.expected).version)
         live = devops.check_live(self.ports.session, self.org_url, candidate, self.ports.retry)
         if live.state is Liveness.UNKNOWN:
             raise VerificationPending(f"Azure DevOps unreachable: {live.detail}")
@@ -191,11 +191,3 @@ class SettingsSwap:
 def _fp(value: str | None) -> str:
     return fingerprint(value) if value else "none"
 
-
-def _version_of(reference_setting: str | None) -> str | None:
-    """The version a SecretUri reference points at, None for versionless."""
-    if not reference_setting:
-        return None
-    inner = reference_setting.rstrip(")").split("SecretUri=")[-1].rstrip("/")
-    parts = inner.split("/secrets/")[-1].split("/")
-    return parts[1] if len(parts) > 1 and parts[1] else None

@@ -10,6 +10,7 @@ from datetime import datetime
 from azure.core.credentials import TokenCredential
 
 from pat_watchdog import aggregator, report
+from pat_watchdog import reasons as R
 from pat_watchdog.act import DRY_RUN, ROTATE, RUN, STATUS, act  # noqa: F401 (the modes, for callers)
 from pat_watchdog.act import WRITES as _WRITES
 from pat_watchdog.aggregator import AggregatorApps
@@ -27,7 +28,6 @@ from pat_watchdog.settings import Settings
 from pat_watchdog.vault import Vaults
 
 log = logging.getLogger(__name__)
-
 
 
 def default_credential() -> TokenCredential:
@@ -157,7 +157,7 @@ def _observe_all(targets, settings, ports, now, *, write) -> list[Observed]:
             return observe(app, settings, ports, now, write=write)
         except Exception as error:  # one instance must never fail the others
             log.exception("observing %s failed", app.site)
-            note = Note("ARM_UNREACHABLE", f"unexpected {type(error).__name__} while observing: {error}")
+            note = Note(R.ARM_UNREACHABLE.name, f"unexpected {type(error).__name__} while observing: {error}")
             return Observed(InstanceSnapshot(str(app), app.site, unreachable=note), app)
 
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="observe") as pool:
