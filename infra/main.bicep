@@ -125,6 +125,9 @@ param alertEmail string
 @description('Name of the timer function in function_app.py, as Application Insights records it (operation_Name).')
 param timerFunctionName string = 'watchdog_timer'
 
+@description('Name of the poison-queue function in function_app.py (fan-out items that failed every attempt).')
+param poisonFunctionName string = 'watchdog_instance_poison'
+
 @description('Object ID of the person (or group) who stages PATs; gets Key Vault Secrets Officer on the vault. azd fills in the signed-in user (AZURE_PRINCIPAL_ID). Empty: no grant.')
 param operatorPrincipalId string = ''
 
@@ -319,6 +322,7 @@ module alerts 'app/alerts.bicep' = {
     applicationInsightsId: monitoring.outputs.applicationInsightsId
     functionAppName: functionApp.outputs.name
     timerFunctionName: timerFunctionName
+    poisonFunctionName: poisonFunctionName
     alertEmail: alertEmail
   }
 }

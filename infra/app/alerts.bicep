@@ -8,6 +8,7 @@ param tags object = {}
 param applicationInsightsId string
 param functionAppName string
 param timerFunctionName string
+param poisonFunctionName string
 
 @description('Who gets the Azure Monitor alerts.')
 param alertEmail string
@@ -29,9 +30,13 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   }
 }
 
-// A failed run: any failed invocation of the watchdog app (the timer's run raises after
-// finishing its other actions when one failed, README, "Commands and exit codes"; also a failed fan-out item or
-// status request). Checked every 15 minutes.
+// A failed run: a failed invocation of the timer (its run raises after finishing every other
+// action when one failed, docs/reference.md "Commands and exit codes"), or a fan-out item that
+// reached the poison queue (every attempt failed). Not counted: a fan-out attempt the host
+// retries (each dequeue attempt is its own invocation; a transient failure heals on the next),
+// and GET /api/status answers (a dashboard's 404 is not a failed run).
+// The `requests` table comes from the Host.Results log category, kept at Information in host.json.
+// Checked every 15 minutes.
 resource failedRun 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'alert-${namePrefix}-failed-run'
   location: location
@@ -50,7 +55,7 @@ resource failedRun 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     criteria: {
       allOf: [
         {
-          query: 'requests | where cloud_RoleName =~ "${functionAppName}" and success == false'
+          query: 'requests | where cloud_RoleName =~ "${functionAppName}" | where (operation_Name =~ "${timerFunctionName}" and success == false) or operation_Name =~ "${poisonFunctionName}"'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -73,8 +78,9 @@ resource failedRun 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
 // No successful run in 26 hours: the daily timer missed a run (host down, schedule or
 // deployment broken, identity lost its storage roles) or every run failed. 26 h leaves two
 // hours of slack on the default daily schedule. Checked hourly.
-// A fresh deployment has no run yet: trigger the first one right away (README, Deploy),
-// or this alert fires once and resolves itself at the first success.
+// A fresh deployment has no run yet: trigger the first one right away (docs/deploy.md),
+// or this alert fires once and resolves itself at the first success. The window is 2 days
+// (Azure Monitor accepts 5 min to 6 h, 1 day or 2 days, not 26 h); the query looks back 26 h.
 resource noSuccessfulRun 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'alert-${namePrefix}-no-successful-run'
   location: location
@@ -89,7 +95,6 @@ resource noSuccessfulRun 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       applicationInsightsId
     ]
     evaluationFrequency: 'PT1H'
-    // The query looks back 26 h itself; the window only has to cover that.
     windowSize: 'P2D'
     criteria: {
       allOf: [

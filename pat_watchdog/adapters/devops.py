@@ -1,0 +1,103 @@
+"""Azure DevOps: is the PAT alive (connectionData), and what does the token listing say about it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import requests
+
+from pat_watchdog.adapters.retry import RetryPolicy, send
+from pat_watchdog.core.errors import ServiceError
+from pat_watchdog.core.model import LiveCheck, Liveness
+from pat_watchdog.core.secret import Token
+
+# Listing endpoint: undocumented but widely used (docs/reference.md, "Expiry and scopes");
+# entries are shaped like tests/specs/devops__GetPersonalAccessTokensForAUserInYourOrganization.json.
+LISTING_PATH = "/_apis/Token/SessionTokens?displayFilterOption=1&api-version=5.0-preview.1"
+
+
+def _headers(token: Token) -> dict:
+    # Without X-TFS-FedAuthRedirect a bad credential gets 203 and a sign-in page.
+    return {"Authorization": token.basic_auth(), "X-TFS-FedAuthRedirect": "Suppress",
+            "Accept": "application/json"}
+
+
+def service_error_text(response: requests.Response) -> str:
+    """X-TFS-ServiceError arrives URL-encoded (`Access%20Denied%3A...`): decode before reading."""
+    return unquote(response.headers.get("X-TFS-ServiceError", "")).strip()
+
+
+@dataclass(frozen=True)
+class Listing:
+    entries: tuple[dict, ...] = ()
+    unavailable: str | None = None
+
+
+
+class DevOps:
+    """One organization: `connectionData` for liveness, the token listing for expiry and scopes."""
+
+    def __init__(self, session: requests.Session, org_url: str, vssps_url: str, retry: RetryPolicy):
+        self.session, self.org_url, self.vssps_url, self.retry = session, org_url, vssps_url, retry
+
+    def check_live(self, token: Token) -> LiveCheck:
+        """GET {org}/_apis/connectionData with the PAT and classify the answer (200, 203, 401, 429, 5xx)."""
+        try:
+            response = send(self.session, "GET", f"{self.org_url}/_apis/connectionData", system="Azure DevOps",
+                            policy=self.retry, headers=_headers(token))
+        except ServiceError as error:
+            return LiveCheck(Liveness.UNKNOWN, detail=str(error))
+        return _liveness(response)
+
+    def list_tokens(self, token: Token) -> Listing:
+        """The PAT owner's active tokens; a 401/403/404 just means this source is not available."""
+        try:
+            response = send(self.session, "GET", self.vssps_url + LISTING_PATH,
+                            system="Azure DevOps token listing", policy=self.retry, headers=_headers(token))
+        except ServiceError as error:
+            return Listing(unavailable=str(error))
+        if response.status_code != 200 or "json" not in response.headers.get("Content-Type", ""):
+            return Listing(unavailable=f"HTTP {response.status_code} from the token listing")
+        return Listing(tuple(response.json().get("value") or ()))
+
+
+def _liveness(response: requests.Response) -> LiveCheck:
+    status = response.status_code
+    if status == 200 and "json" in response.headers.get("Content-Type", ""):
+        user = (response.json().get("authenticatedUser") or {}).get("id")
+        if user:
+            return LiveCheck(Liveness.VALID, user_id=user)
+        return LiveCheck(Liveness.INVALID, detail="connectionData answered without an authenticated user")
+    if status in (200, 203):
+        return LiveCheck(Liveness.INVALID, detail=f"HTTP {status} with a sign-in page instead of data")
+    if status == 401:
+        text = service_error_text(response)
+        state = Liveness.EXPIRED if "expired" in text.lower() else Liveness.INVALID
+        return LiveCheck(state, detail=f"HTTP 401: {text or 'unauthorized'}")
+    if status == 403:
+        return LiveCheck(Liveness.INVALID, detail=f"HTTP 403: {service_error_text(response) or 'forbidden'}")
+    return LiveCheck(Liveness.UNKNOWN, detail=f"HTTP {status} from connectionData (is "
+                                               "WATCHDOG_DEVOPS_ORG_URL right?)")
+
+
+class ListingCache:
+    """One listing per user and run: SessionTokens lists the authenticated user's PATs, so every
+    PAT of that user gets the same answer. Failures are kept too: instances of one service account
+    must not queue up behind a listing that keeps timing out (the next run asks again)."""
+
+    def __init__(self):
+        self._listings: dict[str, Listing] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, user_id: str | None, fetch) -> Listing:
+        if not user_id:
+            return fetch()
+        with self._guard:
+            lock = self._locks.setdefault(user_id, threading.Lock())
+        with lock:  # concurrent instances of one user wait for the first call instead of repeating it
+            if user_id not in self._listings:
+                self._listings[user_id] = fetch()
+            return self._listings[user_id]

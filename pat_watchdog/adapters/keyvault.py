@@ -1,0 +1,87 @@
+"""Azure Key Vault: staged replacement versions, their tags, and the values behind them."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.keyvault.secrets import SecretClient
+
+from pat_watchdog.adapters.retry import RetryPolicy
+from pat_watchdog.adapters.sdk_errors import service_error
+from pat_watchdog.core.errors import ServiceError
+from pat_watchdog.core.secret import Token
+from pat_watchdog.core.tags import SecretVersion, merge_tags
+
+class Vault:
+    """One vault, through `azure-keyvault-secrets`; values are returned as Tokens only."""
+
+    def __init__(self, credential: TokenCredential, vault_url: str, retry: RetryPolicy):
+        self.url = vault_url.rstrip("/")
+        self._client = SecretClient(self.url, credential, **retry.sdk_kwargs())
+
+    def versions(self, name: str) -> list[SecretVersion]:
+        """Every version's properties, without values; [] when the secret does not exist."""
+        try:
+            return [_version(p) for p in self._client.list_properties_of_secret_versions(name)]
+        except ResourceNotFoundError:
+            return []
+        except AzureError as error:
+            raise service_error("Key Vault", error, f"listing versions of {name}") from None
+
+    def read(self, name: str, version: str | None = None) -> tuple[Token, SecretVersion]:
+        try:
+            secret = self._client.get_secret(name, version)
+        except AzureError as error:
+            raise service_error("Key Vault", error, f"reading {name}/{version or 'latest'}") from None
+        if not secret.value:
+            raise ServiceError("Key Vault", f"{name}/{secret.properties.version} is empty")
+        return Token(secret.value), _version(secret.properties)
+
+    def set_tags(self, version: SecretVersion, changes: dict) -> SecretVersion:
+        """Merge `changes` into the version's tags (PATCH replaces the set, so always merge)."""
+        tags = merge_tags(version.tags, changes)
+        try:
+            props = self._client.update_secret_properties(version.name, version.version, tags=tags)
+        except AzureError as error:
+            raise service_error("Key Vault", error, f"tagging {version.name}/{version.version}") from None
+        return _version(props)
+
+    def store(self, name: str, token: Token, *, tags: dict, expires_on: datetime | None = None) -> SecretVersion:
+        """Write the token as a new version of `name`."""
+        try:
+            secret = self._client.set_secret(name, token.reveal(), tags=merge_tags({}, tags),
+                                             expires_on=expires_on, content_type="Azure DevOps PAT")
+        except AzureError as error:
+            raise service_error("Key Vault", error, f"storing a new version of {name}") from None
+        return _version(secret.properties)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _version(props) -> SecretVersion:
+    return SecretVersion(props.name, props.version, props.created_on, props.expires_on, props.not_before,
+                         props.enabled is not False, dict(props.tags or {}))
+
+
+class Vaults:
+    """Vault clients by URL, shared by all instances of a run (one challenge, one token)."""
+
+    def __init__(self, credential: TokenCredential, retry: RetryPolicy):
+        self._credential, self._retry = credential, retry
+        self._vaults: dict[str, Vault] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> Vault:
+        key = url.rstrip("/").lower()
+        with self._lock:
+            if key not in self._vaults:
+                self._vaults[key] = Vault(self._credential, url, self._retry)
+            return self._vaults[key]
+
+    def close(self) -> None:
+        for vault in self._vaults.values():
+            vault.close()

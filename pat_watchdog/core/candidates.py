@@ -1,0 +1,75 @@
+"""Which staged version is the candidate (README, "The rotation protocol"): pure, over version properties."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pat_watchdog.core.model import CandidateState, CandidateView, ExpiryFact
+from pat_watchdog.core.tags import FINGERPRINT_TAG, REASON_TAG, SecretVersion, has_room
+
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _created(version: SecretVersion) -> datetime:
+    return version.created_on or _EPOCH
+
+
+def eligible(version: SecretVersion, now: datetime) -> bool:
+    """Enabled, unexpired, already valid, and not yet handled by the watchdog."""
+    return (version.status is None and version.enabled
+            and (version.expires_on is None or version.expires_on > now)
+            and (version.not_before is None or version.not_before <= now))
+
+
+def scopes_tag(version: SecretVersion) -> tuple[str, ...] | None:
+    text = version.tags.get("scopes") or ""
+    return tuple(text.replace(",", " ").split()) or None
+
+
+def version_fact(version: SecretVersion, detail: str = "") -> ExpiryFact:
+    """What a Key Vault version says about its token: the `expires` attribute, `scopes` and
+    `authorizationId` tags (expiry source 1)."""
+    return ExpiryFact("keyvault", version.expires_on, scopes_tag(version),
+                      authorization_id=version.tags.get("authorizationId"), detail=detail)
+
+
+def select_candidate(versions: list[SecretVersion], now: datetime,
+                     fingerprints: dict[str, str] | None = None) -> CandidateView:
+    """The newest eligible version newer than any the watchdog has handled; else the newest handled.
+
+    Listings are not in creation order, so everything is sorted by `created_on`. An untagged
+    version older than a handled one is never picked: it is reported as superseded.
+    """
+    fingerprints = fingerprints or {}
+    ordered = sorted(versions, key=_created, reverse=True)
+    applying = next((v for v in ordered if v.status == CandidateState.APPLYING and v.enabled), None)
+    if applying is not None:  # an interrupted rotation is reconciled before anything newer is looked at
+        return _view(applying, fingerprints, ())
+    handled = next((v for v in ordered if v.status is not None), None)
+    newer = [v for v in ordered if handled is None or _created(v) > _created(handled)]
+    fresh = [v for v in newer if eligible(v, now)]
+    superseded = tuple(v.version for v in ordered
+                       if v.status is None and v.enabled and (not fresh or v is not fresh[0])
+                       and (v.expires_on is None or v.expires_on > now))
+    chosen = fresh[0] if fresh else handled
+    if chosen is None:
+        return CandidateView(superseded=superseded)
+    return _view(chosen, fingerprints, superseded)
+
+
+def _state(tag: str | None) -> CandidateState | str:
+    """The `watchdog-status` tag as a state; a hand-edited value the watchdog never writes is kept as is."""
+    if tag is None:
+        return CandidateState.PENDING
+    try:
+        return CandidateState(tag)
+    except ValueError:
+        return tag
+
+
+def _view(chosen: SecretVersion, fingerprints: dict[str, str], superseded: tuple[str, ...]) -> CandidateView:
+    return CandidateView(
+        version=chosen.version, state=_state(chosen.status),
+        fingerprint=chosen.tags.get(FINGERPRINT_TAG) or fingerprints.get(chosen.version),
+        expires_on=chosen.expires_on, reason=chosen.tags.get(REASON_TAG), scopes=scopes_tag(chosen),
+        superseded=superseded, room=has_room(chosen.tags))

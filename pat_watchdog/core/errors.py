@@ -1,0 +1,31 @@
+"""One error hierarchy; transient vs permanent is decided here and nowhere else."""
+
+from __future__ import annotations
+
+
+class WatchdogError(Exception):
+    """Base of every error the watchdog raises on purpose. Messages never hold a token."""
+
+
+class ConfigError(WatchdogError):
+    """One or more settings are missing or malformed; lists every problem at once."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class ServiceError(WatchdogError):
+    """An outside system answered with an error or not at all."""
+
+    def __init__(self, system: str, message: str, *, status: int | None = None,
+                 transient: bool = False):
+        self.system = system
+        self.status = status
+        self.transient = transient
+        super().__init__(f"{system}: {message}")
+
+
+def is_transient_status(status: int | None) -> bool:
+    """The one retry classifier: throttling, timeouts and server errors are worth retrying."""
+    return status is None or status in (408, 429) or status >= 500

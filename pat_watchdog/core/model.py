@@ -1,0 +1,191 @@
+"""Plain, frozen data: what was observed (the snapshot) and what was decided (the plan)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum, StrEnum
+
+
+class Status(str, Enum):
+    """Instance and run status, Nagios-style; `rank` orders CRITICAL > UNKNOWN > WARNING > OK."""
+
+    OK = "OK"
+    WARNING = "WARNING"
+    UNKNOWN = "UNKNOWN"
+    CRITICAL = "CRITICAL"
+
+    @property
+    def rank(self) -> int:
+        return {"OK": 0, "WARNING": 1, "UNKNOWN": 2, "CRITICAL": 3}[self.value]
+
+    @property
+    def exit_code(self) -> int:
+        return {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}[self.value]
+
+    @staticmethod
+    def worst(statuses) -> "Status":
+        return max(statuses, key=lambda s: s.rank, default=Status.OK)
+
+
+class Mode(StrEnum):
+    """What a run may do: `status` and `dry-run` plan only; `run` and `rotate` act."""
+
+    STATUS = "status"
+    RUN = "run"
+    DRY_RUN = "dry-run"
+    ROTATE = "rotate"
+
+    @property
+    def writes(self) -> bool:
+        return self in (Mode.RUN, Mode.ROTATE)
+
+
+class CandidateState(StrEnum):
+    """A staged version's state (its `watchdog-status` tag; `pending` when untagged)."""
+
+    NONE = "none"
+    PENDING = "pending"
+    REJECTED = "rejected"
+    APPLYING = "applying"
+    CURRENT = "current"
+    FAILED = "failed"
+
+
+class RotationState(StrEnum):
+    """How one rotation attempt ended."""
+
+    CURRENT = "current"          # rotated and verified
+    UNRECORDED = "unrecorded"    # Aggregator uses the new token; Key Vault could not record it
+    REJECTED = "rejected"
+    FAILED = "failed"            # rolled back
+    STOPPED = "stopped"          # someone else changed the token meanwhile
+    POSTPONED = "postponed"      # nothing changed; the next run tries again
+
+
+class ActionKind(StrEnum):
+    ALERT = "alert"
+    ROTATE = "rotate"
+    ADOPT = "adopt"
+    ERROR = "error"
+
+
+class ActionOutcome(StrEnum):
+    PLANNED = "planned"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Liveness(str, Enum):
+    VALID = "valid"
+    EXPIRED = "expired"
+    INVALID = "invalid"      # revoked, unknown or a sign-in page (203)
+    UNKNOWN = "unknown"      # Azure DevOps unreachable after the retries
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    state: Liveness
+    user_id: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ExpiryFact:
+    """What one source says about a token: expiry, scopes, whether it is a global PAT."""
+
+    source: str                      # "keyvault" | "devops" | "setting"
+    expires_on: datetime | None
+    scopes: tuple[str, ...] | None = None
+    global_pat: bool | None = None
+    authorization_id: str | None = None
+    ambiguous: bool = False
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Note:
+    """A finding made while observing, turned into a reason by the policy (e.g. TAG_LIMIT)."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    version: str | None = None
+    state: CandidateState = CandidateState.NONE
+    fingerprint: str | None = None
+    expires_on: datetime | None = None
+    reason: str | None = None
+    scopes: tuple[str, ...] | None = None
+    superseded: tuple[str, ...] = ()
+    room: bool = True                        # room for the watchdog's tags (Key Vault allows 15)
+
+
+@dataclass(frozen=True)
+class InstanceSnapshot:
+    """Everything gathered about one Aggregator instance, before any decision."""
+
+    app_id: str
+    name: str
+    unreachable: Note | None = None          # could not be checked at all: the instance is UNKNOWN
+    token_present: bool = False
+    token_fingerprint: str | None = None
+    token_type: str | None = None
+    key_vault_reference: str | None = None   # "<vault>/<secret>[/<version>]", for the report
+    live: LiveCheck = LiveCheck(Liveness.UNKNOWN)
+    facts: tuple[ExpiryFact, ...] = ()
+    candidate: CandidateView = CandidateView()
+    notes: tuple[Note, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    level: str                               # OK | INFO | WARNING | CRITICAL | UNKNOWN
+    message: str
+    condition: str | None = None             # alert condition key; None: nothing to alert
+    stage: str | None = None                 # e.g. the warn threshold crossed: a change even at one level
+
+
+@dataclass(frozen=True)
+class TokenView:
+    fingerprint: str | None
+    live: bool | None
+    user_id: str | None
+    expires_on: datetime | None
+    days_left: int | None
+    expiry_source: str | None
+    scopes: tuple[str, ...] | None
+    global_pat: bool | None
+    sources: tuple[ExpiryFact, ...] = ()
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    channel: str | None
+    level: str
+    outcome: ActionOutcome
+    detail: str
+    condition: str | None = None
+
+    @classmethod
+    def rotation(cls, outcome: ActionOutcome, level: str, detail: str) -> "Action":
+        return cls(ActionKind.ROTATE, None, level, outcome, detail)
+
+
+@dataclass(frozen=True)
+class InstancePlan:
+    app_id: str
+    name: str
+    status: Status
+    reasons: tuple[Reason, ...]
+    token: TokenView
+    candidate: CandidateView
+    rotate: bool = False
+    rotate_why: str | None = None
+    adopt: bool = False
+    actions: tuple[Action, ...] = field(default_factory=tuple)

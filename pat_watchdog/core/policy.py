@@ -1,0 +1,246 @@
+"""Pure decisions: snapshot + policy + now -> plan. No I/O, no clock.
+
+Like cert-manager's policy chain: each check looks at the plain snapshot and returns the
+reasons it finds; the status is the worst level among them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Iterable
+
+from pat_watchdog.core import reasons as R
+from pat_watchdog.core.model import (CandidateState, CandidateView, ExpiryFact, InstancePlan, InstanceSnapshot,
+                                     Liveness, Reason, Status, TokenView)
+from pat_watchdog.core.settings import Settings
+
+GLOBAL_PAT_CUTOFF = datetime(2026, 12, 1, tzinfo=timezone.utc)
+_DISAGREE_TOLERANCE = timedelta(minutes=1)
+_LEVEL_STATUS = {"CRITICAL": Status.CRITICAL, "UNKNOWN": Status.UNKNOWN, "WARNING": Status.WARNING}
+
+
+@dataclass(frozen=True)
+class Policy:
+    warn_days: tuple[int, ...] = (30, 14, 7, 3, 1)
+    critical_days: int = 3
+    rotate_within_days: int = 14
+    required_scopes: tuple[str, ...] = R.DEFAULT_REQUIRED_SCOPES
+    rotation_enabled: bool = True
+    staged_secret: str = "aggregator-pat-staged"
+    vault_name: str = "<vault>"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, site_name: str = "{name}") -> "Policy":
+        return cls(settings.warn_days, settings.critical_days, settings.rotate_within_days,
+                   settings.required_scopes, settings.rotation_enabled,
+                   settings.secret_names(site_name)[0], settings.vault_name)
+
+
+def days_left(expires_on: datetime | None, now: datetime) -> int | None:
+    """Whole days left, rounded down (1.25 days after expiry is -2)."""
+    if expires_on is None:
+        return None
+    return math.floor((expires_on - now).total_seconds() / 86400)
+
+
+def choose_expiry(facts: Iterable[ExpiryFact]) -> tuple[ExpiryFact | None, tuple[ExpiryFact, ...]]:
+    """The fact whose expiry counts (earliest wins), and every fact that has an expiry.
+
+    An ambiguous listing match never overrides a better-known expiry (README, "How the expiry and scopes are learned").
+    """
+    dated = tuple(f for f in facts if f.expires_on is not None)
+    trusted = [f for f in dated if not f.ambiguous] or list(dated)
+    chosen = min(trusted, key=lambda f: f.expires_on, default=None)
+    return chosen, dated
+
+
+def held_scopes_missing(held: Iterable[str], required: Iterable[str]) -> tuple[str, ...]:
+    """Required scopes not covered by `held` (`app_token` holds all; `_manage`/`_full` imply less)."""
+    held = set(held)
+    if "app_token" in held:
+        return ()
+    return tuple(s for s in required if not any(_implies(h, s) for h in held))
+
+
+def _implies(held: str, wanted: str) -> bool:
+    if held == wanted:
+        return True
+    base, _, suffix = held.rpartition("_")
+    if suffix in ("manage", "full"):
+        return wanted in (base, f"{base}_write", f"{base}_read", f"{base}_manage" if suffix == "full" else "")
+    if suffix == "write":
+        return wanted in (base, f"{base}_read")
+    return False
+
+
+def decide(snap: InstanceSnapshot, policy: Policy, now: datetime, *, force_rotation: bool = False) -> InstancePlan:
+    """Turn one instance's snapshot into its plan: status, reasons and whether to rotate."""
+    chosen, dated = choose_expiry(snap.facts)
+    token = _token_view(snap, chosen, dated, now)
+    if snap.unreachable:
+        reasons = [R.reason(R.ALL[snap.unreachable.code], snap.unreachable.message)]
+    else:
+        reasons = [*_liveness(snap, token, policy), *_expiry(snap, token, chosen, dated, policy, now),
+                   *_scopes(token, policy), *_global(token, now), *_notes(snap), *_candidate(snap)]
+    adopt = _adopting(snap)
+    rotate, why = (False, None) if adopt else _rotation(snap, token, policy, force_rotation)
+    if rotate:
+        reasons.append(R.reason(R.ROTATION_DUE, why))
+    status = Status.worst(_LEVEL_STATUS.get(r.level, Status.OK) for r in reasons)
+    if status is Status.OK:
+        reasons.insert(0, R.reason(R.HEALTHY, _healthy_message(token)))
+    return InstancePlan(snap.app_id, snap.name, status, tuple(reasons), token, snap.candidate,
+                        rotate=rotate, rotate_why=why, adopt=adopt)
+
+
+def _adopting(snap: InstanceSnapshot) -> bool:
+    """A staged version equal to the current token tells its expiry: adopt it, never rotate to it."""
+    cand = snap.candidate
+    return (cand.state == CandidateState.PENDING and cand.room and cand.fingerprint is not None
+            and cand.fingerprint == snap.token_fingerprint)
+
+
+def _token_view(snap, chosen, dated, now) -> TokenView:
+    scopes = next((f.scopes for f in ([chosen] if chosen else []) + list(snap.facts) if f and f.scopes), None)
+    global_pat = next((f.global_pat for f in snap.facts if f.global_pat is not None), None)
+    live = {Liveness.VALID: True, Liveness.UNKNOWN: None}.get(snap.live.state, False)
+    expires = chosen.expires_on if chosen else None
+    if snap.unreachable:
+        live = None
+    elif not snap.token_present:
+        live = False
+    return TokenView(snap.token_fingerprint, live, snap.live.user_id,
+                     expires, days_left(expires, now), chosen.source if chosen else None, scopes,
+                     global_pat, dated)
+
+
+def _liveness(snap, token, policy) -> list[Reason]:
+    if not snap.token_present:
+        return [R.reason(R.TOKEN_MISSING)]
+    found = []
+    if snap.token_type is not None and snap.token_type != "PAT":
+        # Not echoed: a PAT pasted into the wrong setting must not end up in a report.
+        found.append(R.reason(R.TOKEN_TYPE, "Aggregator_VstsTokenType is not 'PAT'"))
+    state = snap.live.state
+    if state is Liveness.EXPIRED:
+        seen = f" ({snap.live.detail})" if snap.live.detail else ""
+        found.append(R.reason(R.EXPIRED, f"Azure DevOps rejects the token as expired{seen}", stage="expired"))
+    elif state is Liveness.INVALID:
+        found.append(R.reason(R.TOKEN_INVALID, snap.live.detail))
+    elif state is Liveness.UNKNOWN:
+        found.append(R.reason(R.DEVOPS_UNREACHABLE, snap.live.detail))
+    return found
+
+
+def _expiry(snap, token, chosen, dated, policy, now) -> list[Reason]:
+    if not snap.token_present or snap.live.state in (Liveness.EXPIRED, Liveness.INVALID):
+        return []
+    found = []
+    if chosen is None:
+        if snap.live.state is Liveness.VALID:
+            found.append(R.reason(R.EXPIRY_UNKNOWN, R.expiry_unknown_fix(policy.vault_name, policy.staged_secret)))
+        return found
+    if chosen.ambiguous:
+        found.append(R.reason(R.EXPIRY_AMBIGUOUS, chosen.detail))
+    others = [f for f in dated if f is not chosen and abs(f.expires_on - chosen.expires_on) > _DISAGREE_TOLERANCE]
+    if others:
+        found.append(R.reason(R.EXPIRY_SOURCES_DISAGREE, R.disagree_message(chosen, others)))
+    found.extend(_threshold(snap, token, policy, now))
+    return found
+
+
+def _threshold(snap, token, policy, now) -> list[Reason]:
+    left = token.days_left
+    when = R.format_time(token.expires_on)
+    if left < 0:
+        return [R.reason(R.EXPIRED, f"expired on {when} ({token.expiry_source})", stage="expired")]
+    crossed = [d for d in policy.warn_days if left <= d]
+    replacement = _usable(snap.candidate, policy) and not _adopting(snap)
+    if left <= policy.critical_days and not replacement:
+        stage = str(min(crossed)) if crossed else str(policy.critical_days)
+        return [R.reason(R.EXPIRES_CRITICAL, f"{left} days left (expires {when}) and no valid replacement "
+                         "is staged", stage=stage)]
+    if crossed:
+        return [R.reason(R.EXPIRES_SOON, f"{left} days left (expires {when}, source: {token.expiry_source})",
+                         stage=str(min(crossed)))]
+    return []
+
+
+def _scopes(token, policy) -> list[Reason]:
+    if token.scopes is None:
+        return []
+    missing = held_scopes_missing(token.scopes, policy.required_scopes)
+    if not missing:
+        return []
+    return [R.reason(R.SCOPE_MISSING, "the token lacks " + " ".join(missing) + " (Aggregator needs "
+                     + " ".join(policy.required_scopes) + ")")]
+
+
+def _global(token, now) -> list[Reason]:
+    if not token.global_pat:
+        return []
+    level = "CRITICAL" if now >= GLOBAL_PAT_CUTOFF else "WARNING"
+    return [R.reason(R.GLOBAL_PAT, level=level)]
+
+
+def _notes(snap) -> list[Reason]:
+    return [R.reason(R.ALL[note.code], note.message) for note in snap.notes]
+
+
+def _candidate(snap) -> list[Reason]:
+    cand: CandidateView = snap.candidate
+    found = []
+    if cand.state == CandidateState.PENDING and _adopting(snap):
+        found.append(R.reason(R.CANDIDATE_STAGED, f"version {cand.version} equals the current token: adopted "
+                              "as the record of its expiry and scopes"))
+    elif cand.state == CandidateState.PENDING:
+        found.append(R.reason(R.CANDIDATE_STAGED, f"version {cand.version} (fingerprint {cand.fingerprint}, "
+                              f"expires {R.format_time(cand.expires_on)}) waits for the rotation window"))
+    elif cand.state == CandidateState.REJECTED:
+        found.append(R.reason(R.CANDIDATE_REJECTED, f"version {cand.version}: {cand.reason}",
+                              condition=f"CANDIDATE_REJECTED:{cand.version}"))
+    elif cand.state == CandidateState.FAILED:
+        found.append(R.reason(R.ROTATION_FAILED, f"version {cand.version}: {cand.reason}",
+                              condition=f"ROTATION_FAILED:{cand.version}"))
+    if cand.state == CandidateState.PENDING and not cand.room:
+        found.append(R.reason(R.TAG_LIMIT, f"version {cand.version} has no room for the watchdog's 4 tags "
+                              "(Key Vault allows 15): left untouched, never rotated to"))
+    if cand.superseded:
+        found.append(R.reason(R.CANDIDATE_SUPERSEDED, "older staged versions left alone: "
+                              + ", ".join(cand.superseded)))
+    return found
+
+
+def _usable(cand: CandidateView, policy: Policy) -> bool:
+    """A staged version the watchdog can actually rotate to."""
+    return cand.state == CandidateState.PENDING and cand.room and policy.rotation_enabled
+
+
+def _rotation(snap, token, policy, force) -> tuple[bool, str | None]:
+    if snap.unreachable or not _usable(snap.candidate, policy):
+        return False, None
+    if not snap.token_present or snap.live.state in (Liveness.EXPIRED, Liveness.INVALID):
+        return True, "the current token does not work"
+    if token.days_left is not None and token.days_left < 0:
+        return True, "the current token has expired"
+    if force:
+        return True, "rotation forced"
+    if token.days_left is not None and token.days_left <= policy.rotate_within_days:
+        return True, f"{token.days_left} days left, within WATCHDOG_ROTATE_WITHIN_DAYS={policy.rotate_within_days}"
+    return False, None
+
+
+def rotation_due_in(token: TokenView, policy: Policy) -> int | None:
+    """Days until the rotation window opens (for `rotate` outside it), None when unknown."""
+    if token.days_left is None:
+        return None
+    return max(0, token.days_left - policy.rotate_within_days)
+
+
+def _healthy_message(token: TokenView) -> str:
+    if token.days_left is None:
+        return "the token works"
+    return (f"the token works; {token.days_left} days left (expires {R.format_time(token.expires_on)}, "
+            f"source: {token.expiry_source})")

@@ -1,0 +1,88 @@
+"""Reason codes: one constant per finding, with its level, alert condition and default message.
+
+The same reasons feed the report, the logs and the alert text (README "Reason codes").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pat_watchdog.core.model import Reason
+from pat_watchdog.core.times import format_utc as format_time  # noqa: F401 (R.format_time, used widely)
+
+DEFAULT_REQUIRED_SCOPES = ("vso.identity", "vso.project", "vso.serviceendpoint_manage", "vso.work_full")
+
+
+@dataclass(frozen=True)
+class Code:
+    name: str
+    level: str
+    condition: str | None
+    message: str
+
+
+def _code(name: str, level: str, message: str, condition: str | None = "") -> Code:
+    return Code(name, level, name if condition == "" else condition, message)
+
+
+HEALTHY = _code("HEALTHY", "OK", "the token works", None)
+EXPIRES_SOON = _code("EXPIRES_SOON", "WARNING", "the token expires soon", "EXPIRY")
+EXPIRES_CRITICAL = _code("EXPIRES_CRITICAL", "CRITICAL", "the token expires soon and no replacement is staged",
+                         "EXPIRY")
+EXPIRED = _code("EXPIRED", "CRITICAL", "the token has expired: every Aggregator rule fails", "EXPIRY")
+TOKEN_INVALID = _code("TOKEN_INVALID", "CRITICAL", "Azure DevOps rejects the token (revoked or invalid)")
+TOKEN_MISSING = _code("TOKEN_MISSING", "CRITICAL", "the token setting is missing or empty")
+TOKEN_TYPE = _code("TOKEN_TYPE", "WARNING", "Aggregator_VstsTokenType is not 'PAT'")
+SCOPE_MISSING = _code("SCOPE_MISSING", "CRITICAL", "the token lacks a scope Aggregator needs")
+GLOBAL_PAT = _code("GLOBAL_PAT", "WARNING",
+                   "the token is a global PAT (all accessible organizations); global PATs stop working on "
+                   "2026-12-01: stage an organization-scoped replacement")
+EXPIRY_UNKNOWN = _code("EXPIRY_UNKNOWN", "WARNING", "no source knows when the token expires")
+EXPIRY_AMBIGUOUS = _code("EXPIRY_AMBIGUOUS", "INFO", "several listing entries match; the earliest expiry is used", None)
+EXPIRY_SOURCES_DISAGREE = _code("EXPIRY_SOURCES_DISAGREE", "INFO", "expiry sources disagree; the earliest wins", None)
+PAT_NOT_IN_LISTING = _code("PAT_NOT_IN_LISTING", "WARNING",
+                           "WATCHDOG_PAT_AUTHORIZATION_ID matches no entry of the token listing")
+LISTING_UNAVAILABLE = _code("LISTING_UNAVAILABLE", "INFO", "the Azure DevOps token listing is not available", None)
+KEYVAULT_REFERENCE_UNRESOLVED = _code("KEYVAULT_REFERENCE_UNRESOLVED", "UNKNOWN",
+                                      "the Key Vault reference in the token setting could not be resolved",
+                                      "UNCHECKED")
+KEYVAULT_UNAVAILABLE = _code("KEYVAULT_UNAVAILABLE", "WARNING", "the staging vault could not be read")
+TAG_LIMIT = _code("TAG_LIMIT", "WARNING", "a staged version has no room for the watchdog's tags")
+ARM_UNREACHABLE = _code("ARM_UNREACHABLE", "UNKNOWN", "the Aggregator app settings could not be read", "UNCHECKED")
+DEVOPS_UNREACHABLE = _code("DEVOPS_UNREACHABLE", "UNKNOWN", "Azure DevOps could not be reached", "UNCHECKED")
+CANDIDATE_STAGED = _code("CANDIDATE_STAGED", "INFO", "a replacement is staged", None)
+CANDIDATE_SUPERSEDED = _code("CANDIDATE_SUPERSEDED", "INFO", "older staged versions are left alone", None)
+CANDIDATE_REJECTED = _code("CANDIDATE_REJECTED", "WARNING", "the staged replacement was rejected")
+ROTATION_DUE = _code("ROTATION_DUE", "INFO", "rotation is due", None)
+ROTATED = _code("ROTATED", "INFO", "the token was rotated", None)
+ROTATION_FAILED = _code("ROTATION_FAILED", "CRITICAL", "rotation failed and was rolled back")
+INSTANCE_UNCHECKED = _code("INSTANCE_UNCHECKED", "CRITICAL",
+                           "the watchdog could not check this instance after repeated attempts")
+ROTATION_STOPPED = _code("ROTATION_STOPPED", "WARNING",
+                         "rotation stopped: someone else changed the token setting meanwhile")
+
+ALL = {c.name: c for c in globals().values() if isinstance(c, Code)}
+
+
+def reason(code: Code, message: str | None = None, *, level: str | None = None,
+           condition: str | None = None, stage: str | None = None) -> Reason:
+    """A Reason for `code`, with a specific message when one is known."""
+    return Reason(code.name, level or code.level, message or code.message,
+                  condition or code.condition, stage)
+
+
+def stage_command(vault: str, secret: str, expires: str = "<validTo, e.g. 2027-11-28T00:00:00Z>") -> str:
+    """The exact line a person runs to stage a replacement (README "Stage a replacement")."""
+    return (f'az keyvault secret set --vault-name {vault} --name {secret} --value "<new PAT>" '
+            f'--expires {expires} --tags scopes="{" ".join(DEFAULT_REQUIRED_SCOPES)}"')
+
+
+def expiry_unknown_fix(vault: str, secret: str) -> str:
+    return ("no source knows when the token expires. Fix: stage the CURRENT token with its expiry and it "
+            "is adopted: " + stage_command(vault, secret).replace("<new PAT>", "<current PAT>")
+            + " (or set WATCHDOG_PAT_EXPIRES_ON)")
+
+
+def disagree_message(chosen, others) -> str:
+    parts = [f"{f.source} says {format_time(f.expires_on)}" for f in [chosen, *others]]
+    return "expiry sources disagree: " + ", ".join(parts) + f"; the earliest ({chosen.source}) is used"

@@ -1,0 +1,49 @@
+"""The PAT as a value that cannot leak by accident: its repr and str show only a fingerprint."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+
+def fingerprint(value: str) -> str:
+    """First 8 hex digits of SHA-256 of the token (README, "Alerts")."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:8]
+
+
+class Token:
+    """Holds a token value; printing, logging or formatting it shows the fingerprint only."""
+
+    __slots__ = ("_value", "fingerprint")
+
+    def __init__(self, value: str):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("a token must be a non-empty string")
+        self._value = value.strip()
+        self.fingerprint = fingerprint(self._value)
+
+    def reveal(self) -> str:
+        """The value itself: only for the Authorization header, Key Vault and the ARM setting."""
+        return self._value
+
+    def basic_auth(self) -> str:
+        """`Authorization` header value for Azure DevOps (empty user name, PAT as password)."""
+        return "Basic " + base64.b64encode(b":" + self._value.encode("utf-8")).decode("ascii")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Token) and hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __repr__(self) -> str:
+        return f"Token(fingerprint={self.fingerprint})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __reduce__(self):
+        raise TypeError("a Token is never pickled or serialised")

@@ -1,0 +1,233 @@
+"""Every setting of README, "Settings", read and validated into one frozen object; all problems at once."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from pat_watchdog.core import setting_values as V
+from pat_watchdog.core.errors import ConfigError
+from pat_watchdog.core.resource_ids import ResourceId, parse_resource_id
+
+DEFAULT_SCOPES = "vso.identity vso.project vso.serviceendpoint_manage vso.work_full"
+_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_SETTING_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+@dataclass(frozen=True)
+class StorageTarget:
+    """Where the ledger lives: a connection string, or an endpoint used with the managed identity."""
+
+    connection_string: str | None = None
+    table_endpoint: str | None = None
+    queue_endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    targets: tuple[ResourceId, ...]
+    devops_org_url: str
+    vssps_url: str
+    token_setting: str = "Aggregator_VstsToken"
+    arm_endpoint: str = "https://management.azure.com"
+    key_vault_url: str | None = None
+    staged_secret: str = "aggregator-pat-staged"
+    previous_secret: str = "aggregator-pat-previous"
+    rotation: str = "staged"
+    rotate_within_days: int = 14
+    warn_days: tuple[int, ...] = (30, 14, 7, 3, 1)
+    critical_days: int = 3
+    required_scopes: tuple[str, ...] = tuple(DEFAULT_SCOPES.split())
+    pat_expires_on: datetime | None = None
+    pat_authorization_id: str | None = None
+    schedule: str = "0 0 6 * * *"
+    teams_webhook_url: str | None = None
+    email_to: tuple[str, ...] = ()
+    email_from: str | None = None
+    acs_endpoint: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    repeat_hours: float = 20.0
+    state_table: str = "patwatchdog"
+    concurrency: int = 8
+    fanout_queue: str | None = None
+    storage: StorageTarget | None = None
+
+    def secret_names(self, site_name: str) -> tuple[str, str]:
+        """The staged and previous secret names for one instance (`{name}` filled in)."""
+        return (self.staged_secret.replace("{name}", site_name),
+                self.previous_secret.replace("{name}", site_name))
+
+    @property
+    def vault_name(self) -> str:
+        """The staging vault's name (for the `az keyvault secret set` line), a placeholder without one."""
+        return urlsplit(self.key_vault_url).hostname.split(".")[0] if self.key_vault_url else "<vault>"
+
+    @property
+    def rotation_enabled(self) -> bool:
+        return self.rotation == "staged" and self.key_vault_url is not None
+
+    def __repr__(self) -> str:  # the SMTP password must not appear in a traceback or log
+        return f"Settings(targets={len(self.targets)}, org={self.devops_org_url!r})"
+
+
+def derive_vssps_url(org_url: str) -> str:
+    """Token service base for an organization URL (README, "Settings")."""
+    parts = urlsplit(org_url)
+    host = (parts.hostname or "").lower()
+    segments = [s for s in parts.path.split("/") if s]
+    if host == "dev.azure.com" and segments:
+        return f"https://vssps.dev.azure.com/{segments[0]}"
+    if host.endswith(".visualstudio.com") and not host.endswith(".vssps.visualstudio.com"):
+        return f"https://{host.split('.')[0]}.vssps.visualstudio.com"
+    return org_url.rstrip("/")
+
+
+def _targets(reader: V.Reader) -> tuple[ResourceId, ...]:
+    raw = reader.require(
+        "WATCHDOG_AGGREGATOR_APP",
+        "the ARM resource ID of the Aggregator Function App "
+        "(/subscriptions/S/resourceGroups/G/providers/Microsoft.Web/sites/N), several separated by "
+        "commas or newlines, or a subscription or resource group ID to discover them")
+    seen: dict[str, ResourceId] = {}
+    for item in (i.strip() for i in re.split(r"[,\n]", raw) if i.strip()):
+        try:
+            target = parse_resource_id(item)
+        except ValueError as problem:
+            reader.problems.append(f"WATCHDOG_AGGREGATOR_APP item {item!r}: {problem}")
+            continue
+        seen.setdefault(target.key, target)
+    return tuple(seen.values())
+
+
+def _org_url(reader: V.Reader) -> str:
+    expected = ("an https URL such as https://dev.azure.com/contoso, https://contoso.visualstudio.com "
+                "or an Azure DevOps Server collection URL")
+    raw = reader.require("WATCHDOG_DEVOPS_ORG_URL", expected)
+    if not raw:
+        return ""
+    try:
+        url = V.https_url(raw)
+    except ValueError:
+        reader.problems.append(f"WATCHDOG_DEVOPS_ORG_URL={raw!r}: expected {expected}")
+        return ""
+    if urlsplit(url).hostname == "dev.azure.com" and not urlsplit(url).path.strip("/"):
+        reader.problems.append(f"WATCHDOG_DEVOPS_ORG_URL={raw!r}: expected the organization in the "
+                               "path (https://dev.azure.com/<organization>)")
+    return url
+
+
+def _email(reader: V.Reader) -> dict:
+    to = reader.parse("WATCHDOG_EMAIL_TO", (), V.emails, "comma-separated email addresses")
+    sender = reader.parse("WATCHDOG_EMAIL_FROM", None, lambda t: V.emails(t)[0], "one email address")
+    acs = reader.parse("WATCHDOG_ACS_ENDPOINT", None, V.https_url,
+                       "the https endpoint of an Azure Communication Services resource")
+    smtp_host = reader.raw("WATCHDOG_SMTP_HOST")
+    if to and not sender:
+        reader.problems.append("WATCHDOG_EMAIL_FROM is required when WATCHDOG_EMAIL_TO is set: "
+                               "expected the sender address")
+    if to and not (acs or smtp_host):
+        reader.problems.append("WATCHDOG_EMAIL_TO is set but no mail service is: expected "
+                               "WATCHDOG_ACS_ENDPOINT or WATCHDOG_SMTP_HOST")
+    return dict(
+        email_to=to, email_from=sender, acs_endpoint=acs, smtp_host=smtp_host,
+        smtp_port=reader.parse("WATCHDOG_SMTP_PORT", 587, V.int_in(1, 65535), "a TCP port (1-65535)"),
+        smtp_username=reader.raw("WATCHDOG_SMTP_USERNAME"),
+        smtp_password=reader.raw("WATCHDOG_SMTP_PASSWORD"),
+        smtp_starttls=reader.parse("WATCHDOG_SMTP_STARTTLS", True, V.boolean, "true or false"))
+
+
+def _storage(reader: V.Reader) -> StorageTarget | None:
+    connection = reader.raw("AzureWebJobsStorage")
+    if connection:
+        return StorageTarget(connection_string=connection)
+    account = reader.raw("AzureWebJobsStorage__accountName")
+    table = reader.raw("AzureWebJobsStorage__tableServiceUri")
+    queue = reader.raw("AzureWebJobsStorage__queueServiceUri")
+    if account:
+        table = table or f"https://{account}.table.core.windows.net"
+        queue = queue or f"https://{account}.queue.core.windows.net"
+    if table or queue:
+        return StorageTarget(table_endpoint=table, queue_endpoint=queue)
+    return None
+
+
+def _secrets(reader: V.Reader, several: bool) -> tuple[str, str]:
+    names = []
+    for setting, default in (("WATCHDOG_STAGED_SECRET", "aggregator-pat-staged"),
+                             ("WATCHDOG_PREVIOUS_SECRET", "aggregator-pat-previous")):
+        name = reader.raw(setting) or default
+        if not _SECRET_NAME.fullmatch(name.replace("{name}", "x")):
+            reader.problems.append(f"{setting}={name!r}: expected a Key Vault secret name "
+                                   "(1-127 letters, digits and dashes; may contain {name})")
+        elif several and "{name}" not in name:
+            reader.problems.append(
+                f"{setting}={name!r}: expected a name containing {{name}} (e.g. {{name}}-pat-staged), "
+                "since several Aggregator instances are watched and must never share a replacement")
+        names.append(name)
+    return names[0], names[1]
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Read and validate every setting; raise ConfigError naming every bad or missing one."""
+    reader = V.Reader(env)
+    targets = _targets(reader)
+    several = len(targets) > 1 or any(not t.is_site for t in targets)
+    org_url = _org_url(reader)
+    staged, previous = _secrets(reader, several)
+    values = dict(
+        targets=targets,
+        devops_org_url=org_url,
+        vssps_url=reader.parse("WATCHDOG_DEVOPS_VSSPS_URL", None, V.https_url, "an https URL")
+        or (derive_vssps_url(org_url) if org_url else ""),
+        token_setting=reader.parse("WATCHDOG_TOKEN_SETTING", "Aggregator_VstsToken",
+                                   V.matching(_SETTING_NAME), "an app setting name"),
+        arm_endpoint=reader.parse("WATCHDOG_ARM_ENDPOINT", "https://management.azure.com", V.https_url,
+                                  "an https URL such as https://management.azure.com"),
+        key_vault_url=reader.parse("WATCHDOG_KEY_VAULT_URL", None, V.https_url,
+                                   "an https vault URL such as https://contoso-kv.vault.azure.net"),
+        staged_secret=staged, previous_secret=previous,
+        rotation=reader.parse("WATCHDOG_ROTATION", "staged",
+                              V.matching(re.compile(r"off|staged")), "off or staged"),
+        rotate_within_days=reader.parse("WATCHDOG_ROTATE_WITHIN_DAYS", 14, V.int_in(0, 366),
+                                        "whole days (0-366)"),
+        warn_days=reader.parse("WATCHDOG_WARN_DAYS", (30, 14, 7, 3, 1), V.day_list,
+                               "comma-separated whole days (0-366), e.g. 30,14,7,3,1"),
+        critical_days=reader.parse("WATCHDOG_CRITICAL_DAYS", 3, V.int_in(0, 366), "whole days (0-366)"),
+        required_scopes=reader.parse("WATCHDOG_REQUIRED_SCOPES", tuple(DEFAULT_SCOPES.split()),
+                                     lambda t: tuple(s for s in re.split(r"[\s,]+", t) if s) or _no(),
+                                     "space-separated Azure DevOps scopes, e.g. " + DEFAULT_SCOPES),
+        pat_expires_on=reader.parse("WATCHDOG_PAT_EXPIRES_ON", None, V.parse_expiry,
+                                    "an ISO 8601 date such as 2027-01-15"),
+        pat_authorization_id=reader.parse("WATCHDOG_PAT_AUTHORIZATION_ID", None, V.matching(_GUID),
+                                          "the PAT's authorizationId (a GUID)"),
+        schedule=reader.parse("WATCHDOG_SCHEDULE", "0 0 6 * * *", V.schedule,
+                              "an NCRONTAB expression with six fields, e.g. 0 0 6 * * *"),
+        teams_webhook_url=reader.parse("WATCHDOG_TEAMS_WEBHOOK_URL", None, V.https_url,
+                                       "the https URL of a Teams Workflows webhook"),
+        repeat_hours=reader.parse("WATCHDOG_REPEAT_HOURS", 20.0, V.positive_float,
+                                  "a positive number of hours"),
+        state_table=reader.parse("WATCHDOG_STATE_TABLE", "patwatchdog", V.matching(_TABLE_NAME),
+                                 "an Azure Table name (3-63 letters and digits, starting with a letter)"),
+        concurrency=reader.parse("WATCHDOG_CONCURRENCY", 8, V.int_in(1, 64), "a whole number 1-64"),
+        fanout_queue=reader.parse("WATCHDOG_FANOUT_QUEUE", None, V.matching(_QUEUE_NAME),
+                                  "a Storage queue name (3-63 lower-case letters, digits, dashes)"),
+        storage=_storage(reader),
+        **_email(reader),
+    )
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return Settings(**values)
+
+
+def _no():
+    raise ValueError("empty")

@@ -1,0 +1,504 @@
+"""The offline validation of infra/ (no Bicep compiler can be installed here), used by test_infra.py.
+
+`validate_infra(folder)` is the whole check: every .bicep parses (pycep-parser), checkov
+finds no failed check and no file it could not parse, and the repository's own policy
+holds (security baseline as literals, least privilege, secrets only as Key Vault
+references, nothing Flex Consumption rejects).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pycep import BicepParser
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+CHECKOV_VERSION = "3.3.30"  # keep equal to scripts/install-checkov.sh
+
+# Built-in roles the templates may assign, by ID (Azure built-in roles reference).
+ALLOWED_BUILTIN_ROLES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
+# Broad built-in roles that must never appear (named in failure messages).
+BROAD_ROLES = {
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
+    "de139f84-1756-47ae-9be6-808fbbe84772": "Website Contributor",
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
+    "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
+}
+# The ARM actions the watchdog calls on the Aggregator app (README: expiry sources, rotation protocol, many instances).
+AGGREGATOR_ACTIONS = {
+    "Microsoft.Web/sites/read",
+    "Microsoft.Web/sites/config/read",
+    "Microsoft.Web/sites/config/list/action",
+    "Microsoft.Web/sites/config/write",
+    "Microsoft.Web/sites/restart/action",
+}
+# README, "Settings": every setting the deployment must be able to wire.
+WATCHDOG_SETTINGS = (
+    "WATCHDOG_AGGREGATOR_APP",
+    "WATCHDOG_DEVOPS_ORG_URL",
+    "WATCHDOG_DEVOPS_VSSPS_URL",
+    "WATCHDOG_TOKEN_SETTING",
+    "WATCHDOG_ARM_ENDPOINT",
+    "WATCHDOG_KEY_VAULT_URL",
+    "WATCHDOG_STAGED_SECRET",
+    "WATCHDOG_PREVIOUS_SECRET",
+    "WATCHDOG_ROTATION",
+    "WATCHDOG_ROTATE_WITHIN_DAYS",
+    "WATCHDOG_WARN_DAYS",
+    "WATCHDOG_CRITICAL_DAYS",
+    "WATCHDOG_REQUIRED_SCOPES",
+    "WATCHDOG_PAT_EXPIRES_ON",
+    "WATCHDOG_PAT_AUTHORIZATION_ID",
+    "WATCHDOG_SCHEDULE",
+    "WATCHDOG_TEAMS_WEBHOOK_URL",
+    "WATCHDOG_EMAIL_TO",
+    "WATCHDOG_EMAIL_FROM",
+    "WATCHDOG_ACS_ENDPOINT",
+    "WATCHDOG_SMTP_HOST",
+    "WATCHDOG_SMTP_PORT",
+    "WATCHDOG_SMTP_USERNAME",
+    "WATCHDOG_SMTP_PASSWORD",
+    "WATCHDOG_SMTP_STARTTLS",
+    "WATCHDOG_REPEAT_HOURS",
+    "WATCHDOG_STATE_TABLE",
+    "WATCHDOG_CONCURRENCY",
+    "WATCHDOG_FANOUT_QUEUE",
+)
+SECRET_SETTINGS = ("WATCHDOG_TEAMS_WEBHOOK_URL", "WATCHDOG_SMTP_PASSWORD")
+
+# Security-relevant properties, as literals (checkov does not resolve parameters, so a
+# parameter here could pass a check with a bad default: checkov reads parameter references as literals).
+BASELINE: dict[str, dict[str, Any]] = {
+    "Microsoft.Storage/storageAccounts": {
+        "properties.allowBlobPublicAccess": False,
+        "properties.allowSharedKeyAccess": False,
+        "properties.minimumTlsVersion": "TLS1_2",
+        "properties.supportsHttpsTrafficOnly": True,
+    },
+    "Microsoft.Storage/storageAccounts/blobServices/containers": {
+        "properties.publicAccess": "None",
+    },
+    "Microsoft.Web/sites": {
+        "properties.httpsOnly": True,
+        "properties.siteConfig.minTlsVersion": "1.2",
+        "properties.siteConfig.scmMinTlsVersion": "1.2",
+    },
+    "Microsoft.Web/sites/basicPublishingCredentialsPolicies": {"properties.allow": False},
+    "Microsoft.KeyVault/vaults": {
+        "properties.enableRbacAuthorization": True,
+        "properties.enableSoftDelete": True,
+        "properties.enablePurgeProtection": True,
+    },
+    "Microsoft.Insights/components": {"properties.DisableLocalAuth": True},
+}
+# Microsoft Learn, "App settings reference for Azure Functions", section "Flex Consumption plan
+# deprecations" (functions-app-settings.md, 2025-12-22): app settings and site properties that
+# Flex Consumption does not support. ARM rejects a site that sets one ("The following list of ...
+# site configuration properties (Site.SiteConfig.FtpsState, ...) for Flex Consumption sites is
+# invalid. Please remove or rename them"; microsoft/azure-pipelines-tasks#21032).
+# FunctionsRuntimeScaleMonitoringEnabled is not in the table but is rejected the same way
+# (Azure/azure-functions-host#10643). Compared case-insensitively.
+FLEX_UNSUPPORTED_SETTINGS = (
+    "ENABLE_ORYX_BUILD", "FUNCTIONS_EXTENSION_VERSION", "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_WORKER_RUNTIME_VERSION", "FUNCTIONS_MAX_HTTP_CONCURRENCY", "FUNCTIONS_WORKER_PROCESS_COUNT",
+    "FUNCTIONS_WORKER_DYNAMIC_CONCURRENCY_ENABLED", "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_CONTENTOVERVNET", "WEBSITE_CONTENTSHARE",
+    "WEBSITE_DNS_SERVER", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "WEBSITE_NODE_DEFAULT_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_SKIP_CONTENTSHARE_VALIDATION", "WEBSITE_VNET_ROUTE_ALL",
+)
+FLEX_UNSUPPORTED_SITE_PROPERTIES = (
+    "alwaysOn", "containerSize", "dnsConfiguration", "ftpsState", "isReserved", "IsXenon", "javaVersion",
+    "linuxFxVersion", "netFrameworkVersion", "powerShellVersion", "functionAppScaleLimit",
+    "preWarmedInstanceCount", "use32BitWorkerProcess", "vnetBackupRestoreEnabled", "vnetContentShareEnabled",
+    "vnetImagePullEnabled", "vnetRouteAllEnabled", "windowsFxVersion", "functionsRuntimeScaleMonitoringEnabled",
+)
+# Microsoft Learn, "Flex Consumption plan": instance memory is 512, 2048 or 4096 MB; the
+# maximum instance count is 40 to 1000 (lower values only in some regions, in preview).
+FLEX_INSTANCE_MEMORY = {512, 2048, 4096}
+FLEX_MIN_INSTANCES = 40
+# Log search alert windows the service accepts, in minutes (azure-rest-api-specs#21258).
+ALERT_WINDOWS = {5, 10, 15, 30, 45, 60, 120, 180, 240, 300, 360, 1440, 2880}
+
+# Resources that must carry diagnostic logs (a diagnosticSettings resource scoped to them
+# or, for storage, to one of its services).
+NEEDS_DIAGNOSTICS = ("Microsoft.Web/sites", "Microsoft.KeyVault/vaults", "Microsoft.Storage/storageAccounts")
+GUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
+SKIP_COMMENT = re.compile(r"checkov:skip=(\w+)(?::(.*))?")
+
+
+# ---------------------------------------------------------------------------------------
+# The validation
+# ---------------------------------------------------------------------------------------
+
+
+def checkov_executable() -> Path:
+    """checkov from $CHECKOV or the repository's .venv-checkov; fails with the fix."""
+    path = Path(os.environ.get("CHECKOV") or ROOT / ".venv-checkov" / "bin" / "checkov")
+    if not path.is_file():
+        pytest.fail(f"checkov not found at {path}: run scripts/install-checkov.sh (or set CHECKOV)")
+    return path
+
+
+def parse_templates(folder: Path) -> tuple[dict[str, dict], list[str]]:
+    """Every .bicep under folder parsed by pycep-parser; a syntax error is a problem."""
+    parser = BicepParser()
+    templates, problems = {}, []
+    for path in sorted(folder.rglob("*.bicep")):
+        name = path.relative_to(folder).as_posix()
+        try:
+            templates[name] = parser.parse(file_path=path)
+        except Exception as error:  # lark raises many types; any of them means "invalid"
+            problems.append(f"{name}: does not parse: {str(error).splitlines()[0]}")
+    if not templates and not problems:
+        problems.append(f"{folder}: no .bicep file")
+    return templates, problems
+
+
+def run_checkov(folder: Path) -> list[str]:
+    """checkov's failed checks, unparsed files and reason-less skips, as problems."""
+    result = subprocess.run(
+        [str(checkov_executable()), "-d", str(folder), "--framework", "bicep", "--skip-download", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    try:
+        reports = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return [f"checkov exited {result.returncode} without a JSON report: {result.stderr[-2000:]}"]
+    problems = []
+    for report in reports if isinstance(reports, list) else [reports]:
+        summary = report.get("summary", report)
+        results = report.get("results", {})
+        # checkov exits 0 on a file it could not parse: the summary is the only sign.
+        if summary.get("parsing_errors", 0):
+            files = results.get("parsing_errors") or ["?"]
+            problems.append(f"checkov could not parse {summary['parsing_errors']} file(s): {files}")
+        for check in results.get("failed_checks", []):
+            problems.append(
+                f"checkov {check['check_id']} failed on {check['resource']} ({check['file_path']}): "
+                f"{check['check_name']}"
+            )
+        for check in results.get("skipped_checks", []):
+            if len((check["check_result"].get("suppress_comment") or "").strip()) < 20:
+                problems.append(f"checkov {check['check_id']} skipped on {check['resource']} without a reason")
+        if not summary.get("resource_count"):
+            problems.append("checkov scanned no resource")
+        # The skips and check IDs in infra/ were reviewed against this version.
+        if summary.get("checkov_version") != CHECKOV_VERSION:
+            problems.append(
+                f"checkov {summary.get('checkov_version')} ran, {CHECKOV_VERSION} expected: "
+                "run scripts/install-checkov.sh"
+            )
+    return problems
+
+
+def validate_infra(folder: Path) -> list[str]:
+    """All problems of the deployment in folder; empty means valid."""
+    templates, problems = parse_templates(folder)
+    problems += run_checkov(folder)
+    problems += policy_problems(folder, templates)
+    return problems
+
+
+# ---------------------------------------------------------------------------------------
+# Reading parsed templates (pycep JSON)
+# ---------------------------------------------------------------------------------------
+
+
+def unwrap(config: Any) -> tuple[Any, bool]:
+    """A resource body without its `if (...)` / `for` wrapper, and whether it had one."""
+    wrapped = False
+    while isinstance(config, dict) and "config" in config and ("condition" in config or "loop_type" in config):
+        config, wrapped = config["config"], True
+    return config, wrapped
+
+
+def resources(templates: dict[str, dict]) -> Iterator[tuple[str, str, dict]]:
+    """(file, symbol, resource) for every resource declared (not `existing`)."""
+    for name, template in templates.items():
+        for symbol, resource in (template.get("resources") or {}).items():
+            if not resource.get("existing"):
+                yield name, symbol, resource
+
+
+def lookup(config: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(config, dict) or key not in config:
+            return "<missing>"
+        config = config[key]
+    return config
+
+
+def resolve(value: Any, template: dict) -> Any:
+    """A variable reference replaced by the variable's value (pycep keeps names as strings)."""
+    variables = template.get("variables") or {}
+    seen = set()
+    while isinstance(value, str) and value in variables and value not in seen:
+        seen.add(value)
+        value = variables[value]["value"]
+    return value
+
+
+def role_of_assignment(config: dict, template: dict) -> str:
+    """'builtin:<guid>', 'custom:<symbol>' or 'unknown:<json>' for a role assignment."""
+    value = resolve(lookup(config, "properties.roleDefinitionId"), template)
+    if isinstance(value, dict) and "function" in value:
+        params = value["function"]["parameters"]
+        value = resolve(params.get("resource_name_1"), template)
+    if isinstance(value, str) and GUID.fullmatch(value):
+        return f"builtin:{value.lower()}"
+    if isinstance(value, dict) and value.get("operator", {}).get("type") == "property_accessor":
+        symbol = value["operator"]["operands"]["operand_1"]
+        target = (template.get("resources") or {}).get(symbol, {})
+        if target.get("type") == "Microsoft.Authorization/roleDefinitions":
+            return f"custom:{symbol}"
+    return f"unknown:{json.dumps(value)[:120]}"
+
+
+def all_keys(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from all_keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from all_keys(item)
+
+
+def find_key(value: Any, wanted: str) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == wanted:
+                yield item
+            yield from find_key(item, wanted)
+    elif isinstance(value, list):
+        for item in value:
+            yield from find_key(item, wanted)
+
+
+# ---------------------------------------------------------------------------------------
+# The repository's policy over the parsed templates
+# ---------------------------------------------------------------------------------------
+
+
+def policy_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    problems: list[str] = []
+    for rule in (baseline_problems, diagnostics_problems, role_problems, comment_problems, secret_problems,
+                 flex_problems, alert_window_problems):
+        problems += rule(folder, templates)
+    return problems
+
+
+def baseline_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    problems = []
+    for name, symbol, resource in resources(templates):
+        config, wrapped = unwrap(resource["config"])
+        required = BASELINE.get(resource["type"], {})
+        # checkov reads no property of a resource declared with `if` or `for`: a
+        # security-relevant resource must be unconditional (make its module conditional).
+        if required and wrapped:
+            problems.append(
+                f"{name}: {symbol} is conditional, so checkov cannot see it; move the condition to a module"
+            )
+        for dotted, expected in required.items():
+            actual = lookup(config, dotted)
+            if actual != expected or type(actual) is not type(expected):
+                problems.append(f"{name}: {symbol}.{dotted} is {actual!r}, must be the literal {expected!r}")
+    for name, template in templates.items():
+        policies = {
+            unwrap(r["config"])[0].get("name")
+            for r in (template.get("resources") or {}).values()
+            if r["type"] == "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
+        }
+        for symbol, resource in (template.get("resources") or {}).items():
+            site = resource["type"] == "Microsoft.Web/sites" and not resource.get("existing")
+            if site and not {"ftp", "scm"} <= policies:
+                problems.append(f"{name}: {symbol} must turn basic publishing off for both ftp and scm")
+    return problems
+
+
+def diagnostics_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    problems = []
+    for name, template in templates.items():
+        declared = template.get("resources") or {}
+        scopes = {
+            unwrap(r["config"])[0].get("scope")
+            for r in declared.values()
+            if r["type"] == "Microsoft.Insights/diagnosticSettings"
+        }
+        for symbol, resource in declared.items():
+            if resource.get("existing") or resource["type"] not in NEEDS_DIAGNOSTICS:
+                continue
+            children = {s for s, r in declared.items() if unwrap(r["config"])[0].get("parent") == symbol}
+            if not ({symbol} | children) & scopes:
+                problems.append(f"{name}: {symbol} ({resource['type']}) has no diagnostic settings")
+    return problems
+
+
+def role_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    problems = []
+    for path in folder.rglob("*.bicep"):
+        for guid in GUID.findall(path.read_text()):
+            if guid.lower() in BROAD_ROLES:
+                problems.append(
+                    f"{path.name}: built-in role {BROAD_ROLES[guid.lower()]} ({guid}) is not least privilege"
+                )
+            elif guid.lower() not in ALLOWED_BUILTIN_ROLES:
+                problems.append(
+                    f"{path.name}: unknown GUID {guid}: if it is a role, add it to ALLOWED_BUILTIN_ROLES with its name"
+                )
+    for name, symbol, resource in resources(templates):
+        config, _ = unwrap(resource["config"])
+        template = templates[name]
+        if resource["type"] == "Microsoft.Authorization/roleAssignments":
+            role = role_of_assignment(config, template)
+            if role.startswith("unknown:"):
+                problems.append(f"{name}: {symbol} assigns a role the policy cannot identify: {role}")
+            scope = config.get("scope")
+            if isinstance(scope, dict) or (isinstance(scope, str) and "(" in scope):
+                problems.append(
+                    f"{name}: {symbol} is scoped by an expression; scope it to a declared resource or the group"
+                )
+        if resource["type"] == "Microsoft.Authorization/roleDefinitions":
+            for permission in lookup(config, "properties.permissions") or []:
+                actions = permission.get("actions") or []
+                if any("*" in action for action in actions) or permission.get("dataActions"):
+                    problems.append(f"{name}: {symbol} uses wildcards or data actions: {actions}")
+            scopes = lookup(config, "properties.assignableScopes")
+            if scopes != [
+                {
+                    "operator": {
+                        "type": "property_accessor",
+                        "operands": {
+                            "operand_1": {
+                                "function": {
+                                    "type": "resource_group",
+                                    "parameters": {"resource_group_name": None, "subscription_id": None},
+                                }
+                            },
+                            "operand_2": "id",
+                        },
+                    }
+                }
+            ]:
+                problems.append(f"{name}: {symbol} must be assignable at resourceGroup().id only, not {scopes}")
+    return problems
+
+
+def comment_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    """Each role assignment says which role and why, in the comment right above it."""
+    problems = []
+    for path in sorted(folder.rglob("*.bicep")):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            if re.match(r"resource \w+ 'Microsoft.Authorization/roleAssignments@", line):
+                above = []
+                for previous in reversed(lines[:number]):
+                    if not previous.startswith("//"):
+                        break
+                    above.append(previous)
+                text = " ".join(above)
+                if "Role:" not in text or "Why:" not in text:
+                    problems.append(
+                        f"{path.name}:{number + 1}: role assignment without a '// Role: ... Why: ...' comment"
+                    )
+        for match in SKIP_COMMENT.finditer(path.read_text()):
+            if len((match.group(2) or "").strip()) < 20:
+                problems.append(f"{path.name}: checkov skip {match.group(1)} without a reason")
+    return problems
+
+
+def secret_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    problems = []
+    for name, template in templates.items():
+        for param, spec in (template.get("parameters") or {}).items():
+            secretive = re.search(r"password|webhookurl|^value$", param, re.I)
+            if secretive and not any(d["type"] == "secure" for d in spec.get("decorators", [])):
+                problems.append(f"{name}: parameter {param} holds a secret and must be @secure()")
+        for setting in SECRET_SETTINGS:
+            for value in find_key(template, setting):
+                if not (isinstance(value, str) and value.startswith("@Microsoft.KeyVault(")):
+                    problems.append(f"{name}: {setting} must be a Key Vault reference, not {value!r}")
+        text = (folder / name).read_text()
+        for forbidden in ("listKeys(", "AccountKey=", "SharedAccessSignature", "listSecrets("):
+            if forbidden in text:
+                problems.append(f"{name}: uses {forbidden!r}: storage and secrets go through the identity")
+        if "AzureWebJobsStorage" in set(all_keys(template)):
+            problems.append(f"{name}: AzureWebJobsStorage as a connection string; use AzureWebJobsStorage__accountName")
+    return problems
+
+
+def flex_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    """Nothing that Flex Consumption rejects: the deprecated settings and site properties, the scale limits."""
+    problems = []
+    settings = {s.lower() for s in FLEX_UNSUPPORTED_SETTINGS}
+    properties = {p.lower() for p in FLEX_UNSUPPORTED_SITE_PROPERTIES}
+    for name, template in templates.items():
+        for key in sorted({k for k in all_keys(template) if isinstance(k, str) and k.lower() in settings}):
+            problems.append(f"{name}: app setting {key} is not supported on Flex Consumption")
+        for value in find_key(template, "name"):  # appSettings given as [{name, value}]
+            if isinstance(value, str) and value.lower() in settings:
+                problems.append(f"{name}: app setting {value} is not supported on Flex Consumption")
+        for symbol, resource in (template.get("resources") or {}).items():
+            if resource["type"] != "Microsoft.Web/sites" or resource.get("existing"):
+                continue
+            site_config = lookup(unwrap(resource["config"])[0], "properties.siteConfig")
+            for key in all_keys(site_config if isinstance(site_config, dict) else {}):
+                if key.lower() in properties:
+                    problems.append(f"{name}: {symbol}.properties.siteConfig.{key} is not supported on Flex "
+                                    "Consumption (ARM rejects the site)")
+        params = template.get("parameters") or {}
+        for param, spec in params.items():
+            decorators = {d["type"]: d for d in spec.get("decorators", [])}
+            if param == "instanceMemoryMB":
+                allowed = set((decorators.get("allowed") or {}).get("argument") or [])
+                if not allowed or not allowed <= FLEX_INSTANCE_MEMORY:
+                    problems.append(f"{name}: instanceMemoryMB allows {sorted(allowed)}, Flex takes "
+                                    f"{sorted(FLEX_INSTANCE_MEMORY)}")
+            if param == "maximumInstanceCount":
+                low = (decorators.get("min_value") or {}).get("argument")
+                if not isinstance(low, int) or low < FLEX_MIN_INSTANCES:
+                    problems.append(f"{name}: maximumInstanceCount may go down to {low}; Flex takes at least "
+                                    f"{FLEX_MIN_INSTANCES}")
+    return problems
+
+
+def _minutes(duration: str) -> int | None:
+    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?", duration or "")
+    if not match or not any(match.groups()):
+        return None
+    days, hours, minutes = (int(g or 0) for g in match.groups())
+    return days * 1440 + hours * 60 + minutes
+
+
+def alert_window_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    """Every log alert's window and frequency is one the service accepts."""
+    problems = []
+    for name, symbol, resource in resources(templates):
+        if resource["type"] != "Microsoft.Insights/scheduledQueryRules":
+            continue
+        config = unwrap(resource["config"])[0]
+        for field in ("windowSize", "evaluationFrequency"):
+            value = lookup(config, f"properties.{field}")
+            if _minutes(value) not in ALERT_WINDOWS:
+                problems.append(f"{name}: {symbol}.{field} {value!r} is not a window Azure Monitor accepts "
+                                f"({sorted(ALERT_WINDOWS)} minutes)")
+    return problems
