@@ -46,7 +46,7 @@ def seed(world: World, count: int) -> None:
 
 
 def _fp(value: str) -> str:
-    from pat_watchdog.secret import fingerprint
+    from pat_watchdog.core.secret import fingerprint
     return fingerprint(value)
 
 

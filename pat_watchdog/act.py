@@ -6,43 +6,43 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from pat_watchdog import alerts as A
-from pat_watchdog import reasons as R
-from pat_watchdog.errors import ServiceError
-from pat_watchdog.model import Action, CandidateView, InstancePlan, Liveness, Note
-from pat_watchdog.notify.dispatch import Outbox, dispatch
+from pat_watchdog.core import alerts as A
+from pat_watchdog.core import reasons as R
+from pat_watchdog.core.errors import ServiceError
+from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, CandidateState, CandidateView, InstancePlan,
+                                     Mode,
+                                     Liveness, Note, RotationState)
+from pat_watchdog.dispatch import Outbox, dispatch
 from pat_watchdog.observe import Observed, Ports, observe
-from pat_watchdog.policy import Policy, decide, rotation_due_in
+from pat_watchdog.core.policy import Policy, decide, rotation_due_in
 from pat_watchdog.rotation import Outcome, Rotation
-from pat_watchdog.settings import Settings
-from pat_watchdog.times import parse_utc
-from pat_watchdog.vault import ROTATED_TAG, STATUS_TAG, TagLimitError
+from pat_watchdog.core.settings import Settings
+from pat_watchdog.core.times import parse_utc
+from pat_watchdog.core.tags import ROTATED_TAG, STATUS_TAG, TagLimitError
 
-STATUS, RUN, DRY_RUN, ROTATE = "status", "run", "dry-run", "rotate"
-WRITES = (RUN, ROTATE)
 # Longer than a rotation can take (about 11 outside calls, each bounded to 60 s of retries);
 # a dead run's lock expires after it.
 LEASE = timedelta(minutes=15)
 RECENT = timedelta(days=7)          # a "rotated" notice missed by a dead run is still sent this long
 
 
-def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: str,
+def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: Mode,
         outbox: Outbox, now: datetime) -> InstancePlan:
     """Carry out the plan; the returned plan is re-decided when a rotation changed the state."""
     actions: list[Action] = []
     outcome: Outcome | None = None
     cand = plan.candidate
-    if cand.state == "applying":
+    if cand.state == CandidateState.APPLYING:
         outcome = _locked(plan, obs, settings, ports, mode, now, actions, "finish the interrupted rotation",
                           lambda rot: rot.reconcile(cand.version))
     elif plan.adopt:
         actions.append(_adopt(plan, obs, settings, ports, mode))
-        if actions[-1].outcome == "done":
-            plan = replace(plan, candidate=replace(cand, state="current"))
+        if actions[-1].outcome == ActionOutcome.DONE:
+            plan = replace(plan, candidate=replace(cand, state=CandidateState.CURRENT))
     elif plan.rotate:
         outcome = _locked(plan, obs, settings, ports, mode, now, actions, plan.rotate_why or "rotation due",
                           lambda rot: rot.run(cand.version))
-    elif mode == ROTATE:
+    elif mode == Mode.ROTATE:
         actions.append(_not_rotating(plan, settings))
     if outcome is not None:
         plan = _redecide(plan, obs, outcome, settings, now)
@@ -54,28 +54,28 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
 
 def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step) -> Outcome | None:
     """Run `step` under the instance's rotation lock (the timer and a person's `rotate` at once)."""
-    if mode not in WRITES:
-        actions.append(Action("rotate", None, "INFO", "planned", why))
+    if not mode.writes:
+        actions.append(Action.rotation(ActionOutcome.PLANNED, "INFO", why))
         return None
     key, owner = f"rotation~{plan.name}", uuid.uuid4().hex   # one owner per attempt, even in one process
     try:
         if not ports.ledger.acquire(key, owner, now + ports.elapsed(), LEASE):
-            actions.append(Action("rotate", None, "WARNING", "failed", "another run holds the rotation lock; "
+            actions.append(Action.rotation(ActionOutcome.FAILED, "WARNING", "another run holds the rotation lock; "
                                   "it is retried next run"))
             return None
     except ServiceError as error:
-        actions.append(Action("rotate", None, "WARNING", "failed", f"rotation lock unavailable, nothing "
+        actions.append(Action.rotation(ActionOutcome.FAILED, "WARNING", f"rotation lock unavailable, nothing "
                               f"changed: {error}"))
         return None
     try:
         fresh = observe(obs.app, settings, ports, now, write=False)  # under the lock: the state now
         if fresh.snapshot.unreachable or fresh.snapshot.live.state is Liveness.UNKNOWN or \
                 any(n.code == R.KEYVAULT_UNAVAILABLE.name for n in fresh.snapshot.notes):
-            actions.append(Action("rotate", None, "WARNING", "failed", "the state could not be read again under "
+            actions.append(Action.rotation(ActionOutcome.FAILED, "WARNING", "the state could not be read again under "
                                   "the rotation lock; nothing changed, the next run retries"))
             return None
         if _changed(obs, fresh):
-            actions.append(Action("rotate", None, "INFO", "skipped", "another run changed the staged version or "
+            actions.append(Action.rotation(ActionOutcome.SKIPPED, "INFO", "another run changed the staged version or "
                                   "the token meanwhile; nothing done"))
             return None
         outcome = step(Rotation(fresh, settings, ports, now))
@@ -93,29 +93,31 @@ def _changed(before: Observed, after: Observed) -> bool:
 
 
 def _rotation_action(outcome: Outcome) -> Action:
-    if outcome.state == "current":
+    if outcome.state == RotationState.CURRENT:
         prefix = "finished an interrupted rotation: " if outcome.recovered else ""
-        return Action("rotate", None, "INFO", "done", prefix + outcome.detail)
-    if outcome.state == "rejected":
-        return Action("rotate", None, "WARNING", "skipped", f"candidate {outcome.version} rejected: {outcome.detail}")
-    level = "CRITICAL" if outcome.state in ("failed", "unrecorded") else "WARNING"
-    return Action("rotate", None, level, "failed", outcome.detail)
+        return Action.rotation(ActionOutcome.DONE, "INFO", prefix + outcome.detail)
+    if outcome.state == RotationState.REJECTED:
+        return Action.rotation(ActionOutcome.SKIPPED,
+                               "WARNING", f"candidate {outcome.version} rejected: {outcome.detail}")
+    level = "CRITICAL" if outcome.state in (RotationState.FAILED, RotationState.UNRECORDED) else "WARNING"
+    return Action.rotation(ActionOutcome.FAILED, level, outcome.detail)
 
 
 def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Settings, now) -> InstancePlan:
     """The plan for the state after the rotation attempt (the report shows where things ended)."""
     snap, cand = obs.snapshot, obs.snapshot.candidate
-    if outcome.state in ("current", "unrecorded"):  # Aggregator uses the candidate now
+    if outcome.state in (RotationState.CURRENT, RotationState.UNRECORDED):  # Aggregator uses the candidate now
         version = next((v for v in obs.staged if v.version == outcome.version), None)
-        done = outcome.state == "current"
-        now_current = CandidateView(outcome.version, "current" if done else "applying", outcome.fingerprint,
+        done = outcome.state == RotationState.CURRENT
+        now_current = CandidateView(outcome.version, CandidateState.CURRENT if done else CandidateState.APPLYING,
+                                    outcome.fingerprint,
                                     version.expires_on if version else None,
                                     reason=None if done else outcome.detail[:256])
         snap = replace(snap, token_fingerprint=outcome.fingerprint, live=outcome.live, facts=outcome.facts,
                        notes=(), candidate=now_current)
-    elif outcome.state in ("rejected", "failed"):
+    elif outcome.state in (RotationState.REJECTED, RotationState.FAILED):
         snap = replace(snap, candidate=replace(cand, state=outcome.state, reason=outcome.detail[:256]))
-    elif outcome.state == "stopped":
+    elif outcome.state == RotationState.STOPPED:
         snap = replace(snap, notes=snap.notes + (Note(R.ROTATION_STOPPED.name, outcome.detail),))
     else:
         return plan
@@ -125,11 +127,11 @@ def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Set
 def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, now: datetime) -> list[A.Alert]:
     """INFO "rotated", for this run's rotation or one a dead run finished without telling."""
     cand = plan.candidate
-    if cand.state != "current" or cand.version is None:
+    if cand.state != CandidateState.CURRENT or cand.version is None:
         return []
     version = next((v for v in obs.staged if v.version == cand.version), None)
     rotated_at = version.tags.get(ROTATED_TAG) if version else None
-    fresh = outcome is not None and outcome.state == "current"
+    fresh = outcome is not None and outcome.state == RotationState.CURRENT
     if not fresh and not (rotated_at and now - parse_utc(rotated_at) < RECENT):
         return []
     message = (f"Aggregator now uses the token with fingerprint {cand.fingerprint} (staged version {cand.version}, "
@@ -138,16 +140,16 @@ def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, 
 
 
 
-def _adopt(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: str) -> Action:
+def _adopt(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: Mode) -> Action:
     version = next(v for v in obs.staged if v.version == plan.candidate.version)
     detail = f"staged version {version.version} equals the current token: tagged {STATUS_TAG}=current"
-    if mode not in WRITES:
-        return Action("adopt", None, "INFO", "planned", detail)
+    if not mode.writes:
+        return Action(ActionKind.ADOPT, None, "INFO", ActionOutcome.PLANNED, detail)
     try:
-        ports.vaults.get(settings.key_vault_url).set_tags(version, {STATUS_TAG: "current"})
+        ports.vaults.get(settings.key_vault_url).set_tags(version, {STATUS_TAG: CandidateState.CURRENT.value})
     except (ServiceError, TagLimitError) as error:
-        return Action("adopt", None, "WARNING", "failed", f"adopting {version.version}: {error}")
-    return Action("adopt", None, "INFO", "done", detail)
+        return Action(ActionKind.ADOPT, None, "WARNING", ActionOutcome.FAILED, f"adopting {version.version}: {error}")
+    return Action(ActionKind.ADOPT, None, "INFO", ActionOutcome.DONE, detail)
 
 
 def _not_rotating(plan: InstancePlan, settings: Settings) -> Action:
@@ -155,11 +157,11 @@ def _not_rotating(plan: InstancePlan, settings: Settings) -> Action:
     cand = plan.candidate
     if not settings.rotation_enabled:
         detail = "rotation is off (WATCHDOG_ROTATION=off or no WATCHDOG_KEY_VAULT_URL)"
-    elif cand.state != "pending":
+    elif cand.state != CandidateState.PENDING:
         detail = f"nothing valid is staged (newest staged version: {cand.state})"
     else:
         days = rotation_due_in(plan.token, Policy.from_settings(settings, plan.name))
         due = "unknown (expiry unknown)" if days is None else \
             f"in {days} days, on {R.format_time(plan.token.expires_on - timedelta(days=settings.rotate_within_days))}"
         detail = f"not due yet: rotation is due {due}; --force rotates now"
-    return Action("rotate", None, "INFO", "skipped", detail)
+    return Action.rotation(ActionOutcome.SKIPPED, "INFO", detail)

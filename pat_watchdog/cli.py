@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping, Sequence, TextIO
 
 from pat_watchdog import watchdog
-from pat_watchdog.errors import ConfigError
-from pat_watchdog.model import Status
-from pat_watchdog.report import render
-from pat_watchdog.settings import load_settings
+from pat_watchdog.core.errors import ConfigError
+from pat_watchdog.core.model import ActionKind, ActionOutcome, Mode, Status
+from pat_watchdog.core.report import render
+from pat_watchdog.core.settings import load_settings
 
 CONFIG_EXIT = {"status": 3, "run": 2, "rotate": 2}
 
@@ -53,8 +53,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     except ConfigError as error:
         print(f"pat-watchdog: {error}", file=stderr)
         return CONFIG_EXIT[args.command]
-    mode = {"status": watchdog.STATUS, "rotate": watchdog.ROTATE}.get(
-        args.command, watchdog.DRY_RUN if getattr(args, "dry_run", False) else watchdog.RUN)
+    mode = Mode.DRY_RUN if getattr(args, "dry_run", False) else Mode(args.command)
     moment = (now or (lambda: datetime.now(timezone.utc)))()
     result = watchdog.run_once(settings, mode, moment, credential=credential, retry=retry,
                                force=getattr(args, "force", False))
@@ -76,11 +75,11 @@ def entry() -> None:
     sys.exit(code)
 
 
-def exit_code(command: str, mode: str, result: watchdog.RunResult) -> int:
+def exit_code(command: str, mode: Mode, result: watchdog.RunResult) -> int:
     """README, "Commands and exit codes": Nagios codes for status; action outcomes for run and rotate."""
     if command == "status":
         return Status(result.report["status"]).exit_code
-    if mode == watchdog.DRY_RUN:
+    if mode == Mode.DRY_RUN:
         return 0
     if command == "rotate":
         return rotate_exit_code(result)
@@ -89,11 +88,11 @@ def exit_code(command: str, mode: str, result: watchdog.RunResult) -> int:
 
 def rotate_exit_code(result: watchdog.RunResult) -> int:
     """0 rotated; 1 failed, rolled back or not checkable; 3 nothing valid to rotate to."""
-    rotations = [a for p in result.plans for a in p.actions if a.kind == "rotate"]
+    rotations = [a for p in result.plans for a in p.actions if a.kind == ActionKind.ROTATE]
     unchecked = any(p.status.value == "UNKNOWN" or any(r.code == "KEYVAULT_UNAVAILABLE" for r in p.reasons)
                     for p in result.plans)
-    if any(a.outcome == "failed" for a in rotations) or unchecked:
+    if any(a.outcome == ActionOutcome.FAILED for a in rotations) or unchecked:
         return 1
-    if any(a.outcome == "done" for a in rotations):
+    if any(a.outcome == ActionOutcome.DONE for a in rotations):
         return 0
     return 3

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta, timezone
 from typing import TextIO
 
 from pat_watchdog import watchdog
-from pat_watchdog.http import RetryPolicy
-from pat_watchdog.ledger import MemoryLedger
-from pat_watchdog.report import render
-from pat_watchdog.settings import load_settings
+from pat_watchdog.adapters.retry import RetryPolicy
+from pat_watchdog.adapters.state_table import MemoryLedger
+from pat_watchdog.core.model import Mode
+from pat_watchdog.core.report import render
+from pat_watchdog.core.settings import load_settings
 
 NAME = "contosoaggregator"
 _RETRY = RetryPolicy(attempts=2, backoff=0.05, backoff_max=0.1, total=5, read_timeout=5)
@@ -54,7 +55,7 @@ class Story:
         self.say(f"== {number}. {title} " + "=" * max(3, 66 - len(title)))
         self.say(textwrap.fill(what, 78))
 
-    def run(self, command: str = watchdog.RUN, *, force: bool = False, **env: str) -> dict:
+    def run(self, command: Mode = Mode.RUN, *, force: bool = False, **env: str) -> dict:
         settings = load_settings(self.world.env(**self.channels(), **env))
         result = watchdog.run_once(settings, command, self.day, retry=_RETRY, force=force, ledger=self.ledger)
         self.say(textwrap.indent(render(result.report), "   | "))
@@ -113,7 +114,7 @@ def _chapters(story: Story) -> None:
                   "for the rotation window (14 days before expiry); `--force` or the window rotates it.")
     replacement, _ = world.issue(365)
     world.stage(replacement, days=365)
-    story.run(watchdog.STATUS)
+    story.run(Mode.STATUS)
     story.day += timedelta(days=12)
     story.say("   ... 12 days later, inside the rotation window:")
     story.run()
@@ -125,7 +126,7 @@ def _chapters(story: Story) -> None:
     weak, _ = world.issue(365, scope="vso.work vso.project")
     world.stage(weak, days=365, scopes="vso.work vso.project")
     story.say("   $ pat-watchdog rotate --force")
-    story.run(watchdog.ROTATE, force=True)
+    story.run(Mode.ROTATE, force=True)
 
     story.chapter(5, "Expired token", "On another instance nobody staged anything and the PAT ran out: "
                   "every Aggregator rule fails. CRITICAL, on every channel.")
@@ -137,7 +138,7 @@ def _chapters(story: Story) -> None:
 
 
 def _fp(value: str | None) -> str:
-    from pat_watchdog.secret import fingerprint
+    from pat_watchdog.core.secret import fingerprint
     return fingerprint(value) if value else "-"
 
 

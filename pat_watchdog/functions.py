@@ -7,7 +7,8 @@ import logging
 import os
 from datetime import datetime, timezone
 
-from pat_watchdog.errors import WatchdogError
+from pat_watchdog.core.errors import WatchdogError
+from pat_watchdog.core.model import Mode
 
 log = logging.getLogger("pat_watchdog")
 
@@ -17,7 +18,7 @@ class RunFailed(WatchdogError):
 
 
 def _settings(env):
-    from pat_watchdog.settings import load_settings
+    from pat_watchdog.core.settings import load_settings
     return load_settings(os.environ if env is None else env)
 
 
@@ -28,13 +29,13 @@ def _now(now: datetime | None) -> datetime:
 def on_timer(*, past_due: bool, env=None, now: datetime | None = None, credential=None, retry=None) -> dict:
     """The timer's job, the same code as `pat-watchdog run`; with fan-out it only queues instances."""
     from pat_watchdog import watchdog
-    from pat_watchdog.report import render
+    from pat_watchdog.core.report import render
 
     log.info("timer fired (past_due=%s)", past_due, extra={"custom_dimensions": {"past_due": past_due}})
     settings = _settings(env)
     if settings.fanout_queue:
         return _fan_out(settings, _now(now), credential, retry)
-    result = watchdog.run_once(settings, watchdog.RUN, _now(now), credential=credential, retry=retry)
+    result = watchdog.run_once(settings, Mode.RUN, _now(now), credential=credential, retry=retry)
     log.info("%s", render(result.report), extra={"custom_dimensions": {"status": result.report["status"]}})
     if result.failed_actions:
         raise RunFailed(f"{result.failed_actions} action(s) failed; see the report above")
@@ -42,13 +43,15 @@ def on_timer(*, past_due: bool, env=None, now: datetime | None = None, credentia
 
 
 def _fan_out(settings, now, credential, retry) -> dict:
-    from pat_watchdog import fanout, watchdog
-    from pat_watchdog.http import RetryPolicy
+    from pat_watchdog import watchdog
+    from pat_watchdog.adapters import queue
+    from pat_watchdog.adapters.retry import RetryPolicy
+    from pat_watchdog.bootstrap import open_ports
 
-    ports = watchdog.open_ports(settings, credential, retry)
+    ports = open_ports(settings, credential, retry)
     try:
         targets, errors = watchdog.resolve_targets(settings, ports)
-        queued = fanout.enqueue(settings, targets, now, ports.credential, retry or RetryPolicy())
+        queued = queue.enqueue(settings, targets, now, ports.credential, retry or RetryPolicy())
     finally:
         ports.close()
     log.info("queued %d instances on %s", queued, settings.fanout_queue,
@@ -60,11 +63,12 @@ def _fan_out(settings, now, credential, retry) -> dict:
 
 def on_queue_message(body: str, *, dequeue_count: int = 1, env=None, now=None, credential=None, retry=None) -> dict:
     """One instance from the fan-out queue. Raising lets the host retry, then move it to poison."""
-    from pat_watchdog import fanout, watchdog
-    from pat_watchdog.report import render
+    from pat_watchdog import watchdog
+    from pat_watchdog.core.fanout import settings_for
+    from pat_watchdog.core.report import render
 
-    settings = fanout.settings_for(_settings(env), body)
-    result = watchdog.run_once(settings, watchdog.RUN, _now(now), credential=credential, retry=retry)
+    settings = settings_for(_settings(env), body)
+    result = watchdog.run_once(settings, Mode.RUN, _now(now), credential=credential, retry=retry)
     log.info("%s", render(result.report), extra={"custom_dimensions": {"attempt": dequeue_count}})
     unchecked = [i["name"] for i in result.report["instances"] if i["status"] == "UNKNOWN"]
     if result.failed_actions or unchecked or result.report["errors"]:
@@ -75,11 +79,12 @@ def on_queue_message(body: str, *, dequeue_count: int = 1, env=None, now=None, c
 
 def on_poison_message(body: str, *, env=None, now=None, credential=None, retry=None) -> int:
     """An instance that kept failing: one CRITICAL alert on every channel, never a retry loop."""
-    from pat_watchdog import fanout, watchdog
-    from pat_watchdog.notify.unchecked import alert_unchecked
+    from pat_watchdog.bootstrap import open_ports
+    from pat_watchdog.core.fanout import settings_for
+    from pat_watchdog.dispatch import alert_unchecked
 
-    settings = fanout.settings_for(_settings(env), body)
-    ports = watchdog.open_ports(settings, credential, retry)
+    settings = settings_for(_settings(env), body)
+    ports = open_ports(settings, credential, retry)
     try:
         delivered = alert_unchecked(settings, ports, settings.targets[0], _now(now))
     finally:
@@ -91,13 +96,13 @@ def on_poison_message(body: str, *, env=None, now=None, credential=None, retry=N
 
 def last_report(*, env=None, credential=None, retry=None) -> tuple[int, str]:
     """`GET /api/status`: the last run's report from the run history, as JSON."""
-    from pat_watchdog.errors import ServiceError
-    from pat_watchdog.http import RetryPolicy
-    from pat_watchdog.ledger import MemoryLedger, open_ledger
+    from pat_watchdog.adapters.retry import RetryPolicy
+    from pat_watchdog.adapters.state_table import MemoryLedger, open_ledger
+    from pat_watchdog.core.errors import ServiceError
 
     settings = _settings(env)
     if credential is None and settings.storage and not settings.storage.connection_string:
-        from pat_watchdog.watchdog import default_credential
+        from pat_watchdog.bootstrap import default_credential
         credential = default_credential()
     ledger = open_ledger(settings, credential, retry or RetryPolicy(attempts=2, total=10))
     if isinstance(ledger, MemoryLedger):

@@ -3,50 +3,23 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-import requests
-
-from pat_watchdog import devops, kvref
-from pat_watchdog import reasons as R
-from pat_watchdog.aggregator import AggregatorApps
-from pat_watchdog.errors import ServiceError, WatchdogError
-from pat_watchdog.http import RetryPolicy
-from pat_watchdog.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note
-from pat_watchdog.policy import GLOBAL_PAT_CUTOFF
-from pat_watchdog.resource_ids import ResourceId
-from pat_watchdog.secret import Token
-from pat_watchdog.settings import Settings
-from pat_watchdog.staging import select_candidate, version_fact
-from pat_watchdog.vault import FINGERPRINT_TAG, SecretVersion, TagLimitError, Vaults, has_room
+from pat_watchdog.core import listing as L
+from pat_watchdog.core import reasons as R
+from pat_watchdog.core import references
+from pat_watchdog.core.candidates import select_candidate, version_fact
+from pat_watchdog.core.errors import ServiceError, WatchdogError
+from pat_watchdog.core.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note
+from pat_watchdog.core.policy import GLOBAL_PAT_CUTOFF
+from pat_watchdog.core.resource_ids import ResourceId
+from pat_watchdog.core.secret import Token
+from pat_watchdog.core.settings import Settings
+from pat_watchdog.core.tags import FINGERPRINT_TAG, SecretVersion, TagLimitError, has_room
+from pat_watchdog.ports import Ports
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Ports:
-    """The adapters of one run, shared by all instances (one credential, one token per resource)."""
-
-    apps: AggregatorApps
-    vaults: Vaults
-    session: requests.Session
-    retry: RetryPolicy
-    ledger: object = None        # TableLedger | MemoryLedger
-    channels: list = field(default_factory=list)
-    credential: object = None
-    listings: devops.ListingCache = field(default_factory=devops.ListingCache)
-    started: float = field(default_factory=time.monotonic)
-
-    def elapsed(self) -> timedelta:
-        """Time since the run began: `now` is the run's start, a lock must carry the time it is taken."""
-        return timedelta(seconds=time.monotonic() - self.started)
-
-    def close(self) -> None:
-        self.apps.close()
-        self.vaults.close()
-        self.session.close()
 
 
 @dataclass
@@ -57,7 +30,7 @@ class Observed:
     app: ResourceId
     current: Token | None = None
     settings: dict = field(default_factory=dict, repr=False)
-    reference: kvref.KeyVaultReference | None = None
+    reference: references.KeyVaultReference | None = None
     staged: list[SecretVersion] = field(default_factory=list, repr=False)
     fingerprints: dict[str, str] = field(default_factory=dict)
 
@@ -76,8 +49,7 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
         obs.snapshot = replace(obs.snapshot, unreachable=Note(R.KEYVAULT_REFERENCE_UNRESOLVED.name, str(error)))
         return obs
     notes: list[Note] = []
-    live = devops.check_live(ports.session, settings.devops_org_url, obs.current, ports.retry) \
-        if obs.current else LiveCheck(Liveness.INVALID, detail="no token")
+    live = ports.devops.check_live(obs.current) if obs.current else LiveCheck(Liveness.INVALID, detail="no token")
     facts = list(obs.snapshot.facts)
     if settings.key_vault_url:
         facts += _staged(obs, settings, ports, now, write, notes)
@@ -93,9 +65,9 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
 def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
     raw = obs.settings.get(settings.token_setting)
     snap = replace(obs.snapshot, token_type=obs.settings.get("Aggregator_VstsTokenType"))
-    if raw and kvref.is_reference(raw):
+    if raw and references.is_reference(raw):
         try:
-            ref = kvref.parse_reference(raw, settings.arm_endpoint)
+            ref = references.parse_reference(raw, settings.arm_endpoint)
         except ValueError as error:
             raise WatchdogError(f"{settings.token_setting} holds a malformed Key Vault reference: {error}") from None
         token, version = ports.vaults.get(ref.vault_url).read(ref.secret_name, ref.version)
@@ -164,13 +136,12 @@ def _listing_needed(facts: list[ExpiryFact], settings: Settings, now: datetime) 
 
 
 def _listing(token, live, facts, settings, ports, now, notes) -> list[ExpiryFact]:
-    listing = ports.listings.get(live.user_id, lambda: devops.list_tokens(
-        ports.session, settings.vssps_url, token, ports.retry))
+    listing = ports.listings.get(live.user_id, lambda: ports.devops.list_tokens(token))
     if listing.unavailable:
         notes.append(Note(R.LISTING_UNAVAILABLE.name, listing.unavailable))
         return []
     kv = next((f for f in facts if f.source == "keyvault"), None)
-    match = devops.match_entry(
+    match = L.match_entry(
         listing.entries, now, authorization_id=settings.pat_authorization_id or (kv and kv.authorization_id),
         user_id=live.user_id, known_expiry=kv.expires_on if kv else None)
     if match.not_found and settings.pat_authorization_id:
@@ -180,4 +151,4 @@ def _listing(token, live, facts, settings, ports, now, notes) -> list[ExpiryFact
     if match.entry is None:
         return []
     among = sum(1 for e in listing.entries if e.get("userId") in (None, live.user_id))
-    return [devops.fact_from_entry(match.entry, ambiguous=match.ambiguous, among=among)]
+    return [L.fact_from_entry(match.entry, ambiguous=match.ambiguous, among=among)]

@@ -8,22 +8,23 @@ run that finds `applying` (its predecessor died) finishes or undoes it before de
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-from pat_watchdog import devops
-from pat_watchdog.errors import ServiceError, WatchdogError
-from pat_watchdog.model import ExpiryFact, LiveCheck, Liveness
-from pat_watchdog.observe import Observed, Ports
-from pat_watchdog.policy import held_scopes_missing
-from pat_watchdog.reasons import format_time
-from pat_watchdog.secret import Token
-from pat_watchdog.settings import Settings
-from pat_watchdog.staging import scopes_tag, version_fact
+from pat_watchdog.core import listing as L
+from pat_watchdog.core.errors import ServiceError, WatchdogError
+from pat_watchdog.core.model import CandidateState, ExpiryFact, LiveCheck, Liveness, RotationState
+from pat_watchdog.observe import Observed
+from pat_watchdog.ports import Ports, SecretStore
+from pat_watchdog.core.policy import held_scopes_missing
+from pat_watchdog.core.reasons import format_time
+from pat_watchdog.core.secret import Token
+from pat_watchdog.core.settings import Settings
+from pat_watchdog.core.candidates import scopes_tag, version_fact
 from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, SettingsSwap, SwapError,
                                VerificationPending)
-from pat_watchdog.vault import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
-                                TagLimitError, Vault, has_room)
+from pat_watchdog.core.tags import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
+                                TagLimitError, has_room)
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,13 @@ class Postponed(WatchdogError):
 class Outcome:
     """What a rotation attempt ended as, and the facts needed to re-decide afterwards."""
 
-    state: str                                 # current | unrecorded | rejected | failed | stopped | postponed
+    state: RotationState
     detail: str
     version: str | None = None
     live: LiveCheck | None = None
     facts: tuple[ExpiryFact, ...] = ()
     fingerprint: str | None = None
     recovered: bool = False                    # finished a rotation a dead run had started
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Rotation:
     now: datetime
 
     @property
-    def vault(self) -> Vault:
+    def vault(self) -> SecretStore:
         return self.ports.vaults.get(self.settings.key_vault_url)
 
     @property
@@ -73,7 +73,7 @@ class Rotation:
     # -- step 1 -----------------------------------------------------------------
     def validate(self, candidate: Token, version: SecretVersion) -> tuple[LiveCheck, tuple[ExpiryFact, ...]]:
         """Live, same user, required scopes, later expiry, not global; raise Rejected saying why."""
-        live = devops.check_live(self.ports.session, self.settings.devops_org_url, candidate, self.ports.retry)
+        live = self.ports.devops.check_live(candidate)
         if live.state is Liveness.UNKNOWN:
             raise Postponed(f"Azure DevOps could not be reached to validate the candidate: {live.detail}")
         if live.state is not Liveness.VALID:
@@ -97,11 +97,11 @@ class Rotation:
 
     def _candidate_fact(self, candidate: Token, version: SecretVersion, live: LiveCheck) -> ExpiryFact:
         scopes = scopes_tag(version)
-        listing = devops.list_tokens(self.ports.session, self.settings.vssps_url, candidate, self.ports.retry)
-        match = devops.match_entry(listing.entries, self.now, user_id=live.user_id,
+        listing = self.ports.devops.list_tokens(candidate)
+        match = L.match_entry(listing.entries, self.now, user_id=live.user_id,
                                    authorization_id=version.tags.get("authorizationId"),
                                    known_expiry=version.expires_on)
-        entry = devops.fact_from_entry(match.entry) if match.entry and not match.ambiguous else None
+        entry = L.fact_from_entry(match.entry) if match.entry and not match.ambiguous else None
         return ExpiryFact("keyvault", version.expires_on or (entry.expires_on if entry else None),
                           scopes or (entry.scopes if entry else None),
                           global_pat=entry.global_pat if entry else None,
@@ -136,31 +136,33 @@ class Rotation:
         """Steps 1-6 for a pending candidate; never raises for a problem of this instance."""
         version = self.version(version_id)
         if not has_room(version.tags):
-            return Outcome("postponed", f"{version_id} has no room for the watchdog's tags (TAG_LIMIT)", version_id)
+            return Outcome(RotationState.POSTPONED,
+                           f"{version_id} has no room for the watchdog's tags (TAG_LIMIT)", version_id)
         try:
             candidate, _ = self.vault.read(version.name, version.version)
             live, facts = self.validate(candidate, version)
         except Rejected as why:
             return self._reject(version, str(why))
         except (Postponed, ServiceError) as why:
-            return Outcome("postponed", f"rotation postponed, nothing changed: {why}", version_id)
+            return Outcome(RotationState.POSTPONED, f"rotation postponed, nothing changed: {why}", version_id)
         return self._apply(version, candidate, live, facts)
 
     def _reject(self, version: SecretVersion, why: str) -> Outcome:
         try:
-            self.mark(version, {STATUS_TAG: "rejected", REASON_TAG: why})
+            self.mark(version, {STATUS_TAG: CandidateState.REJECTED.value, REASON_TAG: why})
         except (ServiceError, TagLimitError) as error:
-            return Outcome("postponed", f"rejected ({why}) but the tag could not be written: {error}",
+            return Outcome(RotationState.POSTPONED, f"rejected ({why}) but the tag could not be written: {error}",
                            version.version)
-        return Outcome("rejected", why, version.version)
+        return Outcome(RotationState.REJECTED, why, version.version)
 
     def _apply(self, version, candidate: Token, live, facts) -> Outcome:
         try:
             self.save_previous()
-            version = self.mark(version, {STATUS_TAG: "applying", FINGERPRINT_TAG: candidate.fingerprint,
-                                          REASON_TAG: None})
+            version = self.mark(version, {STATUS_TAG: CandidateState.APPLYING.value,
+                                          FINGERPRINT_TAG: candidate.fingerprint, REASON_TAG: None})
         except (ServiceError, TagLimitError) as error:
-            return Outcome("postponed", f"rotation postponed, Aggregator untouched: {error}", version.version)
+            return Outcome(RotationState.POSTPONED,
+                           f"rotation postponed, Aggregator untouched: {error}", version.version)
         swap = SettingsSwap(self.obs, self.settings, self.ports)
         try:
             swap.to(candidate, expect=self.obs.current)
@@ -168,7 +170,8 @@ class Rotation:
         except ConcurrentChange as error:
             return self._stop(version, str(error))
         except (NotWritten, VerificationPending) as error:
-            return Outcome("postponed", f"{error}; the candidate stays applying and the next run finishes or "
+            return Outcome(RotationState.POSTPONED,
+                           f"{error}; the candidate stays applying and the next run finishes or "
                            "undoes it", version.version)
         except SwapError as error:
             if self._previous_broken() and not isinstance(error, CandidateBroken) and swap.holds():
@@ -182,22 +185,25 @@ class Rotation:
 
     def _promote(self, version, candidate: Token, live, facts, *, recovered: bool = False, note: str = "") -> Outcome:
         try:
-            self.mark(version, {STATUS_TAG: "current", ROTATED_TAG: format_time(self.now), REASON_TAG: None})
+            self.mark(version, {STATUS_TAG: CandidateState.CURRENT.value, ROTATED_TAG: format_time(self.now),
+                                REASON_TAG: None})
         except (ServiceError, TagLimitError) as error:
-            return Outcome("unrecorded", f"Aggregator uses the new token, but Key Vault could not record it "
+            return Outcome(RotationState.UNRECORDED,
+                           f"Aggregator uses the new token, but Key Vault could not record it "
                            f"({error}); the next run finishes", version.version, live, facts, candidate.fingerprint)
         detail = f"rotated to {version.version} (fingerprint {candidate.fingerprint})" + (f"; {note}" if note else "")
-        return Outcome("current", detail, version.version, live, facts, candidate.fingerprint, recovered=recovered)
+        return Outcome(RotationState.CURRENT,
+                       detail, version.version, live, facts, candidate.fingerprint, recovered=recovered)
 
     def _undo(self, version: SecretVersion, swap: SettingsSwap, why: str, previous: Token | None = None) -> Outcome:
         """Put `previous` back (default: the token observed before the swap) and tag the candidate failed."""
         previous = previous or self.obs.current
         undone = swap.restore(previous) if previous else "no previous token is known: check the setting by hand"
         try:
-            self.mark(version, {STATUS_TAG: "failed", REASON_TAG: why})
+            self.mark(version, {STATUS_TAG: CandidateState.FAILED.value, REASON_TAG: why})
         except (ServiceError, TagLimitError) as error:
             undone += f"; the failure could not be tagged ({error})"
-        return Outcome("failed", f"{why}; {undone}", version.version)
+        return Outcome(RotationState.FAILED, f"{why}; {undone}", version.version)
 
     def _stop(self, version: SecretVersion, why: str) -> Outcome:
         """A person changed the token meanwhile: leave their change, make the candidate pending again."""
@@ -205,7 +211,7 @@ class Rotation:
             self.mark(version, {STATUS_TAG: None})
         except (ServiceError, TagLimitError) as error:
             why += f"; the candidate stays tagged applying ({error}) and is reconciled next run"
-        return Outcome("stopped", why, version.version)
+        return Outcome(RotationState.STOPPED, why, version.version)
 
     def _saved_previous(self) -> Token | None:
         """The token this rotation replaced, from the previous secret (after a crash); raises ServiceError."""
@@ -224,20 +230,23 @@ class Rotation:
         try:
             candidate, _ = self.vault.read(version.name, version.version)
         except ServiceError as error:
-            return Outcome("postponed", f"interrupted rotation not reconciled yet: {error}", version_id)
+            return Outcome(RotationState.POSTPONED, f"interrupted rotation not reconciled yet: {error}", version_id)
         if self.obs.current == candidate:
-            live = devops.check_live(self.ports.session, self.settings.devops_org_url, candidate, self.ports.retry)
+            live = self.ports.devops.check_live(candidate)
             if live.state is Liveness.VALID:
                 return self._promote(version, candidate, live, (version_fact(version),), recovered=True)
             if live.state is Liveness.UNKNOWN:  # an outage is not a verdict: keep `applying`
-                return Outcome("postponed", f"interrupted rotation not verified yet: {live.detail}", version_id)
+                return Outcome(RotationState.POSTPONED,
+                               f"interrupted rotation not verified yet: {live.detail}", version_id)
             # Aggregator holds the broken candidate: only the saved copy can be put back, never obs.current.
             try:
                 previous = self._saved_previous()
             except ServiceError as error:
-                return Outcome("postponed", f"the saved previous token could not be read yet: {error}", version_id)
+                return Outcome(RotationState.POSTPONED,
+                               f"the saved previous token could not be read yet: {error}", version_id)
             if previous is None:
-                return Outcome("failed", f"the interrupted rotation's token does not work ({live.detail}) and no "
+                return Outcome(RotationState.FAILED,
+                               f"the interrupted rotation's token does not work ({live.detail}) and no "
                                f"previous token is saved: put a working PAT in {self.settings.token_setting} by hand",
                                version_id)
             swap = SettingsSwap(self.obs, self.settings, self.ports)
@@ -249,5 +258,5 @@ class Rotation:
             return self._undo(version, SettingsSwap(self.obs, self.settings, self.ports),
                               f"interrupted rotation could not be redone: {why}")
         except (Postponed, ServiceError) as why:
-            return Outcome("postponed", f"interrupted rotation not redone yet: {why}", version_id)
+            return Outcome(RotationState.POSTPONED, f"interrupted rotation not redone yet: {why}", version_id)
         return self._apply(version, candidate, live, facts)

@@ -7,13 +7,14 @@ and compare every other setting byte for byte.
 
 from __future__ import annotations
 
-from pat_watchdog import devops, kvref
-from pat_watchdog.errors import ServiceError, WatchdogError
-from pat_watchdog.model import Liveness
-from pat_watchdog.observe import Observed, Ports
-from pat_watchdog.secret import Token, fingerprint
-from pat_watchdog.settings import Settings
-from pat_watchdog.vault import FINGERPRINT_TAG
+from pat_watchdog.core import references
+from pat_watchdog.core.errors import ServiceError, WatchdogError
+from pat_watchdog.core.model import Liveness
+from pat_watchdog.observe import Observed
+from pat_watchdog.ports import Ports
+from pat_watchdog.core.secret import Token, fingerprint
+from pat_watchdog.core.settings import Settings
+from pat_watchdog.core.tags import FINGERPRINT_TAG
 
 TOKEN_TYPE = "Aggregator_VstsTokenType"
 
@@ -43,7 +44,6 @@ class SettingsSwap:
 
     def __init__(self, obs: Observed, settings: Settings, ports: Ports):
         self.obs, self.ports, self.name = obs, ports, settings.token_setting
-        self.org_url = settings.devops_org_url
         self.original = obs.settings.get(self.name)     # the value observed at the start of the run
         self.before: dict | None = None                 # the settings listed right before the PUT
         self.expected: str | None = None
@@ -123,8 +123,8 @@ class SettingsSwap:
         if changed:
             raise SwapError("other settings changed during the rotation: " + ", ".join(changed))
         if self.obs.reference is not None:
-            self._verify_reference(candidate, version=kvref.parse_reference(self.expected).version)
-        live = devops.check_live(self.ports.session, self.org_url, candidate, self.ports.retry)
+            self._verify_reference(candidate, version=references.parse_reference(self.expected).version)
+        live = self.ports.devops.check_live(candidate)
         if live.state is Liveness.UNKNOWN:
             raise VerificationPending(f"Azure DevOps unreachable: {live.detail}")
         if live.state is not Liveness.VALID:

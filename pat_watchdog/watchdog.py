@@ -7,56 +7,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from azure.core.credentials import TokenCredential
-
-from pat_watchdog import aggregator, report
-from pat_watchdog import reasons as R
-from pat_watchdog.act import DRY_RUN, ROTATE, RUN, STATUS, act  # noqa: F401 (the modes, for callers)
-from pat_watchdog.act import WRITES as _WRITES
-from pat_watchdog.aggregator import AggregatorApps
-from pat_watchdog.errors import ServiceError
-from pat_watchdog.http import RetryPolicy, new_session
-from pat_watchdog.ledger import open_ledger
-from pat_watchdog.notify.dispatch import Outbox
-from pat_watchdog.notify.email import AcsChannel, SmtpChannel
-from pat_watchdog.notify.teams import TeamsChannel
-from pat_watchdog.model import Action, InstancePlan, InstanceSnapshot, Note
-from pat_watchdog.observe import Observed, Ports, observe
-from pat_watchdog.policy import Policy, decide
-from pat_watchdog.resource_ids import ResourceId
-from pat_watchdog.settings import Settings
-from pat_watchdog.vault import Vaults
+from pat_watchdog.act import act
+from pat_watchdog.adapters import arm
+from pat_watchdog.adapters.retry import RetryPolicy
+from pat_watchdog.bootstrap import open_ports
+from pat_watchdog.core import reasons as R
+from pat_watchdog.core import report
+from pat_watchdog.core.errors import ServiceError
+from pat_watchdog.core.model import Action, ActionKind, ActionOutcome, InstancePlan, InstanceSnapshot, Mode, Note
+from pat_watchdog.core.policy import Policy, decide
+from pat_watchdog.core.resource_ids import ResourceId
+from pat_watchdog.core.settings import Settings
+from pat_watchdog.dispatch import Outbox
+from pat_watchdog.observe import Observed, observe
+from pat_watchdog.ports import Ports
 
 log = logging.getLogger(__name__)
-
-
-def default_credential() -> TokenCredential:
-    """Managed identity in Azure (AZURE_CLIENT_ID picks a user-assigned one), Azure CLI on a laptop."""
-    from azure.identity import DefaultAzureCredential
-    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
-
-
-def open_ports(settings: Settings, credential: TokenCredential | None = None,
-               retry: RetryPolicy | None = None, ledger=None) -> Ports:
-    """The composition root: every adapter of one run, sharing one credential."""
-    retry = retry or RetryPolicy()
-    credential = credential or default_credential()
-    session = new_session(settings.concurrency)
-    return Ports(AggregatorApps(credential, settings.arm_endpoint, retry), Vaults(credential, retry),
-                 session, retry, ledger=ledger or open_ledger(settings, credential, retry),
-                 channels=open_channels(settings, session, credential, retry), credential=credential)
-
-
-def open_channels(settings: Settings, session, credential, retry: RetryPolicy) -> list:
-    """Teams and email, as configured; each isolated from the others."""
-    channels = []
-    if settings.teams_webhook_url:
-        channels.append(TeamsChannel(settings.teams_webhook_url, session, retry))
-    if settings.email_to and settings.acs_endpoint:
-        channels.append(AcsChannel(settings, credential, retry))
-    elif settings.email_to:
-        channels.append(SmtpChannel(settings, retry))
-    return channels
 
 
 @dataclass(frozen=True)
@@ -66,12 +32,12 @@ class RunResult:
 
     @property
     def failed_actions(self) -> int:
-        return sum(1 for p in self.plans for a in p.actions if a.outcome == "failed")
+        return sum(1 for p in self.plans for a in p.actions if a.outcome == ActionOutcome.FAILED)
 
 
-def _outbox(ports: Ports, settings: Settings, mode: str) -> Outbox:
+def _outbox(ports: Ports, settings: Settings, mode: Mode) -> Outbox:
     """Read the ledger once per run; when it cannot be read, alerts go out anyway."""
-    outbox = Outbox(ports.channels, ports.ledger, None, settings.repeat_hours, send=mode in _WRITES)
+    outbox = Outbox(ports.channels, ports.ledger, None, settings.repeat_hours, send=mode.writes)
     try:
         outbox.active = ports.ledger.active()
     except ServiceError as error:
@@ -85,7 +51,7 @@ def resolve_targets(settings: Settings, ports: Ports) -> tuple[list[ResourceId],
     errors: list[str] = []
     for target in settings.targets:
         try:
-            sites = [target] if target.is_site else aggregator.discover(ports.apps, target)
+            sites = [target] if target.is_site else arm.discover(ports.apps, target)
         except ServiceError as error:
             errors.append(f"discovery in {target} failed: {error}")
             continue
@@ -94,15 +60,15 @@ def resolve_targets(settings: Settings, ports: Ports) -> tuple[list[ResourceId],
     return list(found.values()), errors
 
 
-def run_once(settings: Settings, mode: str, now: datetime, *, ports: Ports | None = None,
-             credential: TokenCredential | None = None, retry: RetryPolicy | None = None,
+def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | None = None,
+             credential=None, retry: RetryPolicy | None = None,
              force: bool = False, ledger=None) -> RunResult:
     """Observe, decide and (unless `status` or `dry-run`) act; never raises for one instance."""
     own = ports is None
     ports = ports or open_ports(settings, credential, retry, ledger)
     try:
         targets, errors = resolve_targets(settings, ports)
-        observed = _observe_all(targets, settings, ports, now, write=mode in _WRITES)
+        observed = _observe_all(targets, settings, ports, now, write=mode.writes)
         plans = [decide(o.snapshot, Policy.from_settings(settings, o.app.site), now, force_rotation=force)
                  for o in observed]
         outbox = _outbox(ports, settings, mode)
@@ -130,13 +96,14 @@ def _act_safely(plan: InstancePlan, obs: Observed, settings, ports, mode, outbox
         return act(plan, obs, settings, ports, mode, outbox, now)
     except Exception as error:  # noqa: BLE001 - isolation is the point
         log.exception("acting on %s failed", plan.name)
-        failure = Action("error", None, "CRITICAL", "failed", f"unexpected {type(error).__name__}: {error}")
+        failure = Action(ActionKind.ERROR, None, "CRITICAL", ActionOutcome.FAILED,
+                         f"unexpected {type(error).__name__}: {error}")
         return replace(plan, actions=plan.actions + (failure,))
 
 
-def _record(result: RunResult, ports: Ports, mode: str) -> None:
+def _record(result: RunResult, ports: Ports, mode: Mode) -> None:
     """Run history for `run`/`rotate`; `status` shows the last one and writes nothing."""
-    if mode in _WRITES:
+    if mode.writes:
         result.report["outcome"] = "failed" if result.failed_actions else "ok"
         try:
             ports.ledger.add_run(result.report)

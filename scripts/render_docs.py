@@ -2,7 +2,7 @@
 """Regenerates docs/card-warning.png, docs/card-critical.png and docs/email-critical.png.
 
 The alerts come from the real pipeline (snapshot -> policy.decide -> alerts.for_plan), the
-Teams card from pat_watchdog.notify.card and the email from pat_watchdog.notify.email. The
+Teams card from pat_watchdog.adapters.teams and the email from pat_watchdog.adapters.email. The
 card is drawn by Microsoft's own renderer (npm adaptivecards, tests/render/render_page.html),
 the email as it stands, both in headless Chromium (Debian package `chromium`; install it with
 scripts/install-chromium.sh). tests/render/test_render.py uses the same helpers, so what the
@@ -30,13 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pat_watchdog import alerts  # noqa: E402
-from pat_watchdog import reasons as R  # noqa: E402
-from pat_watchdog.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness  # noqa: E402
-from pat_watchdog.notify import card as card_builder  # noqa: E402
-from pat_watchdog.notify import email as email_builder  # noqa: E402
-from pat_watchdog.policy import Policy, decide  # noqa: E402
-from pat_watchdog.settings import load_settings  # noqa: E402
+from pat_watchdog.core import alerts  # noqa: E402
+from pat_watchdog.core import reasons as R  # noqa: E402
+from pat_watchdog.core.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness  # noqa: E402
+from pat_watchdog.adapters import teams as card_builder  # noqa: E402
+from pat_watchdog.adapters import email as email_builder  # noqa: E402
+from pat_watchdog.core.policy import Policy, decide  # noqa: E402
+from pat_watchdog.core.settings import load_settings  # noqa: E402
 
 RENDER_PAGE = ROOT / "tests" / "render" / "render_page.html"
 VALIDATOR = ROOT / "tests" / "render" / "validate_card.js"

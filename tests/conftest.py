@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from pat_watchdog import cli
-from pat_watchdog.http import RetryPolicy
+from pat_watchdog.adapters.retry import RetryPolicy
 from pat_watchdog.sandbox import Sandbox
 from pat_watchdog.sandbox.seed import World
 from tests.azurite import Azurite

@@ -17,7 +17,7 @@ TRACKED: list[list[str]] = []
 
 def fp(value: str | None) -> str | None:
     """Compare tokens in assertions by fingerprint, so a failing assert never prints one."""
-    from pat_watchdog.secret import fingerprint
+    from pat_watchdog.core.secret import fingerprint
     return fingerprint(value) if value else None
 
 

@@ -13,7 +13,7 @@ from .devops import SERVER_HOST, DevOps
 from .faults import Fault, FaultSet, Recorded, RequestLog
 from .identity import Identity
 from .keyvault import KeyVault
-from .notify import Acs, Teams
+from .receivers import Acs, Teams
 from .proxy import ConnectProxy
 from .smtp import SmtpSink
 from .tls import Certificates, covered, make_certificates

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from pat_watchdog import cli
-from pat_watchdog.secret import fingerprint
+from pat_watchdog.core.secret import fingerprint
 from tests.leaks import fp
 from tests.conftest import FAST_RETRY, NOW
 
@@ -234,9 +234,9 @@ def test_key_vault_unreachable_after_the_swap_is_finished_by_the_next_run(world,
 
 
 def test_a_held_lock_blocks_a_second_rotation_until_its_lease_ends(world, run_cli, sandbox, env, azurite):
-    from pat_watchdog.http import RetryPolicy
-    from pat_watchdog.ledger import TableLedger
-    from pat_watchdog.settings import StorageTarget
+    from pat_watchdog.adapters.retry import RetryPolicy
+    from pat_watchdog.adapters.state_table import TableLedger
+    from pat_watchdog.core.settings import StorageTarget
 
     s = scene(world)
     ledger = TableLedger(StorageTarget(connection_string=env["AzureWebJobsStorage"]),

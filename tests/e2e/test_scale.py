@@ -11,7 +11,7 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from pat_watchdog import functions
 from pat_watchdog.functions import RunFailed
-from pat_watchdog.http import RetryPolicy
+from pat_watchdog.adapters.retry import RetryPolicy
 from pat_watchdog.sandbox.seed import SUBSCRIPTION
 from tests.conftest import FAST_RETRY, NOW
 from tests.e2e.test_run import fresh_functions

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from pat_watchdog.notify import card as card_builder
-from pat_watchdog.notify import email as email_builder
+from pat_watchdog.adapters import teams as card_builder
+from pat_watchdog.adapters import email as email_builder
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("render_docs", ROOT / "scripts" / "render_docs.py")

@@ -6,11 +6,11 @@ import json
 import re
 from pathlib import Path
 
-from pat_watchdog import reasons
+from pat_watchdog.core import reasons
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-SETTINGS_SOURCE = (ROOT / "pat_watchdog" / "settings.py").read_text()
+SETTINGS_SOURCE = "".join(p.read_text() for p in (ROOT / "pat_watchdog" / "core").glob("setting*.py"))
 
 
 def test_every_reason_code_is_in_the_readme_table():

@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pat_watchdog.devops import fact_from_entry, match_entry
-from pat_watchdog.kvref import is_reference, parse_reference
-from pat_watchdog.secret import Token, fingerprint
-from pat_watchdog.staging import select_candidate
-from pat_watchdog.vault import SecretVersion, TagLimitError, merge_tags
+from pat_watchdog.core.listing import fact_from_entry, match_entry
+from pat_watchdog.core.references import is_reference, parse_reference
+from pat_watchdog.core.secret import Token, fingerprint
+from pat_watchdog.core.candidates import select_candidate
+from pat_watchdog.core.tags import SecretVersion, TagLimitError, merge_tags
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pat_watchdog.model import CandidateView, ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note, Status
-from pat_watchdog.policy import Policy, choose_expiry, days_left, decide, held_scopes_missing
+from pat_watchdog.core.model import CandidateView, ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note, Status
+from pat_watchdog.core.policy import Policy, choose_expiry, days_left, decide, held_scopes_missing
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
 AFTER_CUTOFF = datetime(2026, 12, 2, 6, 0, tzinfo=timezone.utc)

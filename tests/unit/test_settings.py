@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pat_watchdog.errors import ConfigError
-from pat_watchdog.settings import derive_vssps_url, load_settings
+from pat_watchdog.core.errors import ConfigError
+from pat_watchdog.core.settings import derive_vssps_url, load_settings
 
 SUB = "00000000-0000-0000-0000-00000000000a"
 APP = f"/subscriptions/{SUB}/resourceGroups/aggregator-contoso/providers/Microsoft.Web/sites/contosoaggregator"

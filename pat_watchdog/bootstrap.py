@@ -1,0 +1,48 @@
+"""The composition root: the real adapters of one run, sharing one credential and one HTTP session."""
+
+from __future__ import annotations
+
+from azure.core.credentials import TokenCredential
+
+from pat_watchdog.adapters.arm import AggregatorApps
+from pat_watchdog.adapters.devops import DevOps, ListingCache
+from pat_watchdog.adapters.email import AcsChannel, SmtpChannel
+from pat_watchdog.adapters.keyvault import Vaults
+from pat_watchdog.adapters.retry import RetryPolicy, new_session
+from pat_watchdog.adapters.state_table import open_ledger
+from pat_watchdog.adapters.teams import TeamsChannel
+from pat_watchdog.core.settings import Settings
+from pat_watchdog.ports import Channel, Ports, StateStore
+
+
+def default_credential() -> TokenCredential:
+    """Managed identity in Azure (AZURE_CLIENT_ID picks a user-assigned one), Azure CLI on a laptop."""
+    from azure.identity import DefaultAzureCredential
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+def open_ports(settings: Settings, credential: TokenCredential | None = None,
+               retry: RetryPolicy | None = None, ledger: StateStore | None = None) -> Ports:
+    """Every adapter of one run."""
+    retry = retry or RetryPolicy()
+    credential = credential or default_credential()
+    session = new_session(settings.concurrency)
+    return Ports(apps=AggregatorApps(credential, settings.arm_endpoint, retry),
+                 vaults=Vaults(credential, retry),
+                 devops=DevOps(session, settings.devops_org_url, settings.vssps_url, retry),
+                 listings=ListingCache(),
+                 ledger=ledger or open_ledger(settings, credential, retry),
+                 channels=open_channels(settings, session, credential, retry),
+                 credential=credential, close_session=session.close)
+
+
+def open_channels(settings: Settings, session, credential, retry: RetryPolicy) -> list[Channel]:
+    """Teams and email, as configured; each isolated from the others."""
+    channels: list[Channel] = []
+    if settings.teams_webhook_url:
+        channels.append(TeamsChannel(settings.teams_webhook_url, session, retry))
+    if settings.email_to and settings.acs_endpoint:
+        channels.append(AcsChannel(settings, credential, retry))
+    elif settings.email_to:
+        channels.append(SmtpChannel(settings, retry))
+    return channels

@@ -1,0 +1,107 @@
+"""The ports of one run: what the orchestration needs from each outside system, as Protocols.
+
+The adapters in `adapters/` implement them; `bootstrap.py` wires the real ones, tests and the
+demo point the same adapters at the sandbox.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Protocol
+
+from pat_watchdog.core.alerts import Alert
+from pat_watchdog.core.dedup import Entry
+from pat_watchdog.core.model import LiveCheck
+from pat_watchdog.core.resource_ids import ResourceId
+from pat_watchdog.core.secret import Token
+from pat_watchdog.core.tags import SecretVersion
+
+
+class AppSettings(Protocol):
+    """The Aggregator Function Apps, through Azure Resource Manager (adapters/arm.py)."""
+
+    def list_settings(self, app: ResourceId) -> dict[str, str]: ...
+    def replace_settings(self, app: ResourceId, settings: dict[str, str]) -> dict[str, str]: ...
+    def restart(self, app: ResourceId) -> None: ...
+    def close(self) -> None: ...
+
+
+class SecretStore(Protocol):
+    """One Key Vault (adapters/keyvault.py)."""
+
+    url: str
+
+    def versions(self, name: str) -> list[SecretVersion]: ...
+    def read(self, name: str, version: str | None = None) -> tuple[Token, SecretVersion]: ...
+    def set_tags(self, version: SecretVersion, changes: dict) -> SecretVersion: ...
+    def store(self, name: str, token: Token, *, tags: dict,
+              expires_on: datetime | None = None) -> SecretVersion: ...
+
+
+class SecretStores(Protocol):
+    def get(self, url: str) -> SecretStore: ...
+    def close(self) -> None: ...
+
+
+class Listing(Protocol):
+    entries: tuple[dict, ...]
+    unavailable: str | None
+
+
+class TokenService(Protocol):
+    """Azure DevOps for one organization (adapters/devops.py)."""
+
+    def check_live(self, token: Token) -> LiveCheck: ...
+    def list_tokens(self, token: Token) -> Listing: ...
+
+
+class Listings(Protocol):
+    """One token listing per user and run."""
+
+    def get(self, user_id: str | None, fetch: Callable[[], Listing]) -> Listing: ...
+
+
+class StateStore(Protocol):
+    """Alert ledger, run history and rotation locks (adapters/state_table.py)."""
+
+    def active(self) -> dict[tuple, Entry]: ...
+    def record(self, entry: Entry) -> None: ...
+    def add_run(self, report: dict) -> None: ...
+    def last_run(self) -> dict | None: ...
+    def acquire(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool: ...
+    def release(self, key: str, owner: str) -> None: ...
+
+
+class Channel(Protocol):
+    """An alert channel (adapters/teams.py, adapters/email.py); one failing never stops another."""
+
+    name: str
+
+    def send(self, alert: Alert) -> None:
+        """Deliver or raise ServiceError; retries are the channel's own, bounded."""
+
+
+@dataclass
+class Ports:
+    """The adapters of one run, shared by all instances (one credential, one token per resource)."""
+
+    apps: AppSettings
+    vaults: SecretStores
+    devops: TokenService
+    listings: Listings
+    ledger: StateStore
+    channels: list[Channel] = field(default_factory=list)
+    credential: object = None       # azure.core TokenCredential: for the fan-out queue client
+    close_session: Callable[[], None] = lambda: None
+    started: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> timedelta:
+        """Time since the run began: `now` is the run's start, a lock must carry the time it is taken."""
+        return timedelta(seconds=time.monotonic() - self.started)
+
+    def close(self) -> None:
+        self.apps.close()
+        self.vaults.close()
+        self.close_session()
