@@ -19,6 +19,7 @@ from pat_watchdog.rotation import Outcome, Rotation
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.times import parse_utc
 from pat_watchdog.core.tags import ROTATED_TAG, STATUS_TAG, TagLimitError
+from pat_watchdog.core.times import format_utc
 
 # Longer than a rotation can take (about 11 outside calls, each bounded to 60 s of retries);
 # a dead run's lock expires after it.
@@ -135,7 +136,7 @@ def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, 
     if not fresh and not (rotated_at and now - parse_utc(rotated_at) < RECENT):
         return []
     message = (f"Aggregator now uses the token with fingerprint {cand.fingerprint} (staged version {cand.version}, "
-               f"expires {R.format_time(cand.expires_on)}). The previous token is kept in Key Vault for rollback.")
+               f"expires {format_utc(cand.expires_on)}). The previous token is kept in Key Vault for rollback.")
     return [A.info(plan, f"ROTATED:{cand.version}", "rotated", message)]
 
 
@@ -162,6 +163,6 @@ def _not_rotating(plan: InstancePlan, settings: Settings) -> Action:
     else:
         days = rotation_due_in(plan.token, Policy.from_settings(settings, plan.name))
         due = "unknown (expiry unknown)" if days is None else \
-            f"in {days} days, on {R.format_time(plan.token.expires_on - timedelta(days=settings.rotate_within_days))}"
+            f"in {days} days, on {format_utc(plan.token.expires_on - timedelta(days=settings.rotate_within_days))}"
         detail = f"not due yet: rotation is due {due}; --force rotates now"
     return Action.rotation(ActionOutcome.SKIPPED, "INFO", detail)

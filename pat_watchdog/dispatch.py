@@ -14,6 +14,7 @@ from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import Action, ActionKind, ActionOutcome, InstancePlan, Status
 from pat_watchdog.core.resource_ids import ResourceId
 from pat_watchdog.ports import Channel, StateStore
+from pat_watchdog.core.times import format_utc
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def alert_unchecked(settings, ports, app: ResourceId, now: datetime) -> int:
     alert = Alert(app.site, str(app), "CRITICAL", R.INSTANCE_UNCHECKED.name, R.INSTANCE_UNCHECKED.name, None,
                   R.INSTANCE_UNCHECKED.message,
                   f"The fan-out message for {app.site} failed on every attempt and was moved to the poison "
-                  f"queue {settings.fanout_queue}-poison at {R.format_time(now)}: its PAT is not being watched.",
+                  f"queue {settings.fanout_queue}-poison at {format_utc(now)}: its PAT is not being watched.",
                   None, None, None, None, (),
                   "Look at the failed invocations in Application Insights (ARM or Key Vault access, a "
                   "malformed setting), fix the cause, then move the message back to the queue or wait for "

@@ -17,7 +17,7 @@ from pat_watchdog.core.model import CandidateState, ExpiryFact, LiveCheck, Liven
 from pat_watchdog.observe import Observed
 from pat_watchdog.ports import Ports, SecretStore
 from pat_watchdog.core.policy import held_scopes_missing
-from pat_watchdog.core.reasons import format_time
+from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.candidates import scopes_tag, version_fact
@@ -91,8 +91,8 @@ class Rotation:
             raise Rejected("its expiry is unknown: stage it with --expires <validTo>")
         current_expiry = self._current_expiry()
         if current_expiry is not None and fact.expires_on <= current_expiry:
-            raise Rejected(f"it expires {format_time(fact.expires_on)}, not later than the current token "
-                           f"({format_time(current_expiry)})")
+            raise Rejected(f"it expires {format_utc(fact.expires_on)}, not later than the current token "
+                           f"({format_utc(current_expiry)})")
         return live, (fact,)
 
     def _candidate_fact(self, candidate: Token, version: SecretVersion, live: LiveCheck) -> ExpiryFact:
@@ -123,7 +123,7 @@ class Rotation:
                     version.tags.get("app", "").lower() == str(self.obs.app).lower():
                 return
         self.vault.store(previous_name, current, tags={
-            FINGERPRINT_TAG: current.fingerprint, "replaced-at": format_time(self.now), "app": str(self.obs.app)})
+            FINGERPRINT_TAG: current.fingerprint, "replaced-at": format_utc(self.now), "app": str(self.obs.app)})
 
     def mark(self, version: SecretVersion, changes: dict) -> SecretVersion:
         """Merge tags into the candidate and keep our copy current (PATCH replaces the set)."""
@@ -185,7 +185,7 @@ class Rotation:
 
     def _promote(self, version, candidate: Token, live, facts, *, recovered: bool = False, note: str = "") -> Outcome:
         try:
-            self.mark(version, {STATUS_TAG: CandidateState.CURRENT.value, ROTATED_TAG: format_time(self.now),
+            self.mark(version, {STATUS_TAG: CandidateState.CURRENT.value, ROTATED_TAG: format_utc(self.now),
                                 REASON_TAG: None})
         except (ServiceError, TagLimitError) as error:
             return Outcome(RotationState.UNRECORDED,

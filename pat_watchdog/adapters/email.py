@@ -120,7 +120,7 @@ class AcsChannel:
             poller = self._client.begin_send(message, polling_interval=0.5)
             result = poller.result(timeout=self._retry.total)
         except (AzureError, socket.timeout) as error:
-            raise ServiceError("Azure Communication Services", type(error).__name__, transient=True) from None
+            raise ServiceError("Azure Communication Services", type(error).__name__) from None
         status = (result or {}).get("status")
         if status != "Succeeded":
             raise ServiceError("Azure Communication Services", f"send ended with status {status}")

@@ -80,7 +80,7 @@ def with_retries(attempt: Callable[[], T], *, system: str, policy: RetryPolicy,
         log.info("retrying %s after %s (attempt %d, waiting %.1fs)", system, last.problem, number, wait)
         sleep(wait)
     status = getattr(last.result, "status_code", None)
-    raise ServiceError(system, f"{last.problem} after {number} attempts", status=status, transient=True)
+    raise ServiceError(system, f"{last.problem} after {number} attempts", status=status)
 
 
 def send(session: requests.Session, method: str, url: str, *, system: str, policy: RetryPolicy,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
-from pat_watchdog.core.errors import ServiceError, is_transient_status
+from pat_watchdog.core.errors import ServiceError
 
 NO_CREDENTIAL = ("no Azure credential: sign in with `az login`, or give the Function App a managed identity "
                  "(AZURE_CLIENT_ID for a user-assigned one)")
@@ -20,4 +20,4 @@ def service_error(system: str, error: AzureError, what: str) -> ServiceError:
     detail = f"HTTP {status}" if status else type(error).__name__
     if code:
         detail += f" {code}"
-    return ServiceError(system, f"{what}: {detail}", status=status, transient=is_transient_status(status))
+    return ServiceError(system, f"{what}: {detail}", status=status)

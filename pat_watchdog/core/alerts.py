@@ -9,6 +9,7 @@ from pat_watchdog.core import reasons as R
 from pat_watchdog.core.model import InstancePlan, Reason
 from pat_watchdog.core.policy import held_scopes_missing
 from pat_watchdog.core.settings import Settings
+from pat_watchdog.core.times import format_utc
 
 ALERT_LEVELS = ("WARNING", "CRITICAL", "UNKNOWN")   # UNKNOWN (could not check) is told as a WARNING
 PORTAL = "https://portal.azure.com/#@/resource{app}/configuration"
@@ -47,7 +48,7 @@ class Alert:
         facts = [("Instance", self.instance), ("Level", self.level),
                  ("Days left", "unknown" if self.days_left is None else
                   f"{self.days_left} (expired)" if self.days_left < 0 else str(self.days_left)),
-                 ("Expires", R.format_time(self.expires_on) or "unknown"),
+                 ("Expires", format_utc(self.expires_on) or "unknown"),
                  ("Expiry source", self.expiry_source or "none"),
                  ("Token fingerprint", self.fingerprint or "none")]
         if self.missing_scopes:

@@ -18,11 +18,9 @@ class ConfigError(WatchdogError):
 class ServiceError(WatchdogError):
     """An outside system answered with an error or not at all."""
 
-    def __init__(self, system: str, message: str, *, status: int | None = None,
-                 transient: bool = False):
+    def __init__(self, system: str, message: str, *, status: int | None = None):
         self.system = system
         self.status = status
-        self.transient = transient
         super().__init__(f"{system}: {message}")
 
 

@@ -15,6 +15,7 @@ from pat_watchdog.core import reasons as R
 from pat_watchdog.core.model import (CandidateState, CandidateView, ExpiryFact, InstancePlan, InstanceSnapshot,
                                      Liveness, Reason, Status, TokenView)
 from pat_watchdog.core.settings import Settings
+from pat_watchdog.core.times import format_utc
 
 GLOBAL_PAT_CUTOFF = datetime(2026, 12, 1, tzinfo=timezone.utc)
 _DISAGREE_TOLERANCE = timedelta(minutes=1)
@@ -153,7 +154,7 @@ def _expiry(snap, token, chosen, dated, policy, now) -> list[Reason]:
 
 def _threshold(snap, token, policy, now) -> list[Reason]:
     left = token.days_left
-    when = R.format_time(token.expires_on)
+    when = format_utc(token.expires_on)
     if left < 0:
         return [R.reason(R.EXPIRED, f"expired on {when} ({token.expiry_source})", stage="expired")]
     crossed = [d for d in policy.warn_days if left <= d]
@@ -197,7 +198,7 @@ def _candidate(snap) -> list[Reason]:
                               "as the record of its expiry and scopes"))
     elif cand.state == CandidateState.PENDING:
         found.append(R.reason(R.CANDIDATE_STAGED, f"version {cand.version} (fingerprint {cand.fingerprint}, "
-                              f"expires {R.format_time(cand.expires_on)}) waits for the rotation window"))
+                              f"expires {format_utc(cand.expires_on)}) waits for the rotation window"))
     elif cand.state == CandidateState.REJECTED:
         found.append(R.reason(R.CANDIDATE_REJECTED, f"version {cand.version}: {cand.reason}",
                               condition=f"CANDIDATE_REJECTED:{cand.version}"))
@@ -242,5 +243,5 @@ def rotation_due_in(token: TokenView, policy: Policy) -> int | None:
 def _healthy_message(token: TokenView) -> str:
     if token.days_left is None:
         return "the token works"
-    return (f"the token works; {token.days_left} days left (expires {R.format_time(token.expires_on)}, "
+    return (f"the token works; {token.days_left} days left (expires {format_utc(token.expires_on)}, "
             f"source: {token.expiry_source})")

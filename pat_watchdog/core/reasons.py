@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pat_watchdog.core.model import Reason
-from pat_watchdog.core.times import format_utc as format_time  # noqa: F401 (R.format_time, used widely)
+from pat_watchdog.core.times import format_utc
 
 DEFAULT_REQUIRED_SCOPES = ("vso.identity", "vso.project", "vso.serviceendpoint_manage", "vso.work_full")
 
@@ -84,5 +84,5 @@ def expiry_unknown_fix(vault: str, secret: str) -> str:
 
 
 def disagree_message(chosen, others) -> str:
-    parts = [f"{f.source} says {format_time(f.expires_on)}" for f in [chosen, *others]]
+    parts = [f"{f.source} says {format_utc(f.expires_on)}" for f in [chosen, *others]]
     return "expiry sources disagree: " + ", ".join(parts) + f"; the earliest ({chosen.source}) is used"

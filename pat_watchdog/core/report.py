@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pat_watchdog.core.model import Action, CandidateState, CandidateView, InstancePlan, Status, TokenView
-from pat_watchdog.core.reasons import format_time
+from pat_watchdog.core.times import format_utc
 
 SCHEMA = 1
 
@@ -13,18 +13,18 @@ SCHEMA = 1
 def _token(view: TokenView) -> dict:
     return {
         "fingerprint": view.fingerprint, "live": view.live, "user_id": view.user_id,
-        "expires_on": format_time(view.expires_on), "days_left": view.days_left,
+        "expires_on": format_utc(view.expires_on), "days_left": view.days_left,
         "expiry_source": view.expiry_source,
         "scopes": list(view.scopes) if view.scopes is not None else None,
         "global": view.global_pat,
-        "sources": [{"source": f.source, "expires_on": format_time(f.expires_on), "ambiguous": f.ambiguous}
+        "sources": [{"source": f.source, "expires_on": format_utc(f.expires_on), "ambiguous": f.ambiguous}
                     for f in view.sources],
     }
 
 
 def _candidate(cand: CandidateView) -> dict:
     return {"version": cand.version, "state": cand.state, "fingerprint": cand.fingerprint,
-            "expires_on": format_time(cand.expires_on), "reason": cand.reason,
+            "expires_on": format_utc(cand.expires_on), "reason": cand.reason,
             "superseded": list(cand.superseded)}
 
 
@@ -52,7 +52,7 @@ def build(plans: list[InstancePlan], now: datetime, *, command: str, errors: lis
     status = Status.worst(p.status for p in plans)
     if errors or not plans:
         status = Status.worst([status, Status.UNKNOWN])
-    return {"schema": SCHEMA, "generated_at": format_time(now), "command": command,
+    return {"schema": SCHEMA, "generated_at": format_utc(now), "command": command,
             "status": status.value, "instances": [instance_json(p) for p in plans],
             "errors": list(errors) + list(problems)}
 
