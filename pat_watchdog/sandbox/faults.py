@@ -65,9 +65,29 @@ def _matches(method: str, host: str, target: str, want_method: str | None,
     return want_path is None or re.search(want_path, target) is not None
 
 
+@dataclass(frozen=True)
+class Step:
+    """A request that marks a step of the protocol: method, host substring, path regex, body regex."""
+
+    method: str | None = None
+    host: str | None = None
+    path: str | None = None
+    body: str | None = None
+
+    def matches(self, request: Request) -> bool:
+        if not _matches(request.method, request.host, request.target, self.method, self.host, self.path):
+            return False
+        return self.body is None or re.search(self.body, request.body.decode("utf-8", "replace")) is not None
+
+
 @dataclass
 class Fault:
-    """A misbehaviour applied to matching requests; hits counts how often it fired."""
+    """A misbehaviour applied to matching requests; hits counts how often it fired.
+
+    Requests are matched by content (method, host, path, `body_match` on the request body), and
+    with `after` only once a request of that step has been seen: "the first settings list after
+    the PUT" stays right when a run makes an extra call elsewhere, where "the 4th list" would not.
+    """
 
     method: str | None = None
     host: str | None = None
@@ -80,13 +100,18 @@ class Fault:
     nth: int = 1
     times: int | None = 1
     action: Callable[[], None] | None = None   # runs before the request is handled (a concurrent actor)
+    body_match: str | None = None              # regex the request body must contain
+    after: Step | None = None                  # count only requests after one of this step
     hits: int = 0
     seen: int = field(default=0, repr=False)
+    armed: bool = field(default=False, repr=False)
 
     def offer(self, request: Request) -> bool:
         """Count a matching request; True when this fault fires for it."""
-        if not _matches(request.method, request.host, request.target,
-                        self.method, self.host, self.path):
+        if self.after is not None and not self.armed:
+            self.armed = self.after.matches(request)
+            return False
+        if not Step(self.method, self.host, self.path, self.body_match).matches(request):
             return False
         self.seen += 1
         if self.seen < self.nth:

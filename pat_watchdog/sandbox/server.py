@@ -10,7 +10,7 @@ from typing import Any, Callable
 from .arm import AUDIENCES as ARM_HOSTS
 from .arm import Arm
 from .devops import SERVER_HOST, DevOps
-from .faults import Fault, FaultSet, Recorded, RequestLog
+from .faults import Fault, FaultSet, Recorded, RequestLog, Step
 from .identity import Identity
 from .keyvault import KeyVault
 from .receivers import Acs, Teams
@@ -153,13 +153,15 @@ class Sandbox:
                path: str | None = None, status: int | None = None, hang: float = 0.0,
                drop: bool = False, body: Any = None, headers: dict[str, str] | None = None,
                nth: int = 1, times: int | None = 1,
-               action: Callable[[], None] | None = None) -> Fault:
+               action: Callable[[], None] | None = None, body_match: str | None = None,
+               after: Step | None = None) -> Fault:
         """Misbehave on the nth matching request (and times-1 more; None: all later ones).
 
+        Prefer matching by content (`body_match`) and step (`after`) over counting (`nth`).
         `action` runs before the request is handled: another actor changing state meanwhile.
         """
         return self._faults.add(Fault(method, host, path, status, hang, drop, body, headers,
-                                      nth, times, action))
+                                      nth, times, action, body_match, after))
 
     def clear_faults(self) -> None:
         """Remove every fault."""

@@ -5,27 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from html import unescape
 
-import pytest
 from azure.data.tables import TableClient
 
 from tests.conftest import NOW
+from tests.e2e.conftest import card_title
 from tests.leaks import assert_no_leak
 
 NAME = "contosoaggregator"
-
-
-@pytest.fixture
-def channels(sandbox, storage):
-    smtp = sandbox.smtp
-    return {**storage, "WATCHDOG_TEAMS_WEBHOOK_URL": sandbox.teams.url(),
-            "WATCHDOG_EMAIL_TO": "aggregator-admins@contoso.com, oncall@contoso.com",
-            "WATCHDOG_EMAIL_FROM": "pat-watchdog@contoso.com",
-            "WATCHDOG_SMTP_HOST": smtp.host, "WATCHDOG_SMTP_PORT": str(smtp.port),
-            "WATCHDOG_SMTP_USERNAME": smtp.username, "WATCHDOG_SMTP_PASSWORD": smtp.password}
-
-
-def card_title(envelope: dict) -> str:
-    return envelope["attachments"][0]["content"]["body"][0]["items"][0]["text"]
 
 
 def sent(sandbox) -> list[tuple[str, str]]:

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_rotation import NAME, assert_rotated, assert_safe_history, scene, tags
+from pat_watchdog.sandbox import Step
+from tests.e2e.conftest import (
+    BEFORE_THE_WRITE, NAME, VERIFYING_SETTINGS, assert_rotated, assert_safe_history, scene, tagging, tags,
+)
 from tests.leaks import assert_no_leak, fp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,12 +27,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # The request that comes right after each step: holding it = dying right after the step.
 AFTER_STEP = {
     "1 validated": dict(method="GET", path="aggregator-pat-previous/versions"),
-    "2 previous saved": dict(method="PATCH", path="{version}", nth=2),       # 1st PATCH: fingerprint tag
-    # Lists: 1 observing, 2 observing again under the rotation lock, 3 right before the PUT, 4 verifying.
-    "3 tagged applying": dict(method="POST", path="appsettings/list", nth=3),
-    "4 settings replaced": dict(method="POST", path="appsettings/list", nth=4),
-    "5 verified": dict(method="PATCH", path="{version}", nth=3),             # the `current` tag
-    "6 tagged current": dict(method="POST", host="logic.azure.com"),          # the "rotated" notice
+    "2 previous saved": tagging("applying", "{version}"),
+    "3 tagged applying": BEFORE_THE_WRITE,
+    "4 settings replaced": VERIFYING_SETTINGS,
+    "5 verified": tagging("current", "{version}"),
+    "6 tagged current": dict(method="POST", host="logic.azure.com",          # the "rotated" notice
+                             after=Step("PATCH", path="{version}", body=r'"watchdog-status":\s*"current"')),
 }
 # Where the dead run left things: (token in Aggregator, candidate's watchdog-status, previous saved)
 LEFT = {"1 validated": ("old", None, False), "2 previous saved": ("old", None, True),
@@ -37,9 +40,13 @@ LEFT = {"1 validated": ("old", None, False), "2 previous saved": ("old", None, T
         "5 verified": ("new", "applying", True), "6 tagged current": ("new", "current", True)}
 
 
-@pytest.fixture
-def channels(sandbox, storage):
-    return {**storage, "WATCHDOG_TEAMS_WEBHOOK_URL": sandbox.teams.url()}
+def at_version(where: dict, version: str) -> dict:
+    """The step's matchers with the scene's staged version filled in."""
+    def fill(value):
+        if isinstance(value, Step):
+            return Step(value.method, value.host, fill(value.path), value.body)
+        return value.format(version=version) if isinstance(value, str) and "{version}" in value else value
+    return {key: fill(value) for key, value in where.items()}
 
 
 def kill_after(sandbox, world, env: dict, fault) -> str:
@@ -61,8 +68,7 @@ def kill_after(sandbox, world, env: dict, fault) -> str:
 def test_a_run_killed_after_each_step_is_finished_by_the_next(world, run_cli, sandbox, channels, step):
     sandbox.clock = lambda: datetime.now(timezone.utc)   # the child process runs on the real clock
     s = scene(world)
-    where = {k: (v.format(version=s.version) if isinstance(v, str) else v) for k, v in AFTER_STEP[step].items()}
-    fault = sandbox.inject(hang=60, drop=True, **where)
+    fault = sandbox.inject(hang=60, drop=True, **at_version(AFTER_STEP[step], s.version))
     kill_after(sandbox, world, channels, fault)
     token, status, saved = LEFT[step]
     assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp({"old": s.old, "new": s.new}[token])

@@ -10,6 +10,7 @@ import azure.functions as func
 import pytest
 
 from pat_watchdog import cli
+from pat_watchdog.functions import RunFailed
 from tests.conftest import FAST_RETRY, NOW
 
 NAME = "contosoaggregator"
@@ -106,35 +107,33 @@ def test_function_binding_is_the_timer_of_the_design():
     assert binding.run_on_startup is False and binding.use_monitor is True
 
 
-def _invoke_timer(world, log_tap, past_due: bool, **env):
+def _invoke_timer(world, monkeypatch, past_due: bool, **env):
     body = fresh_functions()[0].get_user_function()
     from pat_watchdog import functions as module
 
     original = module.on_timer
-    module.on_timer = lambda past_due: original(past_due=past_due, env=world.env(**env), now=NOW, retry=FAST_RETRY)
-    try:
-        body(func.timer.TimerRequest(past_due=past_due))
-    finally:
-        module.on_timer = original
+    monkeypatch.setattr(module, "on_timer", lambda past_due: original(
+        past_due=past_due, env=world.env(**env), now=NOW, retry=FAST_RETRY))
+    body(func.timer.TimerRequest(past_due=past_due))
 
 
-def test_function_body_runs_the_same_code_and_logs_past_due(world, log_tap, sandbox):
+def test_function_body_runs_the_same_code_and_logs_past_due(world, log_tap, sandbox, monkeypatch):
     token, _ = world.issue(100)
     world.add_instance(NAME, token)
     world.stage(token, days=100)
-    _invoke_timer(world, log_tap, True)
+    _invoke_timer(world, monkeypatch, True)
     text = log_tap.text()
     assert "timer fired (past_due=True)" in text and "pat-watchdog run: OK" in text
     assert sandbox.vault.versions("contoso-kv", "aggregator-pat-staged")[0]["tags"]["watchdog-status"] == "current"
 
 
-def test_function_raises_when_an_action_failed(world, log_tap, sandbox):
+def test_function_raises_when_an_action_failed(world, sandbox, monkeypatch):
     token, _ = world.issue(100)
     world.add_instance(NAME, token)
     world.stage(token, days=100)
     sandbox.inject(method="PATCH", host="vault.azure.net", status=503, times=None)
-    with pytest.raises(Exception, match="action"):
-        _invoke_timer(world, log_tap, False)
+    with pytest.raises(RunFailed, match="1 action\\(s\\) failed"):
+        _invoke_timer(world, monkeypatch, False)
 
 
 def test_importing_function_app_does_no_network_io(sandbox):

@@ -436,7 +436,7 @@ def _mail() -> EmailMessage:
 def test_smtp_requires_starttls_and_login(sb):
     context = ssl.create_default_context()  # trusts the sandbox CA through SSL_CERT_FILE
     with smtplib.SMTP(sb.smtp.host, sb.smtp.port, timeout=5) as smtp:
-        with pytest.raises(smtplib.SMTPException):
+        with pytest.raises(smtplib.SMTPNotSupportedError):
             smtp.login(sb.smtp.username, sb.smtp.password)  # no AUTH before STARTTLS
         smtp.starttls(context=context)
         with pytest.raises(smtplib.SMTPAuthenticationError):

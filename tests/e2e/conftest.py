@@ -1,0 +1,106 @@
+"""Shared by the end-to-end tests: the alert channels, the rotation scene, and the protocol's steps.
+
+Faults are placed by step (what a request is, and what came before it), never by counting calls:
+an extra call elsewhere in a run must not move a fault to another step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from pat_watchdog.core.secret import fingerprint
+from pat_watchdog.sandbox import Step
+from tests.leaks import fp
+
+NAME = "contosoaggregator"
+STAGED, PREVIOUS = "aggregator-pat-staged", "aggregator-pat-previous"
+
+
+@dataclass
+class Scene:
+    app: str
+    old: str
+    new: str
+    version: str
+    original: dict
+
+
+def scene(world, *, days_left=5.0, candidate_days=365, scope=None, **stage) -> Scene:
+    old, _ = world.issue(days_left)
+    app = world.add_instance(NAME, old)
+    world.stage(old, days=days_left, tags={"watchdog-status": "current"})
+    new, _ = world.issue(candidate_days, **({"scope": scope} if scope else {}))
+    version = world.stage(new, days=candidate_days, **stage)
+    return Scene(app, old, new, version, world.sandbox.arm.settings(app))
+
+
+def tags(sandbox, version: str) -> dict:
+    return next(v["tags"] for v in sandbox.vault.versions("contoso-kv", STAGED) if v["version"] == version)
+
+
+def card_title(envelope: dict) -> str:
+    return envelope["attachments"][0]["content"]["body"][0]["items"][0]["text"]
+
+
+def titles(sandbox) -> list[str]:
+    """`LEVEL: instance` of every Teams card received, in order."""
+    return [card_title(e).split(" ", 1)[1] for e in sandbox.teams.received]
+
+
+def assert_safe_history(sandbox, s: Scene) -> None:
+    """At every write the token was the old or the new one (both working); nothing else changed."""
+    others = {k: v for k, v in s.original.items() if k != "Aggregator_VstsToken"}
+    for app_id, written in sandbox.arm.writes:
+        assert app_id.lower() == s.app.lower()
+        assert fp(written["Aggregator_VstsToken"]) in (fp(s.old), fp(s.new))
+        assert {k: v for k, v in written.items() if k != "Aggregator_VstsToken"} == others
+
+
+def assert_rotated(sandbox, s: Scene) -> None:
+    settings = sandbox.arm.settings(s.app)
+    assert fp(settings["Aggregator_VstsToken"]) == fp(s.new)
+    assert {k: v for k, v in settings.items() if k != "Aggregator_VstsToken"} == \
+        {k: v for k, v in s.original.items() if k != "Aggregator_VstsToken"}
+    t = tags(sandbox, s.version)
+    assert t["watchdog-status"] == "current" and t["fingerprint"] == fingerprint(s.new) and "rotated-at" in t
+    previous = sandbox.vault.versions("contoso-kv", PREVIOUS)
+    assert len(previous) == 1 and fp(previous[0]["value"]) == fp(s.old)
+    assert previous[0]["tags"]["fingerprint"] == fingerprint(s.old) and previous[0]["tags"]["app"] == s.app
+    assert titles(sandbox).count(f"INFO: {NAME}") == 1 and "rotated" in str(sandbox.teams.received[-1])
+
+
+def assert_rolled_back(sandbox, s: Scene, reason: str) -> None:
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.old)
+    t = tags(sandbox, s.version)
+    assert t["watchdog-status"] == "failed" and reason in t["watchdog-reason"]
+    assert f"CRITICAL: {NAME}" in titles(sandbox)
+
+
+@pytest.fixture
+def channels(sandbox, storage) -> dict:
+    """Teams, email over SMTP and the state table, as a deployment would have them."""
+    smtp = sandbox.smtp
+    return {**storage, "WATCHDOG_TEAMS_WEBHOOK_URL": sandbox.teams.url(),
+            "WATCHDOG_EMAIL_TO": "aggregator-admins@contoso.com, oncall@contoso.com",
+            "WATCHDOG_EMAIL_FROM": "pat-watchdog@contoso.com",
+            "WATCHDOG_SMTP_HOST": smtp.host, "WATCHDOG_SMTP_PORT": str(smtp.port),
+            "WATCHDOG_SMTP_USERNAME": smtp.username, "WATCHDOG_SMTP_PASSWORD": smtp.password}
+
+
+def tagging(status: str, version: str | None = None) -> dict:
+    """The PATCH that sets a staged version's `watchdog-status` (rotation steps 3 and 6)."""
+    return dict(method="PATCH", path=version, body_match=rf'"watchdog-status":\s*"{status}"')
+
+
+SETTINGS_LIST = dict(method="POST", path="appsettings/list")
+# The settings re-read right before the write: the first list after the candidate is tagged applying.
+BEFORE_THE_WRITE = dict(SETTINGS_LIST, after=Step("PATCH", body=r'"watchdog-status":\s*"applying"'))
+# The verification read: the first list after the settings were replaced.
+VERIFYING_SETTINGS = dict(SETTINGS_LIST, after=Step("PUT", path="config/appsettings"))
+CONNECTION_DATA = dict(host="dev.azure.com", path="connectionData")
+# The candidate's check after the swap.
+VERIFYING_THE_CANDIDATE = dict(CONNECTION_DATA, after=Step("PUT", path="config/appsettings"))
+# The token's re-check under the rotation lock: the first liveness check after the staging vault was read.
+RECHECK_UNDER_THE_LOCK = dict(CONNECTION_DATA, after=Step("GET", path="aggregator-pat-staged/versions"))
