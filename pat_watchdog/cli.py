@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping, Sequence, TextIO
 
 from pat_watchdog import watchdog
+from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ConfigError
 from pat_watchdog.core.model import ActionKind, ActionOutcome, Mode, Status
 from pat_watchdog.core.report import render
@@ -89,7 +90,7 @@ def exit_code(command: str, mode: Mode, result: watchdog.RunResult) -> int:
 def rotate_exit_code(result: watchdog.RunResult) -> int:
     """0 rotated; 1 failed, rolled back or not checkable; 3 nothing valid to rotate to."""
     rotations = [a for p in result.plans for a in p.actions if a.kind == ActionKind.ROTATE]
-    unchecked = any(p.status.value == "UNKNOWN" or any(r.code == "KEYVAULT_UNAVAILABLE" for r in p.reasons)
+    unchecked = any(p.status is Status.UNKNOWN or any(r.code == R.KEYVAULT_UNAVAILABLE.name for r in p.reasons)
                     for p in result.plans)
     if any(a.outcome == ActionOutcome.FAILED for a in rotations) or unchecked:
         return 1
