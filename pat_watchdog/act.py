@@ -28,21 +28,25 @@ RECENT = timedelta(days=7)          # a "rotated" notice missed by a dead run is
 
 
 def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: Mode,
-        outbox: Outbox, now: datetime) -> InstancePlan:
-    """Carry out the plan; the returned plan is re-decided when a rotation changed the state."""
+        outbox: Outbox, now: datetime, *, local_lock: bool = False) -> InstancePlan:
+    """Carry out the plan; the returned plan is re-decided when a rotation changed the state.
+
+    `local_lock`: rotate even when the lock is only in this process (no state table configured).
+    """
+    lock_ok = local_lock or ports.ledger.shared
     actions: list[Action] = []
     outcome: Outcome | None = None
     cand = plan.candidate
     if cand.state == CandidateState.APPLYING:
         outcome = _locked(plan, obs, settings, ports, mode, now, actions, "finish the interrupted rotation",
-                          lambda rot: rot.reconcile(cand.version))
+                          lambda rot: rot.reconcile(cand.version), lock_ok)
     elif plan.adopt:
         actions.append(_adopt(plan, obs, settings, ports, mode))
         if actions[-1].outcome == ActionOutcome.DONE:
             plan = replace(plan, candidate=replace(cand, state=CandidateState.CURRENT))
     elif plan.rotate:
         outcome = _locked(plan, obs, settings, ports, mode, now, actions, plan.rotate_why or "rotation due",
-                          lambda rot: rot.run(cand.version))
+                          lambda rot: rot.run(cand.version), lock_ok)
     elif mode == Mode.ROTATE:
         actions.append(_not_rotating(plan, settings))
     if outcome is not None:
@@ -53,16 +57,22 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
     return replace(plan, actions=tuple(actions))
 
 
-def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step) -> Outcome | None:
+def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock_ok: bool) -> Outcome | None:
     """Run `step` under the instance's rotation lock (the timer and a person's `rotate` at once)."""
     if not mode.writes:
         actions.append(Action.rotation(ActionOutcome.PLANNED, "INFO", why))
         return None
+    if not lock_ok:  # a laptop without the Function's state table could race the timer: two PUTs
+        actions.append(Action.rotation(ActionOutcome.FAILED, "WARNING", f"{why}, but not rotated: no shared "
+                                       "rotation lock. Set AzureWebJobsStorage__accountName to the Function's "
+                                       "storage account (docs/deploy.md), or pass --local-lock when no other run "
+                                       "can rotate this instance"))
+        return None
     key, owner = f"rotation~{plan.name}", uuid.uuid4().hex   # one owner per attempt, even in one process
     try:
         if not ports.ledger.acquire(key, owner, now + ports.elapsed(), LEASE):
-            actions.append(Action.rotation(ActionOutcome.FAILED, "WARNING", "another run holds the rotation lock; "
-                                  "it is retried next run"))
+            actions.append(Action.rotation(ActionOutcome.SKIPPED, "INFO", "another run is rotating this instance "
+                                           "now (it holds the rotation lock); its outcome shows in the next run"))
             return None
     except ServiceError as error:
         actions.append(Action.rotation(ActionOutcome.FAILED, "WARNING", f"rotation lock unavailable, nothing "
@@ -79,7 +89,7 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step) -> O
             actions.append(Action.rotation(ActionOutcome.SKIPPED, "INFO", "another run changed the staged version or "
                                   "the token meanwhile; nothing done"))
             return None
-        outcome = step(Rotation(fresh, settings, ports, now))
+        outcome = step(Rotation(fresh, settings, ports, now, create_setting=plan.create_setting))
     finally:
         ports.ledger.release(key, owner)
     obs.snapshot, obs.staged, obs.current = fresh.snapshot, fresh.staged, fresh.current
@@ -114,8 +124,9 @@ def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Set
                                     outcome.fingerprint,
                                     version.expires_on if version else None,
                                     reason=None if done else outcome.detail[:256])
-        snap = replace(snap, token_fingerprint=outcome.fingerprint, live=outcome.live, facts=outcome.facts,
-                       notes=(), candidate=now_current)
+        # The state after the swap: the setting holds the candidate, whatever it held before.
+        snap = replace(snap, token_present=True, missing_setting=None, token_fingerprint=outcome.fingerprint,
+                       live=outcome.live, facts=outcome.facts, notes=(), candidate=now_current)
     elif outcome.state in (RotationState.REJECTED, RotationState.FAILED):
         snap = replace(snap, candidate=replace(cand, state=outcome.state, reason=outcome.detail[:256]))
     elif outcome.state == RotationState.STOPPED:

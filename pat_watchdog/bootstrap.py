@@ -11,6 +11,7 @@ from pat_watchdog.adapters.keyvault import Vaults
 from pat_watchdog.adapters.retry import RetryPolicy, new_session
 from pat_watchdog.adapters.state_table import open_ledger
 from pat_watchdog.adapters.teams import TeamsChannel
+from pat_watchdog.core.errors import ConfigError
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.ports import Channel, Ports, StateStore
 
@@ -26,12 +27,17 @@ def open_ports(settings: Settings, credential: TokenCredential | None = None,
     """Every adapter of one run."""
     retry = retry or RetryPolicy()
     credential = credential or default_credential()
+    try:
+        ledger = ledger or open_ledger(settings, credential, retry)
+    except ValueError as error:  # the storage SDK refused what the settings' own check let through
+        raise ConfigError([f"AzureWebJobsStorage: the storage client cannot use it ({type(error).__name__}): "
+                           "expected a storage connection string or AzureWebJobsStorage__accountName"]) from None
     session = new_session(settings.concurrency)
     return Ports(apps=AggregatorApps(credential, settings.arm_endpoint, retry),
                  vaults=Vaults(credential, retry),
                  devops=DevOps(session, settings.devops_org_url, settings.vssps_url, retry),
                  listings=ListingCache(),
-                 ledger=ledger or open_ledger(settings, credential, retry),
+                 ledger=ledger,
                  channels=open_channels(settings, session, credential, retry),
                  credential=credential, close_session=session.close)
 

@@ -14,7 +14,8 @@ from pat_watchdog import watchdog
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ConfigError
 from pat_watchdog.core.model import ActionKind, ActionOutcome, Mode, Status
-from pat_watchdog.core.report import render
+from pat_watchdog.core.report import SCHEMA, render
+from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.settings import load_settings
 
 CONFIG_EXIT = {"status": 3, "run": 2, "rotate": 2}
@@ -31,9 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the timer's job: observe, decide, act")
     run.add_argument("--dry-run", action="store_true", help="print the plan, perform none of it")
     run.add_argument("--json", action="store_true", help="print the JSON report")
+    run.add_argument("--local-lock", action="store_true",
+                     help="rotate without the shared state table's lock (only when no other run can rotate)")
     rotate = commands.add_parser("rotate", help="rotate now to a valid staged replacement")
     rotate.add_argument("--force", action="store_true", help="even outside the rotation window")
     rotate.add_argument("--json", action="store_true", help="print the JSON report")
+    rotate.add_argument("--local-lock", action="store_true",
+                        help="rotate without the shared state table's lock (only when no other run can rotate)")
     commands.add_parser("demo", help="walk through the story against the built-in sandbox")
     return parser
 
@@ -49,17 +54,26 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     if args.command == "demo":
         from pat_watchdog.demo import run_demo
         return run_demo(stdout)
-    try:
-        settings = load_settings(os.environ if env is None else env)
-    except ConfigError as error:
-        print(f"pat-watchdog: {error}", file=stderr)
-        return CONFIG_EXIT[args.command]
     mode = Mode.DRY_RUN if getattr(args, "dry_run", False) else Mode(args.command)
     moment = (now or (lambda: datetime.now(timezone.utc)))()
-    result = watchdog.run_once(settings, mode, moment, credential=credential, retry=retry,
-                               force=getattr(args, "force", False))
+    try:
+        settings = load_settings(os.environ if env is None else env)
+        result = watchdog.run_once(settings, mode, moment, credential=credential, retry=retry,
+                                   force=getattr(args, "force", False),
+                                   local_lock=getattr(args, "local_lock", False))
+    except ConfigError as error:
+        print(f"pat-watchdog: {error}", file=stderr)
+        if args.json:  # scripts read stdout: they get a report that says why there is none
+            print(json.dumps(error_report(args.command, moment, error.problems), indent=2), file=stdout)
+        return CONFIG_EXIT[args.command]
     print(json.dumps(result.report, indent=2) if args.json else render(result.report), file=stdout)
     return exit_code(args.command, mode, result)
+
+
+def error_report(command: str, moment: datetime, problems: list[str]) -> dict:
+    """The `--json` answer to a configuration error: schema 1, status UNKNOWN, no instance."""
+    return {"schema": SCHEMA, "generated_at": format_utc(moment), "command": command, "status": "UNKNOWN",
+            "instances": [], "errors": [f"invalid configuration: {p}" for p in problems]}
 
 
 def entry() -> None:
@@ -73,6 +87,10 @@ def entry() -> None:
     except BrokenPipeError:  # `pat-watchdog status | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except KeyboardInterrupt:  # every step is idempotent: the next run finishes or undoes it
+        print("pat-watchdog: interrupted; the next run finishes or undoes anything left halfway",
+              file=sys.stderr)
+        code = 130
     sys.exit(code)
 
 
@@ -84,7 +102,8 @@ def exit_code(command: str, mode: Mode, result: watchdog.RunResult) -> int:
         return 0
     if command == "rotate":
         return rotate_exit_code(result)
-    return 1 if result.failed_actions else 0
+    unheard = result.channels == 0 and any(p.status is Status.UNKNOWN for p in result.plans)
+    return 1 if result.failed_actions or unheard else 0   # an instance not checked, and nobody told
 
 
 def rotate_exit_code(result: watchdog.RunResult) -> int:

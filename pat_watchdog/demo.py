@@ -57,7 +57,8 @@ class Story:
 
     def run(self, command: Mode = Mode.RUN, *, force: bool = False, **env: str) -> dict:
         settings = load_settings(self.world.env(**self.channels(), **env))
-        result = watchdog.run_once(settings, command, self.day, retry=_RETRY, force=force, ledger=self.ledger)
+        result = watchdog.run_once(settings, command, self.day, retry=_RETRY, force=force, ledger=self.ledger,
+                                   local_lock=True)
         self.say(textwrap.indent(render(result.report), "   | "))
         self.show_channels()
         return result.report

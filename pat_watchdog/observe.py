@@ -54,7 +54,7 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
     if settings.key_vault_url:
         facts += _staged(obs, settings, ports, now, write, notes)
     if obs.current and live.state is Liveness.VALID and _listing_needed(facts, settings, now):
-        facts += _listing(obs.current, live, facts, settings, ports, now, notes)
+        facts += _listing(obs.current, live, facts, settings, ports, now, notes, _other_tokens(obs))
     if settings.pat_expires_on:
         facts.append(ExpiryFact("setting", settings.pat_expires_on, detail="WATCHDOG_PAT_EXPIRES_ON"))
     obs.snapshot = replace(obs.snapshot, live=live, facts=tuple(facts),
@@ -77,7 +77,8 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
                        + (f"/{ref.version}" if ref.version else ""), facts=(fact,))
     elif raw and raw.strip():
         obs.current = Token(raw)
-    obs.snapshot = replace(snap, token_present=obs.current is not None,
+    missing = None if settings.token_setting in obs.settings else settings.token_setting
+    obs.snapshot = replace(snap, token_present=obs.current is not None, missing_setting=missing,
                            token_fingerprint=obs.current.fingerprint if obs.current else None)
 
 
@@ -135,7 +136,14 @@ def _listing_needed(facts: list[ExpiryFact], settings: Settings, now: datetime) 
     return not known or not any(f.scopes for f in facts) or bool(settings.pat_authorization_id) or global_unknown
 
 
-def _listing(token, live, facts, settings, ports, now, notes) -> list[ExpiryFact]:
+def _other_tokens(obs: Observed) -> frozenset[str]:
+    """Authorization IDs of staged versions that are not the current token: never its listing entry."""
+    current = obs.current.fingerprint if obs.current else None
+    return frozenset(v.tags["authorizationId"].lower() for v in obs.staged
+                     if v.tags.get("authorizationId") and obs.fingerprints.get(v.version) != current)
+
+
+def _listing(token, live, facts, settings, ports, now, notes, exclude: frozenset[str]) -> list[ExpiryFact]:
     listing = ports.listings.get(live.user_id, lambda: ports.devops.list_tokens(token))
     if listing.unavailable:
         notes.append(Note(R.LISTING_UNAVAILABLE.name, listing.unavailable))
@@ -143,7 +151,7 @@ def _listing(token, live, facts, settings, ports, now, notes) -> list[ExpiryFact
     kv = next((f for f in facts if f.source == "keyvault"), None)
     match = L.match_entry(
         listing.entries, now, authorization_id=settings.pat_authorization_id or (kv and kv.authorization_id),
-        user_id=live.user_id, known_expiry=kv.expires_on if kv else None)
+        user_id=live.user_id, known_expiry=kv.expires_on if kv else None, exclude=exclude)
     if match.not_found and settings.pat_authorization_id:
         notes.append(Note(R.PAT_NOT_IN_LISTING.name, f"WATCHDOG_PAT_AUTHORIZATION_ID={match.not_found} matches "
                           f"none of the {len(listing.entries)} active tokens in the listing; it is not used"))

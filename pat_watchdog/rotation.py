@@ -58,6 +58,7 @@ class Rotation:
     settings: Settings
     ports: Ports
     now: datetime
+    create_setting: bool = False      # `rotate --force` into a token setting the app does not have yet
 
     @property
     def vault(self) -> SecretStore:
@@ -81,7 +82,8 @@ class Rotation:
         current = self.obs.snapshot.live
         if current.state is Liveness.VALID and current.user_id and live.user_id != current.user_id:
             raise Rejected("the candidate belongs to another user than the current token")
-        fact = self._candidate_fact(candidate, version, live)
+        listing = self.ports.devops.list_tokens(candidate)
+        fact = self._candidate_fact(candidate, version, live, listing)
         missing = held_scopes_missing(fact.scopes, self.settings.required_scopes) if fact.scopes else ()
         if missing:
             raise Rejected("missing required scopes: " + " ".join(missing))
@@ -89,27 +91,61 @@ class Rotation:
             raise Rejected("a global PAT (all organizations); global PATs stop working on 2026-12-01")
         if fact.expires_on is None:
             raise Rejected("its expiry is unknown: stage it with --expires <validTo>")
-        current_expiry = self._current_expiry()
+        current_expiry = self._current_expiry(fact, listing)
+        if current_expiry is None and current.state is Liveness.VALID:
+            raise Rejected("the current token's expiry is unknown, so a later expiry cannot be checked: stage "
+                           "the current token with its expiry (it is adopted) or set WATCHDOG_PAT_AUTHORIZATION_ID")
         if current_expiry is not None and fact.expires_on <= current_expiry:
             raise Rejected(f"it expires {format_utc(fact.expires_on)}, not later than the current token "
                            f"({format_utc(current_expiry)})")
         return live, (fact,)
 
-    def _candidate_fact(self, candidate: Token, version: SecretVersion, live: LiveCheck) -> ExpiryFact:
-        scopes = scopes_tag(version)
-        listing = self.ports.devops.list_tokens(candidate)
-        match = L.match_entry(listing.entries, self.now, user_id=live.user_id,
-                                   authorization_id=version.tags.get("authorizationId"),
-                                   known_expiry=version.expires_on)
-        entry = L.fact_from_entry(match.entry) if match.entry and not match.ambiguous else None
-        return ExpiryFact("keyvault", version.expires_on or (entry.expires_on if entry else None),
-                          scopes or (entry.scopes if entry else None),
-                          global_pat=entry.global_pat if entry else None,
-                          authorization_id=version.tags.get("authorizationId"))
+    def _candidate_fact(self, candidate: Token, version: SecretVersion, live: LiveCheck, listing) -> ExpiryFact:
+        """The candidate's expiry and scopes; its own listing entry, when found, is Azure DevOps's answer."""
+        entry = self._candidate_entry(listing, version, live)
+        fact = L.fact_from_entry(entry) if entry else None
+        expires = fact.expires_on if fact and fact.expires_on else version.expires_on
+        return ExpiryFact("keyvault" if fact is None else "devops", expires,
+                          scopes_tag(version) or (fact.scopes if fact else None),
+                          global_pat=fact.global_pat if fact else None,
+                          authorization_id=version.tags.get("authorizationId")
+                          or (fact.authorization_id if fact else None))
 
-    def _current_expiry(self) -> datetime | None:
-        dated = [f.expires_on for f in self.obs.snapshot.facts if f.expires_on and not f.ambiguous]
-        return min(dated, default=None)
+    def _candidate_entry(self, listing, version: SecretVersion, live: LiveCheck) -> dict | None:
+        """By its `authorizationId` tag; else the entry within a day of its Key Vault expiry; else the
+        only active entry of the user that is not the current token's."""
+        tag = version.tags.get("authorizationId")
+        if tag:
+            return L.match_entry(listing.entries, self.now, authorization_id=tag).entry
+        current = self._current_ids()
+        if version.expires_on is not None:
+            match = L.match_entry(listing.entries, self.now, user_id=live.user_id,
+                                  known_expiry=version.expires_on, exclude=current)
+            if match.entry is not None:
+                return match.entry
+        others = L.active_entries(listing.entries, self.now, live.user_id, current)
+        return others[0] if len(others) == 1 and current else None
+
+    def _current_ids(self) -> frozenset[str]:
+        """Authorization IDs known to be the current token's."""
+        ids = {f.authorization_id for f in self.obs.snapshot.facts if f.authorization_id and not f.ambiguous}
+        if self.settings.pat_authorization_id:
+            ids.add(self.settings.pat_authorization_id)
+        return frozenset(i.lower() for i in ids)
+
+    def _current_expiry(self, candidate: ExpiryFact, listing) -> datetime | None:
+        """The current token's expiry, never the candidate's own: a confident source, else the latest
+        other active PAT of the user in the listing (the candidate must outlive whichever is current)."""
+        own = (candidate.authorization_id or "").lower()
+        confident = [f.expires_on for f in self.obs.snapshot.facts if f.expires_on and not f.ambiguous
+                     and (f.authorization_id or "").lower() != own]
+        if confident:
+            return min(confident)
+        user = self.obs.snapshot.live.user_id
+        others = [L.fact_from_entry(e).expires_on
+                  for e in L.active_entries(listing.entries, self.now, user, frozenset({own}) if own else frozenset())]
+        others = [when for when in others if when is not None and when != candidate.expires_on]
+        return max(others, default=None)
 
     # -- steps 2 and 3 --------------------------------------------------------------
     def save_previous(self) -> None:
@@ -163,7 +199,7 @@ class Rotation:
         except (ServiceError, TagLimitError) as error:
             return Outcome(RotationState.POSTPONED,
                            f"rotation postponed, Aggregator untouched: {error}", version.version)
-        swap = SettingsSwap(self.obs, self.settings, self.ports)
+        swap = SettingsSwap(self.obs, self.settings, self.ports, create=self.create_setting)
         try:
             swap.to(candidate, expect=self.obs.current)
             swap.verify(candidate)
@@ -249,13 +285,13 @@ class Rotation:
                                f"the interrupted rotation's token does not work ({live.detail}) and no "
                                f"previous token is saved: put a working PAT in {self.settings.token_setting} by hand",
                                version_id)
-            swap = SettingsSwap(self.obs, self.settings, self.ports)
+            swap = SettingsSwap(self.obs, self.settings, self.ports, create=self.create_setting)
             return self._undo(version, swap, f"the interrupted rotation's token does not work ({live.detail})",
                               previous=previous)
         try:
             live, facts = self.validate(candidate, version)
         except Rejected as why:  # the previous token is still in place: nothing to undo but the tag
-            return self._undo(version, SettingsSwap(self.obs, self.settings, self.ports),
+            return self._undo(version, SettingsSwap(self.obs, self.settings, self.ports, create=self.create_setting),
                               f"interrupted rotation could not be redone: {why}")
         except (Postponed, ServiceError) as why:
             return Outcome(RotationState.POSTPONED, f"interrupted rotation not redone yet: {why}", version_id)

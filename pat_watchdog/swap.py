@@ -42,8 +42,8 @@ class VerificationPending(SwapError):
 class SettingsSwap:
     """One Aggregator app's token setting; plain value or Key Vault reference (README, "The rotation protocol")."""
 
-    def __init__(self, obs: Observed, settings: Settings, ports: Ports):
-        self.obs, self.ports, self.name = obs, ports, settings.token_setting
+    def __init__(self, obs: Observed, settings: Settings, ports: Ports, *, create: bool = False):
+        self.obs, self.ports, self.name, self.create = obs, ports, settings.token_setting, create
         self.original = obs.settings.get(self.name)     # the value observed at the start of the run
         self.before: dict | None = None                 # the settings listed right before the PUT
         self.expected: str | None = None
@@ -70,6 +70,9 @@ class SettingsSwap:
         self.before, self.expected = fresh, value
         if fresh.get(self.name) == value:
             return  # an earlier, interrupted run already wrote it
+        if self.name not in fresh and not self.create:
+            raise ConcurrentChange(f"the app has no setting {self.name}: it is never created without "
+                                   "`rotate --force`; nothing written")
         if fresh.get(self.name) != self.original:
             raise ConcurrentChange(f"{self.name} was changed by someone else since it was read "
                             f"(now fingerprint {_fp(fresh.get(self.name))}); nothing written")

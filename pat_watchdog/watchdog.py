@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class RunResult:
     report: dict
     plans: tuple[InstancePlan, ...]
+    channels: int = 0               # alert channels configured: 0 means nobody hears of a failure
 
     @property
     def failed_actions(self) -> int:
@@ -62,7 +63,7 @@ def resolve_targets(settings: Settings, ports: Ports) -> tuple[list[ResourceId],
 
 def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | None = None,
              credential=None, retry: RetryPolicy | None = None,
-             force: bool = False, ledger=None) -> RunResult:
+             force: bool = False, ledger=None, local_lock: bool = False) -> RunResult:
     """Observe, decide and (unless `status` or `dry-run`) act; never raises for one instance."""
     own = ports is None
     ports = ports or open_ports(settings, credential, retry, ledger)
@@ -72,10 +73,10 @@ def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | No
         plans = [decide(o.snapshot, Policy.from_settings(settings, o.app.site), now, force_rotation=force)
                  for o in observed]
         outbox = _outbox(ports, settings, mode)
-        plans = [_act_safely(plan, obs, settings, ports, mode, outbox, now)
+        plans = [_act_safely(plan, obs, settings, ports, mode, outbox, now, local_lock)
                  for plan, obs in zip(plans, observed, strict=True)]
         result = RunResult(report.build(plans, now, command=mode, errors=errors, problems=outbox.problems),
-                           tuple(plans))
+                           tuple(plans), len(ports.channels))
         _record(result, ports, mode)
     finally:
         if own:
@@ -90,10 +91,10 @@ def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | No
     return result
 
 
-def _act_safely(plan: InstancePlan, obs: Observed, settings, ports, mode, outbox, now) -> InstancePlan:
+def _act_safely(plan: InstancePlan, obs: Observed, settings, ports, mode, outbox, now, local_lock) -> InstancePlan:
     """One instance's unexpected error is reported as a failed action; the others still act."""
     try:
-        return act(plan, obs, settings, ports, mode, outbox, now)
+        return act(plan, obs, settings, ports, mode, outbox, now, local_lock=local_lock)
     except Exception as error:  # noqa: BLE001 - isolation is the point
         log.exception("acting on %s failed", plan.name)
         failure = Action(ActionKind.ERROR, None, "CRITICAL", ActionOutcome.FAILED,

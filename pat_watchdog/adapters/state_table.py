@@ -26,6 +26,8 @@ _CHUNK = 30_000  # characters per property: Table string properties hold 64 KiB 
 class MemoryLedger:
     """The same interface in memory: the demo, and runs with no storage configured."""
 
+    shared = False      # its rotation lock is seen by this process only
+
     def __init__(self):
         self._entries: dict[tuple, Entry] = {}
         self._runs: list[dict] = []
@@ -73,6 +75,8 @@ def _run_key(moment: datetime) -> str:
 
 class TableLedger:
     """Rows in `WATCHDOG_STATE_TABLE` of the `AzureWebJobsStorage` account."""
+
+    shared = True       # every run of every machine sees the same lock row
 
     def __init__(self, storage: StorageTarget, table: str, credential, retry: RetryPolicy):
         from azure.data.tables import TableServiceClient

@@ -16,13 +16,17 @@ class Match:
 
 
 def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
-                user_id: str | None = None, known_expiry: datetime | None = None) -> Match:
-    """Pick the listing entry of the current PAT, saying when it is a guess (README, expiry sources)."""
+                user_id: str | None = None, known_expiry: datetime | None = None,
+                exclude: frozenset[str] = frozenset()) -> Match:
+    """Pick the listing entry of the current PAT, saying when it is a guess (docs/reference.md, expiry sources).
+
+    `exclude`: authorization IDs known to be other tokens (a staged replacement's): never picked.
+    """
+    entries = [e for e in entries if str(e.get("authorizationId", "")).lower() not in exclude]
     if authorization_id:
         found = [e for e in entries if str(e.get("authorizationId", "")).lower() == authorization_id.lower()]
         return Match(found[0]) if found else Match(None, not_found=authorization_id)
-    active = [e for e in entries if e.get("isValid", True) and (parse_time(e.get("validTo")) or now) > now
-              and (user_id is None or e.get("userId") in (None, user_id))]
+    active = active_entries(entries, now, user_id)
     if known_expiry is not None:
         close = [e for e in active if abs(parse_time(e.get("validTo")) - known_expiry) <= timedelta(days=1)]
         if close:
@@ -35,10 +39,19 @@ def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
     return Match(None)
 
 
+def active_entries(entries, now: datetime, user_id: str | None,
+                   exclude: frozenset[str] = frozenset()) -> list[dict]:
+    """The user's entries that still work, without the excluded authorization IDs."""
+    return [e for e in entries if e.get("isValid", True) and (parse_time(e.get("validTo")) or now) > now
+            and (user_id is None or e.get("userId") in (None, user_id))
+            and str(e.get("authorizationId", "")).lower() not in exclude]
+
+
 def fact_from_entry(entry: dict, *, ambiguous: bool = False, among: int = 1) -> ExpiryFact:
     scopes = tuple(str(entry.get("scope") or "").split()) or None
     detail = (f"{among} active tokens of this user in the listing; the earliest validTo is used "
               "(set WATCHDOG_PAT_AUTHORIZATION_ID or stage the current token to be exact)") if ambiguous else ""
     return ExpiryFact("devops", parse_time(entry.get("validTo")), scopes,
                       global_pat=(entry["targetAccounts"] is None) if "targetAccounts" in entry else None,
-                      authorization_id=entry.get("authorizationId"), ambiguous=ambiguous, detail=detail)
+                      authorization_id=entry.get("authorizationId"), ambiguous=ambiguous, detail=detail,
+                      valid_from=parse_time(entry.get("validFrom")))

@@ -102,6 +102,7 @@ class ExpiryFact:
     authorization_id: str | None = None
     ambiguous: bool = False
     detail: str = ""
+    valid_from: datetime | None = None       # when the token was created, where the source says
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class InstanceSnapshot:
     name: str
     unreachable: Note | None = None          # could not be checked at all: the instance is UNKNOWN
     token_present: bool = False
+    missing_setting: str | None = None       # the token setting's name when the app has no such setting
     token_fingerprint: str | None = None
     token_type: str | None = None
     key_vault_reference: str | None = None   # "<vault>/<secret>[/<version>]", for the report
@@ -188,4 +190,5 @@ class InstancePlan:
     rotate: bool = False
     rotate_why: str | None = None
     adopt: bool = False
+    create_setting: bool = False             # `rotate --force` into a token setting that does not exist
     actions: tuple[Action, ...] = field(default_factory=tuple)

@@ -47,13 +47,19 @@ def days_left(expires_on: datetime | None, now: datetime) -> int | None:
 
 
 def choose_expiry(facts: Iterable[ExpiryFact]) -> tuple[ExpiryFact | None, tuple[ExpiryFact, ...]]:
-    """The fact whose expiry counts (earliest wins), and every fact that has an expiry.
+    """The fact whose expiry counts, and every fact that has an expiry (docs/reference.md, "Expiry and scopes").
 
-    An ambiguous listing match never overrides a better-known expiry (README, "How the expiry and scopes are learned").
+    Confident sources first (Key Vault, a listing entry matched for sure; the earliest of them wins);
+    then WATCHDOG_PAT_EXPIRES_ON, the last resort, unless it ends before the token was even created
+    (stale); an ambiguous listing match only when nothing else is known.
     """
-    dated = tuple(f for f in facts if f.expires_on is not None)
-    trusted = [f for f in dated if not f.ambiguous] or list(dated)
-    chosen = min(trusted, key=lambda f: f.expires_on, default=None)
+    facts = tuple(facts)
+    created = max((f.valid_from for f in facts if f.valid_from), default=None)
+    dated = tuple(f for f in facts if f.expires_on is not None
+                  and not (f.source == "setting" and created and f.expires_on < created))
+    confident = [f for f in dated if not f.ambiguous and f.source != "setting"]
+    pool = confident or [f for f in dated if f.source == "setting"] or list(dated)
+    chosen = min(pool, key=lambda f: f.expires_on, default=None)
     return chosen, dated
 
 
@@ -93,7 +99,8 @@ def decide(snap: InstanceSnapshot, policy: Policy, now: datetime, *, force_rotat
     if status is Status.OK:
         reasons.insert(0, R.reason(R.HEALTHY, _healthy_message(token)))
     return InstancePlan(snap.app_id, snap.name, status, tuple(reasons), token, snap.candidate,
-                        rotate=rotate, rotate_why=why, adopt=adopt)
+                        rotate=rotate, rotate_why=why, adopt=adopt,
+                        create_setting=rotate and snap.missing_setting is not None)
 
 
 def _adopting(snap: InstanceSnapshot) -> bool:
@@ -118,6 +125,11 @@ def _token_view(snap, chosen, dated, now) -> TokenView:
 
 
 def _liveness(snap, token, policy) -> list[Reason]:
+    if snap.missing_setting:
+        return [R.reason(R.TOKEN_MISSING, f"the app has no setting {snap.missing_setting}: Aggregator reads its "
+                         "token from Aggregator_VstsToken; correct WATCHDOG_TOKEN_SETTING, or put the token in "
+                         "place with aggregator-cli `configure.instance`. The watchdog never creates the setting "
+                         "by itself (`pat-watchdog rotate --force` does)")]
     if not snap.token_present:
         return [R.reason(R.TOKEN_MISSING)]
     found = []
@@ -222,6 +234,8 @@ def _usable(cand: CandidateView, policy: Policy) -> bool:
 def _rotation(snap, token, policy, force) -> tuple[bool, str | None]:
     if snap.unreachable or not _usable(snap.candidate, policy):
         return False, None
+    if snap.missing_setting and not force:
+        return False, None     # a misspelt WATCHDOG_TOKEN_SETTING must not become a new setting
     if not snap.token_present or snap.live.state in (Liveness.EXPIRED, Liveness.INVALID):
         return True, "the current token does not work"
     if token.days_left is not None and token.days_left < 0:

@@ -85,4 +85,7 @@ def expiry_unknown_fix(vault: str, secret: str) -> str:
 
 def disagree_message(chosen, others) -> str:
     parts = [f"{f.source} says {format_utc(f.expires_on)}" for f in [chosen, *others]]
-    return "expiry sources disagree: " + ", ".join(parts) + f"; the earliest ({chosen.source}) is used"
+    rule = "the last resort, WATCHDOG_PAT_EXPIRES_ON," if chosen.source == "setting" else "the earliest"
+    return "expiry sources disagree: " + ", ".join(parts) + f"; {rule} ({chosen.source}) is used" + (
+        "; WATCHDOG_PAT_EXPIRES_ON counts only when nothing else knows" if any(
+            f.source == "setting" for f in others) else "")

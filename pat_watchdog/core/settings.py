@@ -118,21 +118,22 @@ def _org_url(reader: V.Reader) -> str:
     try:
         url = V.https_url(raw)
     except ValueError:
-        reader.problems.append(f"WATCHDOG_DEVOPS_ORG_URL={raw!r}: expected {expected}")
+        reader.problems.append(f"WATCHDOG_DEVOPS_ORG_URL={V.quote('WATCHDOG_DEVOPS_ORG_URL', raw)}: expected "
+                               f"{expected}, without user name, password, query or fragment")
         return ""
     if urlsplit(url).hostname == "dev.azure.com" and not urlsplit(url).path.strip("/"):
-        reader.problems.append(f"WATCHDOG_DEVOPS_ORG_URL={raw!r}: expected the organization in the "
-                               "path (https://dev.azure.com/<organization>)")
+        reader.problems.append(f"WATCHDOG_DEVOPS_ORG_URL={V.quote('WATCHDOG_DEVOPS_ORG_URL', raw)}: expected "
+                               "the organization in the path (https://dev.azure.com/<organization>)")
     return url
 
 
 def _email(reader: V.Reader) -> dict:
     to = reader.parse("WATCHDOG_EMAIL_TO", (), V.emails, "comma-separated email addresses")
-    sender = reader.parse("WATCHDOG_EMAIL_FROM", None, lambda t: V.emails(t)[0], "one email address")
-    acs = reader.parse("WATCHDOG_ACS_ENDPOINT", None, V.https_url,
+    sender = reader.parse("WATCHDOG_EMAIL_FROM", None, V.email, "one email address")
+    acs = reader.parse("WATCHDOG_ACS_ENDPOINT", None, V.https_base,
                        "the https endpoint of an Azure Communication Services resource")
     smtp_host = reader.raw("WATCHDOG_SMTP_HOST")
-    if to and not sender:
+    if to and not sender and not reader.raw("WATCHDOG_EMAIL_FROM"):   # a malformed one is reported already
         reader.problems.append("WATCHDOG_EMAIL_FROM is required when WATCHDOG_EMAIL_TO is set: "
                                "expected the sender address")
     if to and not (acs or smtp_host):
@@ -147,7 +148,9 @@ def _email(reader: V.Reader) -> dict:
 
 
 def _storage(reader: V.Reader) -> StorageTarget | None:
-    connection = reader.raw("AzureWebJobsStorage")
+    connection = reader.parse("AzureWebJobsStorage", None, V.connection_string,
+                              "a storage connection string (AccountName=...;AccountKey=..., or "
+                              "UseDevelopmentStorage=true), or AzureWebJobsStorage__accountName with the identity")
     if connection:
         return StorageTarget(connection_string=connection)
     account = reader.raw("AzureWebJobsStorage__accountName")
@@ -174,6 +177,9 @@ def _secrets(reader: V.Reader, several: bool) -> tuple[str, str]:
                 f"{setting}={name!r}: expected a name containing {{name}} (e.g. {{name}}-pat-staged), "
                 "since several Aggregator instances are watched and must never share a replacement")
         names.append(name)
+    if names[0].lower() == names[1].lower():
+        reader.problems.append(f"WATCHDOG_PREVIOUS_SECRET={names[1]!r}: expected a secret other than "
+                               "WATCHDOG_STAGED_SECRET (the replaced token must never become a candidate)")
     return names[0], names[1]
 
 
@@ -187,32 +193,33 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     values = dict(
         targets=targets,
         devops_org_url=org_url,
-        vssps_url=reader.parse("WATCHDOG_DEVOPS_VSSPS_URL", None, V.https_url, "an https URL")
+        vssps_url=reader.parse("WATCHDOG_DEVOPS_VSSPS_URL", None, V.https_url,
+                               "an https URL without user name, password, query or fragment")
         or (derive_vssps_url(org_url) if org_url else ""),
         token_setting=reader.parse("WATCHDOG_TOKEN_SETTING", "Aggregator_VstsToken",
                                    V.matching(_SETTING_NAME), "an app setting name"),
-        arm_endpoint=reader.parse("WATCHDOG_ARM_ENDPOINT", "https://management.azure.com", V.https_url,
+        arm_endpoint=reader.parse("WATCHDOG_ARM_ENDPOINT", "https://management.azure.com", V.https_base,
                                   "an https URL such as https://management.azure.com"),
-        key_vault_url=reader.parse("WATCHDOG_KEY_VAULT_URL", None, V.https_url,
-                                   "an https vault URL such as https://contoso-kv.vault.azure.net"),
+        key_vault_url=reader.parse("WATCHDOG_KEY_VAULT_URL", None, V.https_base,
+                                   "an https vault URL without a path, such as https://contoso-kv.vault.azure.net"),
         staged_secret=staged, previous_secret=previous,
-        rotation=reader.parse("WATCHDOG_ROTATION", "staged",
-                              V.matching(re.compile(r"off|staged")), "off or staged"),
+        rotation=reader.parse("WATCHDOG_ROTATION", "staged", V.choice("off", "staged"),
+                              "off or staged (auto is not available yet)"),
         rotate_within_days=reader.parse("WATCHDOG_ROTATE_WITHIN_DAYS", 14, V.int_in(0, 366),
                                         "whole days (0-366)"),
         warn_days=reader.parse("WATCHDOG_WARN_DAYS", (30, 14, 7, 3, 1), V.day_list,
                                "comma-separated whole days (0-366), e.g. 30,14,7,3,1"),
         critical_days=reader.parse("WATCHDOG_CRITICAL_DAYS", 3, V.int_in(0, 366), "whole days (0-366)"),
-        required_scopes=reader.parse("WATCHDOG_REQUIRED_SCOPES", tuple(DEFAULT_SCOPES.split()),
-                                     lambda t: tuple(s for s in re.split(r"[\s,]+", t) if s) or _no(),
-                                     "space-separated Azure DevOps scopes, e.g. " + DEFAULT_SCOPES),
+        required_scopes=reader.parse("WATCHDOG_REQUIRED_SCOPES", tuple(DEFAULT_SCOPES.split()), V.scopes,
+                                     "space-separated Azure DevOps scope names, e.g. " + DEFAULT_SCOPES),
         pat_expires_on=reader.parse("WATCHDOG_PAT_EXPIRES_ON", None, V.parse_expiry,
                                     "an ISO 8601 date such as 2027-01-15"),
         pat_authorization_id=reader.parse("WATCHDOG_PAT_AUTHORIZATION_ID", None, V.matching(_GUID),
                                           "the PAT's authorizationId (a GUID)"),
         schedule=reader.parse("WATCHDOG_SCHEDULE", "0 0 6 * * *", V.schedule,
-                              "an NCRONTAB expression with six fields, e.g. 0 0 6 * * *"),
-        teams_webhook_url=reader.parse("WATCHDOG_TEAMS_WEBHOOK_URL", None, V.https_url,
+                              "an NCRONTAB expression: six fields (second minute hour day month "
+                              "day-of-week) within their ranges, e.g. 0 0 6 * * *"),
+        teams_webhook_url=reader.parse("WATCHDOG_TEAMS_WEBHOOK_URL", None, V.webhook_url,
                                        "the https URL of a Teams Workflows webhook"),
         repeat_hours=reader.parse("WATCHDOG_REPEAT_HOURS", 20.0, V.positive_float,
                                   "a positive number of hours"),
@@ -228,6 +235,3 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError(reader.problems)
     return Settings(**values)
 
-
-def _no():
-    raise ValueError("empty")

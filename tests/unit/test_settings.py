@@ -70,7 +70,7 @@ def test_email_needs_a_sender_and_a_service():
 
 def test_secret_values_are_not_echoed_in_errors():
     found = problems({**BASE, "WATCHDOG_TEAMS_WEBHOOK_URL": "http://x/?sig=SECRETSIG"})
-    assert found == ["WATCHDOG_TEAMS_WEBHOOK_URL=<hidden>: expected the https URL of a Teams Workflows webhook"]
+    assert found == ["WATCHDOG_TEAMS_WEBHOOK_URL=<hidden: it may be a secret>: expected the https URL of a Teams Workflows webhook"]
 
 
 def test_identity_based_storage():
@@ -87,3 +87,78 @@ def test_identity_based_storage():
 ])
 def test_vssps_derivation(org, vssps):
     assert derive_vssps_url(org) == vssps
+
+
+# Issue "Tried as a new user would", bug 7 and the smaller validations: each is a named configuration
+# error, and a password in a URL is never echoed.
+REFUSED = {
+    "vault URL with a path": ({"WATCHDOG_KEY_VAULT_URL": "https://contoso-kv.vault.azure.net/secrets/x"},
+                              "WATCHDOG_KEY_VAULT_URL='https://contoso-kv.vault.azure.net/secrets/x': expected"),
+    "vault URL with an invalid port": ({"WATCHDOG_KEY_VAULT_URL": "https://contoso-kv.vault.azure.net:99999"},
+                                       "WATCHDOG_KEY_VAULT_URL='https://contoso-kv.vault.azure.net:99999': expected"),
+    "org URL with user and password": ({"WATCHDOG_DEVOPS_ORG_URL": "https://me:hunter2@dev.azure.com/contoso"},
+                                       "WATCHDOG_DEVOPS_ORG_URL=<hidden: it may be a secret>: expected"),
+    "org URL with a query": ({"WATCHDOG_DEVOPS_ORG_URL": "https://dev.azure.com/contoso?x=1"},
+                             "WATCHDOG_DEVOPS_ORG_URL='https://dev.azure.com/contoso?x=1': expected"),
+    "org URL with a fragment": ({"WATCHDOG_DEVOPS_ORG_URL": "https://dev.azure.com/contoso#top"},
+                                "WATCHDOG_DEVOPS_ORG_URL='https://dev.azure.com/contoso#top': expected"),
+    "ARM endpoint with a path": ({"WATCHDOG_ARM_ENDPOINT": "https://management.azure.com/subscriptions"},
+                                 "WATCHDOG_ARM_ENDPOINT='https://management.azure.com/subscriptions': expected"),
+    "staged and previous the same": ({"WATCHDOG_STAGED_SECRET": "pat", "WATCHDOG_PREVIOUS_SECRET": "PAT"},
+                                     "WATCHDOG_PREVIOUS_SECRET='PAT': expected a secret other than"),
+    "a schedule out of range": ({"WATCHDOG_SCHEDULE": "99 99 99 * * *"}, "WATCHDOG_SCHEDULE='99 99 99 * * *'"),
+    "a schedule with a zero step": ({"WATCHDOG_SCHEDULE": "0 */0 * * * *"}, "WATCHDOG_SCHEDULE='0 */0 * * * *'"),
+    "a backwards range": ({"WATCHDOG_SCHEDULE": "0 0 9-5 * * *"}, "WATCHDOG_SCHEDULE='0 0 9-5 * * *'"),
+    "two senders": ({"WATCHDOG_EMAIL_TO": "a@contoso.com", "WATCHDOG_SMTP_HOST": "smtp.contoso.com",
+                     "WATCHDOG_EMAIL_FROM": "a@contoso.com, b@contoso.com"},
+                    "WATCHDOG_EMAIL_FROM='a@contoso.com, b@contoso.com': expected one email address"),
+    "non-ASCII digits": ({"WATCHDOG_WARN_DAYS": "30,\u0663"}, "WATCHDOG_WARN_DAYS='30,\u0663': expected"),
+    "an unknown scope": ({"WATCHDOG_REQUIRED_SCOPES": "vso.work_writ"},
+                         "WATCHDOG_REQUIRED_SCOPES='vso.work_writ': expected space-separated Azure DevOps scope"),
+    "a malformed storage connection string": ({"AzureWebJobsStorage": "garbage"},
+                                              "AzureWebJobsStorage='garbage': expected a storage connection"),
+    "a connection string without a key": ({"AzureWebJobsStorage": "AccountName=x"},
+                                          "AzureWebJobsStorage='AccountName=x': expected"),
+}
+
+
+@pytest.mark.parametrize("env, expected", REFUSED.values(), ids=REFUSED.keys())
+def test_settings_that_cannot_work_are_refused(env: dict, expected: str) -> None:
+    found = problems({**BASE, **env})
+    assert len(found) == 1 and found[0].startswith(expected), found
+    assert "hunter2" not in found[0]
+
+
+PAT_84 = "A" * 20 + "b7" * 28 + "AZDO" + "x1y2"
+ECHOES = {
+    "a new-format PAT pasted into the authorization ID": ("WATCHDOG_PAT_AUTHORIZATION_ID", PAT_84),
+    "a classic PAT pasted into the expiry": ("WATCHDOG_PAT_EXPIRES_ON", "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrst"),
+    "a connection string with its key": ("AzureWebJobsStorage", "AccountKey=c2VjcmV0a2V5c2VjcmV0a2V5c2VjcmV0a2V5c2VjcmV0;x"),
+}
+
+
+@pytest.mark.parametrize("name, value", ECHOES.values(), ids=ECHOES.keys())
+def test_a_secret_pasted_anywhere_is_not_echoed(name: str, value: str) -> None:
+    found = problems({**BASE, name: value + "!"})
+    assert found[0].startswith(f"{name}=<hidden: it may be a secret>") and value not in found[0]
+
+
+def test_an_echo_is_cut_at_120_characters() -> None:
+    found = problems({**BASE, "WATCHDOG_STATE_TABLE": "t" * 100_000})
+    assert len(found[0]) < 300 and found[0].count("t") < 130
+
+
+ACCEPTED = {
+    "enumerations in any case": ({"WATCHDOG_ROTATION": "Off"}, "rotation", "off"),
+    "a named weekday range": ({"WATCHDOG_SCHEDULE": "0 30 5 * * mon-fri"}, "schedule", "0 30 5 * * mon-fri"),
+    "a step list": ({"WATCHDOG_SCHEDULE": "0 */15 6,18 1-31/2 * *"}, "schedule", "0 */15 6,18 1-31/2 * *"),
+    "full access": ({"WATCHDOG_REQUIRED_SCOPES": "app_token"}, "required_scopes", ("app_token",)),
+    "Azurite": ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}, "storage",
+                "UseDevelopmentStorage=true"),
+}
+
+
+@pytest.mark.parametrize("env, field, expected", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_what_works_is_accepted(env: dict, field: str, expected) -> None:
+    value = getattr(load_settings({**BASE, **env}), field)
+    assert (value.connection_string if field == "storage" else value) == expected
