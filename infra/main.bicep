@@ -1,6 +1,6 @@
 // pat-watchdog: the Azure side of the watchdog, deployed next to an existing Aggregator
 // instance. `azd up` (azure.yaml) or `az deployment group create -f infra/main.bicep`, then
-// `func azure functionapp publish <functionAppName>`; see the README, section "Deploy".
+// `func azure functionapp publish <functionAppName>`; see docs/deploy.md.
 //
 // Every permission the watchdog's identity holds is granted in this folder, and only here:
 //   app/aggregator-access.bicep  custom role on the Aggregator Function App (ARM settings)
@@ -27,7 +27,7 @@ param environmentName string = 'pat-watchdog'
 param location string = resourceGroup().location
 
 // ---------------------------------------------------------------------------------------
-// What to watch (README, "Settings")
+// What to watch (docs/reference.md, "Settings")
 // ---------------------------------------------------------------------------------------
 
 @minLength(1)
@@ -84,7 +84,7 @@ param repeatHours int = 20
 param stateTable string = 'patwatchdog'
 param concurrency int = 8
 
-@description('Storage queue for fan-out over many instances (README, "Many instances"); empty keeps fan-out off.')
+@description('Storage queue for fan-out over many instances (docs/reference.md, "Many instances"); empty keeps fan-out off.')
 param fanoutQueue string = ''
 
 // ---------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ module acsAccess 'app/acs-access.bicep' = if (useAcs) {
 }
 
 // ---------------------------------------------------------------------------------------
-// App settings (README, "Settings"). Optional settings are left out when empty, so the app sees
+// App settings (docs/reference.md, "Settings"). Optional settings are left out when empty, so the app sees
 // "not set" rather than an empty string.
 // ---------------------------------------------------------------------------------------
 

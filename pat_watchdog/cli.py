@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Sequence, TextIO
@@ -76,26 +77,33 @@ def error_report(command: str, moment: datetime, problems: list[str]) -> dict:
             "instances": [], "errors": [f"invalid configuration: {p}" for p in problems]}
 
 
+INTERRUPTED = "pat-watchdog: interrupted; the next run finishes or undoes anything left halfway"
+
+
+def _interrupted(signum, frame) -> None:
+    """Ctrl-C: one line and exit 130 at once. Waiting for worker threads stuck in a call would hang
+    for their timeout; every rotation step is idempotent, so the next run finishes or undoes it."""
+    print(INTERRUPTED, file=sys.stderr, flush=True)
+    os._exit(130)
+
+
 def entry() -> None:
     """The console script: quiet SDK loggers (their warnings repeat what the report says), then main."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if "-v" not in sys.argv and "--verbose" not in sys.argv:
         logging.getLogger("azure").setLevel(logging.ERROR)
+    signal.signal(signal.SIGINT, _interrupted)
     try:
         code = main()
         sys.stdout.flush()
     except BrokenPipeError:  # `pat-watchdog status | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
-    except KeyboardInterrupt:  # every step is idempotent: the next run finishes or undoes it
-        print("pat-watchdog: interrupted; the next run finishes or undoes anything left halfway",
-              file=sys.stderr)
-        code = 130
     sys.exit(code)
 
 
 def exit_code(command: str, mode: Mode, result: watchdog.RunResult) -> int:
-    """README, "Commands and exit codes": Nagios codes for status; action outcomes for run and rotate."""
+    """docs/reference.md, "Commands and exit codes": Nagios codes for status; action outcomes for run and rotate."""
     if command == "status":
         return Status(result.report["status"]).exit_code
     if mode == Mode.DRY_RUN:

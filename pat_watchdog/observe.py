@@ -136,14 +136,16 @@ def _listing_needed(facts: list[ExpiryFact], settings: Settings, now: datetime) 
     return not known or not any(f.scopes for f in facts) or bool(settings.pat_authorization_id) or global_unknown
 
 
-def _other_tokens(obs: Observed) -> frozenset[str]:
-    """Authorization IDs of staged versions that are not the current token: never its listing entry."""
+def _other_tokens(obs: Observed) -> tuple[frozenset[str], tuple[datetime, ...]]:
+    """Staged versions that are not the current token, by authorization ID (never its listing entry)
+    and, without one, by expiry (never the entry a guess picks)."""
     current = obs.current.fingerprint if obs.current else None
-    return frozenset(v.tags["authorizationId"].lower() for v in obs.staged
-                     if v.tags.get("authorizationId") and obs.fingerprints.get(v.version) != current)
+    others = [v for v in obs.staged if obs.fingerprints.get(v.version) != current]
+    return (frozenset(v.tags["authorizationId"].lower() for v in others if v.tags.get("authorizationId")),
+            tuple(v.expires_on for v in others if v.expires_on and not v.tags.get("authorizationId")))
 
 
-def _listing(token, live, facts, settings, ports, now, notes, exclude: frozenset[str]) -> list[ExpiryFact]:
+def _listing(token, live, facts, settings, ports, now, notes, others) -> list[ExpiryFact]:
     listing = ports.listings.get(live.user_id, lambda: ports.devops.list_tokens(token))
     if listing.unavailable:
         notes.append(Note(R.LISTING_UNAVAILABLE.name, listing.unavailable))
@@ -151,7 +153,7 @@ def _listing(token, live, facts, settings, ports, now, notes, exclude: frozenset
     kv = next((f for f in facts if f.source == "keyvault"), None)
     match = L.match_entry(
         listing.entries, now, authorization_id=settings.pat_authorization_id or (kv and kv.authorization_id),
-        user_id=live.user_id, known_expiry=kv.expires_on if kv else None, exclude=exclude)
+        user_id=live.user_id, known_expiry=kv.expires_on if kv else None, exclude=others[0], others_expire=others[1])
     if match.not_found and settings.pat_authorization_id:
         notes.append(Note(R.PAT_NOT_IN_LISTING.name, f"WATCHDOG_PAT_AUTHORIZATION_ID={match.not_found} matches "
                           f"none of the {len(listing.entries)} active tokens in the listing; it is not used"))

@@ -1,4 +1,4 @@
-"""The rotation protocol of README, "The rotation protocol": small idempotent steps, state kept in Key Vault tags.
+"""The rotation protocol of docs/rotation.md: small idempotent steps, state kept in Key Vault tags.
 
 validate -> save previous -> tag `applying` -> swap (read-merge-replace) -> verify -> tag `current`.
 A failure in swap or verify puts the previous token back and tags the candidate `failed`. A

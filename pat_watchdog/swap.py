@@ -40,7 +40,7 @@ class VerificationPending(SwapError):
 
 
 class SettingsSwap:
-    """One Aggregator app's token setting; plain value or Key Vault reference (README, "The rotation protocol")."""
+    """One Aggregator app's token setting; plain value or Key Vault reference (docs/rotation.md)."""
 
     def __init__(self, obs: Observed, settings: Settings, ports: Ports, *, create: bool = False):
         self.obs, self.ports, self.name, self.create = obs, ports, settings.token_setting, create

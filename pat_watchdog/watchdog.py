@@ -83,7 +83,7 @@ def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | No
             ports.close()
     for plan in plans:
         # A log record per instance; Application Insights keeps custom_dimensions, and the
-        # message itself parses in Kusto (README "Monitoring").
+        # message itself parses in Kusto (docs/reference.md, "Monitoring").
         log.info("pat_days_left instance=%s days_left=%s status=%s", plan.name, plan.token.days_left,
                  plan.status.value, extra={"custom_dimensions": {
                      "instance": plan.name, "app": plan.app_id, "status": plan.status.value,

@@ -3,7 +3,7 @@
 //
 // A custom role instead of Contributor / Website Contributor: those also allow deleting
 // the app, changing its plan, slots, networking, deployment and identity. The watchdog
-// needs exactly the five ARM actions below (README: expiry sources, rotation protocol, many instances).
+// needs exactly the five ARM actions below (docs/reference.md and docs/rotation.md).
 //
 // Residual power, stated so that a reviewer sees it: ARM has no action narrower than
 // config/write for app settings, so the role can also change the site's other config
@@ -11,8 +11,8 @@
 // every setting of the app, not only the token (the watchdog must, because PUT
 // config/appsettings replaces the whole dictionary).
 //
-// Broader option (discovery over a subscription, README, "Many instances"): add the subscription to the
-// role's assignableScopes and assign it there. Not done here on purpose; see README,
+// Broader option (discovery over a subscription, docs/reference.md, "Many instances"): add the subscription to the
+// role's assignableScopes and assign it there. Not done here on purpose; see docs/deploy.md,
 // "Deploy", for the two commands.
 
 @description('Name of the Aggregator Function App, in this resource group.')
@@ -48,7 +48,7 @@ resource aggregatorSettingsRole 'Microsoft.Authorization/roleDefinitions@2022-04
       {
         actions: [
           // GET the site: confirm the instance exists and read its tags; with the
-          // resourceGroup scope, list the sites to discover instances (README, "Many instances").
+          // resourceGroup scope, list the sites to discover instances (docs/reference.md, "Many instances").
           'Microsoft.Web/sites/read'
           // GET site config documents (the Key Vault reference status of a setting).
           'Microsoft.Web/sites/config/read'
@@ -56,10 +56,10 @@ resource aggregatorSettingsRole 'Microsoft.Authorization/roleDefinitions@2022-04
           // values only through this list action).
           'Microsoft.Web/sites/config/list/action'
           // PUT config/appsettings: the read-merge-replace that swaps the token and puts
-          // it back on rollback (README, "The rotation protocol", steps 4 and 5).
+          // it back on rollback (docs/rotation.md, steps 4 and 5).
           'Microsoft.Web/sites/config/write'
           // POST restart: a versionless Key Vault reference picks up a new secret version
-          // only after a restart (README, "The rotation protocol").
+          // only after a restart (docs/rotation.md).
           'Microsoft.Web/sites/restart/action'
         ]
         notActions: []

@@ -28,7 +28,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
 // subscription).
 // Why: the watchdog lists and reads the staged secret's versions (getting the candidate
 // PAT), sets new versions (the previous-token secret, and the token secret when the
-// Aggregator setting is a Key Vault reference: README, "The rotation protocol") and rewrites version tags
+// Aggregator setting is a Key Vault reference: docs/rotation.md) and rewrites version tags
 // (watchdog-status, rotated-at, ...). It also resolves the Key Vault references of its own
 // settings. Key Vault Secrets User is read-only: it cannot set a version or update tags, so
 // rotation would fail at step 2. A role assignment at one secret's scope is narrower, but
@@ -46,7 +46,7 @@ resource watchdogSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
 }
 
 // Role: Key Vault Secrets Officer, on this vault only, for the operator (optional).
-// Why: staging a replacement PAT is `az keyvault secret set` (README, "The rotation protocol"), which needs set
+// Why: staging a replacement PAT is `az keyvault secret set` (docs/rotation.md), which needs set
 // on secrets; in an RBAC vault nobody, not even the vault's creator, has that by default.
 // Only granted when operatorPrincipalId is given (azd passes the signed-in user).
 resource operatorSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {

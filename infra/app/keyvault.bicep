@@ -24,7 +24,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
     // A deleted staged PAT or previous token (the rollback copy) stays recoverable for 90
-    // days and cannot be purged early. The name stays reserved as long: see README, removal.
+    // days and cannot be purged early. The name stays reserved as long: see docs/deploy.md, "Remove it".
     enablePurgeProtection: true
     publicNetworkAccess: 'Enabled'
     networkAcls: {
@@ -32,7 +32,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
       defaultAction: 'Allow'
     }
   }
-  // checkov:skip=CKV_AZURE_109:A Flex Consumption app without VNet integration calls Key Vault from no fixed IP range, and the person staging a PAT calls it from a laptop, so a default-deny firewall would lock both out. Access is Azure RBAC only (no access policies) and audited to Log Analytics. VNet integration with a private endpoint is the hardening path (README, Deploy).
+  // checkov:skip=CKV_AZURE_109:A Flex Consumption app without VNet integration calls Key Vault from no fixed IP range, and the person staging a PAT calls it from a laptop, so a default-deny firewall would lock both out. Access is Azure RBAC only (no access policies) and audited to Log Analytics. VNet integration with a private endpoint is the hardening path (docs/deploy.md).
   // checkov:skip=CKV_AZURE_189:Same reason as CKV_AZURE_109: public network access is how the watchdog without VNet integration, and the person staging a PAT, reach the vault; every call needs an Entra ID token and a role on this vault.
 }
 

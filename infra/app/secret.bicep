@@ -25,7 +25,7 @@ resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
       enabled: true
     }
   }
-  // checkov:skip=CKV_AZURE_41:A Teams webhook URL or an SMTP password has no expiry date of its own (its lifetime is set by the Workflow or the mail account); an invented date would be wrong and alert nobody. The watchdog's own PAT secrets do carry their expiry: the person sets it when staging (README, "The rotation protocol").
+  // checkov:skip=CKV_AZURE_41:A Teams webhook URL or an SMTP password has no expiry date of its own (its lifetime is set by the Workflow or the mail account); an invented date would be wrong and alert nobody. The watchdog's own PAT secrets do carry their expiry: the person sets it when staging (docs/rotation.md).
 }
 
 // Versionless: the app's Key Vault reference follows new versions (picked up within a day,

@@ -49,9 +49,9 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
       defaultAction: 'Allow'
     }
   }
-  // checkov:skip=CKV_AZURE_35:A Flex Consumption app without VNet integration reaches its host storage over the public endpoint from no fixed IP range, so a default-deny firewall locks the host out. Every request still needs an Entra ID token with a data role (shared keys are off). VNet integration with private endpoints is the hardening path (README, Deploy).
+  // checkov:skip=CKV_AZURE_35:A Flex Consumption app without VNet integration reaches its host storage over the public endpoint from no fixed IP range, so a default-deny firewall locks the host out. Every request still needs an Entra ID token with a data role (shared keys are off). VNet integration with private endpoints is the hardening path (docs/deploy.md).
   // checkov:skip=CKV_AZURE_59:Same reason as CKV_AZURE_35: without VNet integration the public endpoint is how the host reaches its storage; access is identity-only.
-  // checkov:skip=CKV_AZURE_206:LRS on purpose. The account holds the deployment package (re-published from source), timer leases and the alert ledger; a lost ledger costs at most one duplicate alert (README, "Alerts"). No PAT or secret is stored here.
+  // checkov:skip=CKV_AZURE_206:LRS on purpose. The account holds the deployment package (re-published from source), timer leases and the alert ledger; a lost ledger costs at most one duplicate alert (docs/reference.md, "Alerts"). No PAT or secret is stored here.
 }
 
 resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
@@ -114,7 +114,7 @@ resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 // Role: Storage Table Data Contributor, on this storage account only.
 // Why: the watchdog reads and writes its alert ledger and run history in the state table
-// (README, "Alerts"); entity reads and writes need data-plane access, and no table of any other
+// (docs/reference.md, "Alerts"); entity reads and writes need data-plane access, and no table of any other
 // account is touched.
 resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, principalId, tableDataContributorRoleId)
@@ -128,7 +128,7 @@ resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
 
 // Role: Storage Queue Data Contributor, on this storage account only.
 // Why: with WATCHDOG_FANOUT_QUEUE set the timer enqueues one message per instance and the
-// queue trigger reads and deletes them (README, "Many instances"). Granted even with fan-out off because
+// queue trigger reads and deletes them (docs/reference.md, "Many instances"). Granted even with fan-out off because
 // the queue trigger's listener starts whenever function_app.py declares it, and a listener
 // that cannot poll fails the host's health; the account holds no other queue.
 resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {

@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """No outside call waits over 30 s, one call's retries stop after 60 s (README, "Settings")."""
+    """No outside call waits over 30 s, one call's retries stop after 60 s (docs/reference.md, "Settings")."""
 
     attempts: int = 4
     backoff: float = 1.0          # first pause; doubles each time

@@ -1,4 +1,4 @@
-"""Alerts: what a person is told, built from a plan's reasons (README, "Alerts"). Pure."""
+"""Alerts: what a person is told, built from a plan's reasons (docs/reference.md, "Alerts"). Pure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Which staged version is the candidate (README, "The rotation protocol"): pure, over version properties."""
+"""Which staged version is the candidate (docs/rotation.md): pure, over version properties."""
 
 from __future__ import annotations
 

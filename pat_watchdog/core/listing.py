@@ -17,10 +17,12 @@ class Match:
 
 def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
                 user_id: str | None = None, known_expiry: datetime | None = None,
-                exclude: frozenset[str] = frozenset()) -> Match:
+                exclude: frozenset[str] = frozenset(), others_expire: tuple[datetime, ...] = ()) -> Match:
     """Pick the listing entry of the current PAT, saying when it is a guess (docs/reference.md, expiry sources).
 
     `exclude`: authorization IDs known to be other tokens (a staged replacement's): never picked.
+    `others_expire`: expiries of other tokens staged without an ID; a guess never picks an entry
+    within a day of one of them (it is most likely that replacement, not the current token).
     """
     entries = [e for e in entries if str(e.get("authorizationId", "")).lower() not in exclude]
     if authorization_id:
@@ -32,6 +34,12 @@ def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
         if close:
             return Match(min(close, key=lambda e: abs(parse_time(e["validTo"]) - known_expiry)))
         return Match(None)
+    if len(active) > 1 and others_expire:
+        narrowed = [e for e in active if all(abs(parse_time(e.get("validTo")) - when) > timedelta(days=1)
+                                             for when in others_expire)]
+        if len(narrowed) == 1:    # an inference, not a match: reported as ambiguous
+            return Match(narrowed[0], ambiguous=True)
+        active = narrowed or active
     if len(active) == 1:
         return Match(active[0])
     if active:

@@ -1,6 +1,6 @@
 """Reason codes: one constant per finding, with its level, alert condition and default message.
 
-The same reasons feed the report, the logs and the alert text (README "Reason codes").
+The same reasons feed the report, the logs and the alert text (docs/reference.md, "Reason codes").
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def reason(code: Code, message: str | None = None, *, level: str | None = None,
 
 
 def stage_command(vault: str, secret: str, expires: str = "<validTo, e.g. 2027-11-28T00:00:00Z>") -> str:
-    """The exact line a person runs to stage a replacement (README "Stage a replacement")."""
+    """The exact line a person runs to stage a replacement (README, "Stage a replacement")."""
     return (f'az keyvault secret set --vault-name {vault} --name {secret} --value "<new PAT>" '
             f'--expires {expires} --tags scopes="{" ".join(DEFAULT_REQUIRED_SCOPES)}"')
 

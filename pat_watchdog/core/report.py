@@ -1,4 +1,4 @@
-"""The report: the JSON document of README, "Commands and exit codes" (schema 1) and its short human rendering."""
+"""The report (docs/reference.md, "The JSON report", schema 1) and its short human rendering."""
 
 from __future__ import annotations
 

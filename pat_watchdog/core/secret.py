@@ -8,7 +8,7 @@ import hmac
 
 
 def fingerprint(value: str) -> str:
-    """First 8 hex digits of SHA-256 of the token (README, "Alerts")."""
+    """First 8 hex digits of SHA-256 of the token (docs/reference.md, "Alerts")."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:8]
 
 

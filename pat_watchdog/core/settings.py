@@ -1,4 +1,4 @@
-"""Every setting of README, "Settings", read and validated into one frozen object; all problems at once."""
+"""Every setting of docs/reference.md, "Settings", read and validated into one frozen object; all problems at once."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class Settings:
 
 
 def derive_vssps_url(org_url: str) -> str:
-    """Token service base for an organization URL (README, "Settings")."""
+    """Token service base for an organization URL (docs/reference.md, "Settings")."""
     parts = urlsplit(org_url)
     host = (parts.hostname or "").lower()
     segments = [s for s in parts.path.split("/") if s]
