@@ -42,7 +42,7 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
         app_settings = ports.apps.list_settings(app)
     except ServiceError as error:
         return Observed(replace(base, unreachable=Note(R.ARM_UNREACHABLE.name, str(error))), app)
-    obs = Observed(base, app, settings=app_settings)
+    obs = Observed(replace(base, name=ports.apps.site_name(app)), app, settings=app_settings)
     try:
         _read_token(obs, settings, ports)
     except WatchdogError as error:

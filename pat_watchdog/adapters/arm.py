@@ -48,6 +48,7 @@ class AggregatorApps:
         self._retry = retry
         self._clients: dict[str, WebSiteManagementClient] = {}
         self._lock = threading.Lock()
+        self._names: dict[str, str] = {}
         self.throttle = ArmThrottle(sleep)
 
     def client(self, subscription: str) -> WebSiteManagementClient:
@@ -66,7 +67,14 @@ class AggregatorApps:
             result = self.client(app.subscription).web_apps.list_application_settings(app.resource_group, app.site)
         except AzureError as error:
             raise service_error("Azure Resource Manager", error, f"listing the app settings of {app.site}") from None
+        parts = (result.id or "").split("/")
+        if "sites" in parts[:-1]:   # ARM's own spelling of the name, whatever the setting's casing
+            self._names[app.key] = parts[parts.index("sites") + 1]
         return dict(result.properties or {})
+
+    def site_name(self, app: ResourceId) -> str:
+        """The site's name as ARM spells it (known once its settings were listed)."""
+        return self._names.get(app.key, app.site)
 
     def replace_settings(self, app: ResourceId, settings: dict[str, str]) -> dict[str, str]:
         """Replace ALL settings (ARM semantics); callers do read-merge-replace."""

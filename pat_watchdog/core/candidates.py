@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from pat_watchdog.core.model import CandidateState, CandidateView, ExpiryFact
+from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.tags import FINGERPRINT_TAG, REASON_TAG, SecretVersion, has_room
 
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
@@ -52,9 +54,21 @@ def select_candidate(versions: list[SecretVersion], now: datetime,
                        if v.status is None and v.enabled and (not fresh or v is not fresh[0])
                        and (v.expires_on is None or v.expires_on > now))
     chosen = fresh[0] if fresh else handled
+    skipped = tuple(why for v in newer if v.status is None and (why := not_eligible(v, now)))
     if chosen is None:
-        return CandidateView(superseded=superseded)
-    return _view(chosen, fingerprints, superseded)
+        return CandidateView(superseded=superseded, skipped=skipped)
+    return replace(_view(chosen, fingerprints, superseded), skipped=skipped)
+
+
+def not_eligible(version: SecretVersion, now: datetime) -> str | None:
+    """Why an untagged version cannot be the candidate, in words; None when it can."""
+    if not version.enabled:
+        return f"version {version.version} is disabled"
+    if version.expires_on is not None and version.expires_on <= now:
+        return f"version {version.version} expired on {format_utc(version.expires_on)} (its Key Vault expiry)"
+    if version.not_before is not None and version.not_before > now:
+        return f"version {version.version} is not valid before {format_utc(version.not_before)} (its not-before)"
+    return None
 
 
 def _state(tag: str | None) -> CandidateState | str:

@@ -122,6 +122,7 @@ class CandidateView:
     reason: str | None = None
     scopes: tuple[str, ...] | None = None
     superseded: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()            # why newer staged versions are not the candidate
     room: bool = True                        # room for the watchdog's tags (Key Vault allows 15)
 
 

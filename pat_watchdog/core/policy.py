@@ -39,6 +39,10 @@ class Policy:
                    settings.secret_names(site_name)[0], settings.vault_name)
 
 
+def days_text(days: int) -> str:
+    return "1 day" if days == 1 else f"{days} days"
+
+
 def days_left(expires_on: datetime | None, now: datetime) -> int | None:
     """Whole days left, rounded down (1.25 days after expiry is -2)."""
     if expires_on is None:
@@ -86,13 +90,14 @@ def decide(snap: InstanceSnapshot, policy: Policy, now: datetime, *, force_rotat
     """Turn one instance's snapshot into its plan: status, reasons and whether to rotate."""
     chosen, dated = choose_expiry(snap.facts)
     token = _token_view(snap, chosen, dated, now)
+    adopt = _adopting(snap)
+    rotate, why = (False, None) if adopt else _rotation(snap, token, policy, force_rotation)
     if snap.unreachable:
         reasons = [R.reason(R.ALL[snap.unreachable.code], snap.unreachable.message)]
     else:
         reasons = [*_liveness(snap, token, policy), *_expiry(snap, token, chosen, dated, policy, now),
-                   *_scopes(token, policy), *_global(token, now), *_notes(snap), *_candidate(snap)]
-    adopt = _adopting(snap)
-    rotate, why = (False, None) if adopt else _rotation(snap, token, policy, force_rotation)
+                   *_scopes(token, policy), *_global(token, now), *_notes(snap),
+                   *_candidate(snap, policy, rotate)]
     if rotate:
         reasons.append(R.reason(R.ROTATION_DUE, why))
     status = Status.worst(_LEVEL_STATUS.get(r.level, Status.OK) for r in reasons)
@@ -173,10 +178,10 @@ def _threshold(snap, token, policy, now) -> list[Reason]:
     replacement = _usable(snap.candidate, policy) and not _adopting(snap)
     if left <= policy.critical_days and not replacement:
         stage = str(min(crossed)) if crossed else str(policy.critical_days)
-        return [R.reason(R.EXPIRES_CRITICAL, f"{left} days left (expires {when}) and no valid replacement "
+        return [R.reason(R.EXPIRES_CRITICAL, f"{days_text(left)} left (expires {when}) and no valid replacement "
                          "is staged", stage=stage)]
     if crossed:
-        return [R.reason(R.EXPIRES_SOON, f"{left} days left (expires {when}, source: {token.expiry_source})",
+        return [R.reason(R.EXPIRES_SOON, f"{days_text(left)} left (expires {when}, source: {token.expiry_source})",
                          stage=str(min(crossed)))]
     return []
 
@@ -202,15 +207,19 @@ def _notes(snap) -> list[Reason]:
     return [R.reason(R.ALL[note.code], note.message) for note in snap.notes]
 
 
-def _candidate(snap) -> list[Reason]:
+def _candidate(snap, policy: Policy, rotate: bool) -> list[Reason]:
     cand: CandidateView = snap.candidate
-    found = []
+    found = [R.reason(R.CANDIDATE_SKIPPED, why) for why in cand.skipped]
+    described = (f"version {cand.version} (fingerprint {cand.fingerprint}, "
+                 f"expires {format_utc(cand.expires_on) or 'unknown'})")
     if cand.state == CandidateState.PENDING and _adopting(snap):
         found.append(R.reason(R.CANDIDATE_STAGED, f"version {cand.version} equals the current token: adopted "
                               "as the record of its expiry and scopes"))
-    elif cand.state == CandidateState.PENDING:
-        found.append(R.reason(R.CANDIDATE_STAGED, f"version {cand.version} (fingerprint {cand.fingerprint}, "
-                              f"expires {format_utc(cand.expires_on)}) waits for the rotation window"))
+    elif cand.state == CandidateState.PENDING and cand.room:
+        found.append(R.reason(R.CANDIDATE_STAGED, described + (
+            " is rotated in now" if rotate else
+            " waits: rotation is off (WATCHDOG_ROTATION, WATCHDOG_KEY_VAULT_URL)" if not policy.rotation_enabled
+            else " waits for the rotation window")))
     elif cand.state == CandidateState.REJECTED:
         found.append(R.reason(R.CANDIDATE_REJECTED, f"version {cand.version}: {cand.reason}",
                               condition=f"CANDIDATE_REJECTED:{cand.version}"))
@@ -243,7 +252,8 @@ def _rotation(snap, token, policy, force) -> tuple[bool, str | None]:
     if force:
         return True, "rotation forced"
     if token.days_left is not None and token.days_left <= policy.rotate_within_days:
-        return True, f"{token.days_left} days left, within WATCHDOG_ROTATE_WITHIN_DAYS={policy.rotate_within_days}"
+        return True, (f"{days_text(token.days_left)} left, within "
+                      f"WATCHDOG_ROTATE_WITHIN_DAYS={policy.rotate_within_days}")
     return False, None
 
 
@@ -257,5 +267,5 @@ def rotation_due_in(token: TokenView, policy: Policy) -> int | None:
 def _healthy_message(token: TokenView) -> str:
     if token.days_left is None:
         return "the token works"
-    return (f"the token works; {token.days_left} days left (expires {format_utc(token.expires_on)}, "
+    return (f"the token works; {days_text(token.days_left)} left (expires {format_utc(token.expires_on)}, "
             f"source: {token.expiry_source})")

@@ -51,6 +51,7 @@ TAG_LIMIT = _code("TAG_LIMIT", "WARNING", "a staged version has no room for the 
 ARM_UNREACHABLE = _code("ARM_UNREACHABLE", "UNKNOWN", "the Aggregator app settings could not be read", "UNCHECKED")
 DEVOPS_UNREACHABLE = _code("DEVOPS_UNREACHABLE", "UNKNOWN", "Azure DevOps could not be reached", "UNCHECKED")
 CANDIDATE_STAGED = _code("CANDIDATE_STAGED", "INFO", "a replacement is staged", None)
+CANDIDATE_SKIPPED = _code("CANDIDATE_SKIPPED", "INFO", "a staged version is not a candidate", None)
 CANDIDATE_SUPERSEDED = _code("CANDIDATE_SUPERSEDED", "INFO", "older staged versions are left alone", None)
 CANDIDATE_REJECTED = _code("CANDIDATE_REJECTED", "WARNING", "the staged replacement was rejected")
 ROTATION_DUE = _code("ROTATION_DUE", "INFO", "rotation is due", None)

@@ -25,7 +25,7 @@ def _token(view: TokenView) -> dict:
 def _candidate(cand: CandidateView) -> dict:
     return {"version": cand.version, "state": cand.state, "fingerprint": cand.fingerprint,
             "expires_on": format_utc(cand.expires_on), "reason": cand.reason,
-            "superseded": list(cand.superseded)}
+            "superseded": list(cand.superseded), "skipped": list(cand.skipped)}
 
 
 def _action(action: Action) -> dict:

@@ -147,3 +147,21 @@ def test_a_run_that_could_check_nothing_and_told_nobody_fails(world, run_cli, sa
     sandbox.inject(host="management.azure.com", status=503, times=None)
     result = run_cli("run", "--json")         # no channel configured
     assert result.json["status"] == "UNKNOWN" and result.code == 1
+
+
+def test_messages_a_user_reads(world, run_cli, sandbox):
+    token, _ = world.issue(1.5)
+    world.add_instance("ContosoAggregator", token)                  # as ARM spells it
+    world.stage(token, days=1.5, tags={"watchdog-status": "current"})
+    new, _ = world.issue(365)
+    world.stage(new, days=365, enabled=False)
+    later, _ = world.issue(365)
+    world.stage(later, days=365, not_before=NOW + timedelta(days=2))
+    result = run_cli("status", "--json", WATCHDOG_AGGREGATOR_APP=world.apps[0].replace("ContosoAggregator", "contosoaggregator"))
+    inst = result.json["instances"][0]
+    assert inst["name"] == "ContosoAggregator"
+    text = json.dumps(inst["reasons"])
+    assert "1 day left" in text and "1 days" not in text and "None" not in text
+    skipped = [r["message"] for r in inst["reasons"] if r["code"] == "CANDIDATE_SKIPPED"]
+    assert len(skipped) == 2 and any("is disabled" in m for m in skipped)
+    assert any("is not valid before 2026-11-30" in m for m in skipped)

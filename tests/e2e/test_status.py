@@ -169,7 +169,7 @@ def test_candidate_absent_and_present(world, run_cli):
     assert run_cli("status", "--json").instance(NAME)["candidate"]["state"] == "current"
     none = run_cli("status", "--json", WATCHDOG_STAGED_SECRET="nothing-here").instance(NAME)
     assert none["candidate"] == {"version": None, "state": "none", "fingerprint": None, "expires_on": None,
-                                 "reason": None, "superseded": []}
+                                 "reason": None, "superseded": [], "skipped": []}
     replacement, _ = world.issue(365)
     version = world.stage(replacement, days=365)
     cand = run_cli("status", "--json").instance(NAME)["candidate"]
