@@ -165,3 +165,14 @@ def test_messages_a_user_reads(world, run_cli, sandbox):
     skipped = [r["message"] for r in inst["reasons"] if r["code"] == "CANDIDATE_SKIPPED"]
     assert len(skipped) == 2 and any("is disabled" in m for m in skipped)
     assert any("is not valid before 2026-11-30" in m for m in skipped)
+
+
+def test_a_candidates_expiry_is_confirmed_by_its_own_listing_entry(world, run_cli, sandbox, channels):
+    old, _ = world.issue(5)
+    world.add_instance(NAME, old)
+    world.stage(old, days=5, tags={"watchdog-status": "current"})
+    new, _ = world.issue(30)                 # Azure DevOps: 30 days
+    world.stage(new, days=365)               # staged with a wrong --expires
+    inst = run_cli("run", "--json", **channels).instance(NAME)
+    assert inst["candidate"]["state"] == "current"
+    assert inst["token"]["days_left"] == 30 and inst["token"]["expiry_source"] == "devops"
