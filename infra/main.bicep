@@ -3,12 +3,18 @@
 // `func azure functionapp publish <functionAppName>`; see docs/deploy.md.
 //
 // Every permission the watchdog's identity holds is granted in this folder, and only here:
-//   app/aggregator-access.bicep  custom role on the Aggregator Function App (ARM settings)
-//   app/keyvault-access.bicep    Key Vault Secrets Officer on the one vault it uses
+//   app/aggregator-access.bicep  custom role on the Aggregator Function App (ARM settings;
+//                                no config/write in reference mode)
+//   app/keyvault-access.bicep    custom rotation role (get, list, set, tag secrets) on the
+//                                staging vault; also the operator's staging role and, in
+//                                reference mode, the Aggregator's read on its token secret
+//   app/channel-secrets.bicep    Key Vault Secrets User on the channel vault (alert secrets)
 //   app/storage.bicep            blob / table / queue data roles on its own storage account
 //   app/monitoring.bicep         Monitoring Metrics Publisher on its own Application Insights
 //   app/acs-access.bicep         custom email-send role on Azure Communication Services (optional)
-// Nothing is granted at subscription scope, and no built-in Owner/Contributor role is used.
+// Nothing is granted at subscription scope, no built-in Owner/Contributor role is used, and
+// no role held by the watchdog can delete, purge, back up or restore a secret, or change a
+// role assignment. docs/deploy.md, "If this identity were stolen", lists what it can do.
 //
 // Kept within what the offline checks can read : plain resources and
 // local modules, no registry modules, literal values for security-relevant properties.
@@ -51,7 +57,20 @@ param devOpsVsspsUrl string = ''
 @description('App setting of the Aggregator app that holds the PAT.')
 param tokenSetting string = 'Aggregator_VstsToken'
 
-@description('Name of an existing Key Vault (RBAC authorization) to use; empty creates a dedicated vault in this resource group.')
+@allowed([
+  'setting'
+  'reference'
+])
+@description('setting: the PAT is the plain value of the token setting and the watchdog rewrites the settings (its Aggregator role holds config/write). reference: the token setting is a versionless Key Vault reference to tokenSecretName in the staging vault; the watchdog writes the secret and restarts the app, and holds no config/write. docs/deploy.md, "Token in Key Vault".')
+param tokenMode string = 'setting'
+
+@description('Reference mode: the secret in the staging vault that the Aggregator token setting references. It must exist before the deployment (docs/deploy.md).')
+param tokenSecretName string = 'aggregator-pat'
+
+@description('Reference mode: principal ID of the Aggregator app\'s system-assigned identity (az functionapp identity show --query principalId); it gets read access to tokenSecretName only.')
+param aggregatorPrincipalId string = ''
+
+@description('Name of an existing Key Vault (RBAC authorization) to use as the staging vault; empty creates a dedicated vault in this resource group. The watchdog may read, set and tag every secret in it.')
 param keyVaultName string = ''
 
 @description('Resource group of that existing vault (same subscription as this deployment); empty: this resource group.')
@@ -88,11 +107,12 @@ param concurrency int = 8
 param fanoutQueue string = ''
 
 // ---------------------------------------------------------------------------------------
-// Alert channels. Secrets go to Key Vault and reach the app as Key Vault references.
+// Alert channels. Secrets go to the channel vault (read-only to the watchdog) and reach
+// the app as Key Vault references.
 // ---------------------------------------------------------------------------------------
 
 @secure()
-@description('Teams Workflows webhook URL; stored in Key Vault, the app setting is a Key Vault reference. Empty: no Teams alerts.')
+@description('Teams Workflows webhook URL; stored in the channel vault, the app setting is a Key Vault reference. Empty: no Teams alerts.')
 param teamsWebhookUrl string = ''
 
 @description('Alert recipients, comma-separated. Empty: no email alerts.')
@@ -109,7 +129,7 @@ param smtpPort int = 587
 param smtpUsername string = ''
 
 @secure()
-@description('SMTP password; stored in Key Vault, the app setting is a Key Vault reference.')
+@description('SMTP password; stored in the channel vault, the app setting is a Key Vault reference.')
 param smtpPassword string = ''
 
 param smtpStartTls bool = true
@@ -128,7 +148,7 @@ param timerFunctionName string = 'watchdog_timer'
 @description('Name of the poison-queue function in function_app.py (fan-out items that failed every attempt).')
 param poisonFunctionName string = 'watchdog_instance_poison'
 
-@description('Object ID of the person (or group) who stages PATs; gets Key Vault Secrets Officer on the vault. azd fills in the signed-in user (AZURE_PRINCIPAL_ID). Empty: no grant.')
+@description('Object ID of the person (or group) who stages PATs; gets the custom staging role (set and list secrets, never read a value) on the staging vault. azd fills in the signed-in user (AZURE_PRINCIPAL_ID). Empty: no grant.')
 param operatorPrincipalId string = ''
 
 // ---------------------------------------------------------------------------------------
@@ -144,6 +164,9 @@ var functionAppName = 'func-patwatchdog-${token}'
 var createVault = empty(keyVaultName)
 var vaultName = createVault ? 'kv-patwd-${token}' : keyVaultName
 var vaultResourceGroup = createVault || empty(keyVaultResourceGroup) ? resourceGroup().name : keyVaultResourceGroup
+// The channel vault: only when there is a channel secret to keep.
+var useChannelVault = !empty(teamsWebhookUrl) || !empty(smtpPassword)
+var channelVaultName = 'kv-patwdc-${token}'
 
 // /subscriptions/{2}/resourceGroups/{4}/providers/Microsoft.Web/sites/{8}
 var aggregatorParts = split(aggregatorAppId, '/')
@@ -213,11 +236,37 @@ module vaultAccess 'app/keyvault-access.bicep' = {
     vaultName: vaultName
     principalId: identity.properties.principalId
     operatorPrincipalId: operatorPrincipalId
+    tokenMode: tokenMode
+    tokenSecretName: tokenSecretName
+    aggregatorPrincipalId: aggregatorPrincipalId
+  }
+  dependsOn: [
+    vault
+  ]
+}
+
+// Channel secrets live apart from the staging secrets, where the rotation cannot write
+// (app/channel-secrets.bicep explains the choice).
+module channelVault 'app/keyvault.bicep' = if (useChannelVault) {
+  name: 'channel-keyvault'
+  params: {
+    name: channelVaultName
+    location: location
+    tags: tags
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module channelAccess 'app/channel-secrets.bicep' = if (useChannelVault) {
+  name: 'channel-secrets'
+  params: {
+    vaultName: channelVaultName
+    principalId: identity.properties.principalId
     teamsWebhookUrl: teamsWebhookUrl
     smtpPassword: smtpPassword
   }
   dependsOn: [
-    vault
+    channelVault
   ]
 }
 
@@ -228,6 +277,7 @@ module aggregatorAccess 'app/aggregator-access.bicep' = {
     siteName: aggregatorSiteName
     principalId: identity.properties.principalId
     accessScope: aggregatorAccessScope
+    tokenMode: tokenMode
   }
 }
 
@@ -268,10 +318,11 @@ var vsspsSetting = empty(devOpsVsspsUrl) ? {} : { WATCHDOG_DEVOPS_VSSPS_URL: dev
 var expirySetting = empty(patExpiresOn) ? {} : { WATCHDOG_PAT_EXPIRES_ON: patExpiresOn }
 var authorizationIdSetting = empty(patAuthorizationId) ? {} : { WATCHDOG_PAT_AUTHORIZATION_ID: patAuthorizationId }
 var fanoutSetting = empty(fanoutQueue) ? {} : { WATCHDOG_FANOUT_QUEUE: fanoutQueue }
-// A secret never sits in a setting: the setting is a Key Vault reference, which the
-// platform resolves with the identity (keyVaultReferenceIdentity in app/function.bicep).
+// A secret never sits in a setting: the setting is a Key Vault reference to the channel
+// vault, which the platform resolves with the identity (keyVaultReferenceIdentity in
+// app/function.bicep).
 var teamsSetting = empty(teamsWebhookUrl) ? {} : {
-  WATCHDOG_TEAMS_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${vaultAccess.outputs.teamsWebhookSecretUri})'
+  WATCHDOG_TEAMS_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${channelAccess.outputs.teamsWebhookSecretUri})'
 }
 var emailSettings = union(
   empty(emailTo) ? {} : { WATCHDOG_EMAIL_TO: emailTo },
@@ -285,7 +336,7 @@ var smtpSettings = empty(smtpHost) ? {} : {
 }
 var smtpUsernameSetting = empty(smtpUsername) ? {} : { WATCHDOG_SMTP_USERNAME: smtpUsername }
 var smtpPasswordSetting = empty(smtpPassword) ? {} : {
-  WATCHDOG_SMTP_PASSWORD: '@Microsoft.KeyVault(SecretUri=${vaultAccess.outputs.smtpPasswordSecretUri})'
+  WATCHDOG_SMTP_PASSWORD: '@Microsoft.KeyVault(SecretUri=${channelAccess.outputs.smtpPasswordSecretUri})'
 }
 var watchdogSettings = union(requiredSettings, vsspsSetting, expirySetting, authorizationIdSetting, fanoutSetting, teamsSetting, emailSettings, acsSetting, smtpSettings, smtpUsernameSetting, smtpPasswordSetting)
 
@@ -337,6 +388,11 @@ output SERVICE_WATCHDOG_NAME string = functionApp.outputs.name
 output AZURE_WATCHDOG_IDENTITY_CLIENT_ID string = identity.properties.clientId
 output AZURE_WATCHDOG_IDENTITY_PRINCIPAL_ID string = identity.properties.principalId
 output AZURE_KEY_VAULT_NAME string = vaultName
+output AZURE_CHANNEL_VAULT_NAME string = useChannelVault ? channelVaultName : ''
+// Reference mode: the versionless reference to put into the Aggregator token setting.
+output AZURE_AGGREGATOR_TOKEN_SECRET_URI string = vaultAccess.outputs.tokenSecretUri
+output AZURE_KEY_VAULT_ROTATION_ROLE string = vaultAccess.outputs.watchdogRoleName
+output AZURE_KEY_VAULT_STAGING_ROLE string = vaultAccess.outputs.operatorRoleName
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 // The same value as the app setting, so that `pat-watchdog status` on a laptop can use it.

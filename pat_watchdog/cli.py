@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Sequence, TextIO
 
-from pat_watchdog import watchdog
+from pat_watchdog import log_setup, watchdog
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ConfigError
 from pat_watchdog.core.model import ActionKind, ActionOutcome, Mode, Status
@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     """Entry point; `env`, `now` and the streams are injectable for tests."""
     args = _parser().parse_args(argv)
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    log_setup.configure(verbose=args.verbose)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, stream=stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "demo":

@@ -7,6 +7,7 @@ import logging
 import os
 from datetime import datetime, timezone
 
+from pat_watchdog import log_setup
 from pat_watchdog.core.errors import WatchdogError
 from pat_watchdog.core.model import Mode
 
@@ -19,6 +20,7 @@ class RunFailed(WatchdogError):
 
 def _settings(env):
     from pat_watchdog.core.settings import load_settings
+    log_setup.configure()   # every trigger starts here: SDK loggers at WARNING in Azure, signatures masked
     return load_settings(os.environ if env is None else env)
 
 
@@ -64,11 +66,23 @@ def _fan_out(settings, now, credential, retry) -> dict:
 def on_queue_message(body: str, *, dequeue_count: int = 1, env=None, now=None, credential=None, retry=None) -> dict:
     """One instance from the fan-out queue. Raising lets the host retry, then move it to poison."""
     from pat_watchdog import watchdog
-    from pat_watchdog.core.fanout import settings_for
+    from pat_watchdog.bootstrap import open_ports
+    from pat_watchdog.core.fanout import needs_discovery_check
     from pat_watchdog.core.report import render
 
-    settings = settings_for(_settings(env), body)
-    result = watchdog.run_once(settings, Mode.RUN, _now(now), credential=credential, retry=retry)
+    configured = _settings(env)
+    settings = _target(configured, body)
+    if settings is None:
+        return {"ignored": True}
+    ports = open_ports(settings, credential, retry)
+    try:
+        app = settings.targets[0]
+        if needs_discovery_check(configured, app) and not ports.apps.is_aggregator_site(app):
+            log.warning("fan-out message ignored: %s is not an Aggregator instance", app)
+            return {"ignored": True}
+        result = watchdog.run_once(settings, Mode.RUN, _now(now), ports=ports)
+    finally:
+        ports.close()
     log.info("%s", render(result.report), extra={"custom_dimensions": {"attempt": dequeue_count}})
     unchecked = [i["name"] for i in result.report["instances"] if i["status"] == "UNKNOWN"]
     if result.failed_actions or unchecked or result.report["errors"]:
@@ -80,10 +94,11 @@ def on_queue_message(body: str, *, dequeue_count: int = 1, env=None, now=None, c
 def on_poison_message(body: str, *, env=None, now=None, credential=None, retry=None) -> int:
     """An instance that kept failing: one CRITICAL alert on every channel, never a retry loop."""
     from pat_watchdog.bootstrap import open_ports
-    from pat_watchdog.core.fanout import settings_for
     from pat_watchdog.dispatch import alert_unchecked
 
-    settings = settings_for(_settings(env), body)
+    settings = _target(_settings(env), body)
+    if settings is None:
+        return 0
     ports = open_ports(settings, credential, retry)
     try:
         delivered = alert_unchecked(settings, ports, settings.targets[0], _now(now))
@@ -92,6 +107,17 @@ def on_poison_message(body: str, *, env=None, now=None, credential=None, retry=N
     if delivered < len(ports.channels):
         raise RunFailed("the alert about an instance that keeps failing was not delivered everywhere")
     return delivered
+
+
+def _target(settings, body: str):
+    """The settings narrowed to the message's instance; None (logged, not retried) when it is not a target."""
+    from pat_watchdog.core.fanout import NotATarget, settings_for
+
+    try:
+        return settings_for(settings, body)
+    except NotATarget as error:
+        log.warning("%s", error)
+        return None
 
 
 def last_report(*, env=None, credential=None, retry=None) -> tuple[int, str]:

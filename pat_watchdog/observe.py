@@ -14,12 +14,16 @@ from pat_watchdog.core.errors import ServiceError, WatchdogError
 from pat_watchdog.core.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note
 from pat_watchdog.core.policy import GLOBAL_PAT_CUTOFF
 from pat_watchdog.core.resource_ids import ResourceId
-from pat_watchdog.core.secret import Token
+from pat_watchdog.core.secret import Token, looks_like_pat
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.tags import FINGERPRINT_TAG, SecretVersion, TagLimitError, has_room
 from pat_watchdog.ports import Ports
 
 log = logging.getLogger(__name__)
+
+
+class NotAllowed(WatchdogError):
+    """The token setting's reference points where the watchdog may not follow (DESIGN 3.9)."""
 
 
 @dataclass
@@ -45,6 +49,10 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
     obs = Observed(replace(base, name=ports.apps.site_name(app)), app, settings=app_settings)
     try:
         _read_token(obs, settings, ports)
+    except NotAllowed as refused:
+        obs.current = None
+        obs.snapshot = replace(obs.snapshot, unreachable=Note(R.REFERENCE_NOT_ALLOWED.name, str(refused)))
+        return obs
     except WatchdogError as error:
         obs.snapshot = replace(obs.snapshot, unreachable=Note(R.KEYVAULT_REFERENCE_UNRESOLVED.name, str(error)))
         return obs
@@ -70,7 +78,13 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
             ref = references.parse_reference(raw, settings.arm_endpoint)
         except ValueError as error:
             raise WatchdogError(f"{settings.token_setting} holds a malformed Key Vault reference: {error}") from None
+        why = references.not_allowed(ref, settings.followable_vaults(), settings.secret_names(obs.app.site))
+        if why:
+            raise NotAllowed(why)
         token, version = ports.vaults.get(ref.vault_url).read(ref.secret_name, ref.version)
+        if not looks_like_pat(token.reveal()):
+            raise NotAllowed(f"the referenced secret {ref.secret_name} does not hold an Azure DevOps PAT (52 "
+                             "lower-case base32 characters, or 84 with AZDO at 77-80): it is not sent anywhere")
         obs.reference, obs.current = ref, token
         fact = version_fact(version, f"referenced secret {ref.secret_name}/{version.version}")
         snap = replace(snap, key_vault_reference=f"{ref.vault_url}/secrets/{ref.secret_name}"

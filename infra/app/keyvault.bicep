@@ -1,7 +1,10 @@
-// A dedicated vault for the watchdog, created when no existing vault is named. Dedicated
-// is the least-privilege choice: the watchdog's Key Vault Secrets Officer role (granted in
-// keyvault-access.bicep) then covers only the staged PATs, the previous token and the
-// alert-channel secrets, nothing of anyone else.
+// A dedicated vault, used twice by main.bicep:
+// - the staging vault (unless an existing one is named): staged PATs, the previous token,
+//   the token secret in reference mode. Dedicated is the least-privilege choice: the
+//   watchdog's custom rotation role (keyvault-access.bicep) then covers those secrets and
+//   nothing of anyone else.
+// - the channel vault (when a Teams webhook URL or SMTP password is given): only the
+//   alert-channel secrets, read-only to the watchdog (channel-secrets.bicep).
 
 param name string
 param location string

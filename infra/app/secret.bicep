@@ -1,6 +1,7 @@
-// One alert-channel secret (Teams webhook URL, SMTP password) in the watchdog's vault. A
-// module, not a conditional resource, so that the offline checks see its properties
-// (checkov reads no properties of a resource declared with `if`).
+// One alert-channel secret (Teams webhook URL, SMTP password) in the channel vault
+// (channel-secrets.bicep), where the watchdog can only read. A module, not a conditional
+// resource, so that the offline checks see its properties (checkov reads no properties of a
+// resource declared with `if`).
 
 param vaultName string
 param secretName string

@@ -72,6 +72,14 @@ class AggregatorApps:
             self._names[app.key] = parts[parts.index("sites") + 1]
         return dict(result.properties or {})
 
+    def is_aggregator_site(self, app: ResourceId) -> bool:
+        """One GET of the site: whether it is an Aggregator instance (tag or naming)."""
+        try:
+            site = self.client(app.subscription).web_apps.get(app.resource_group, app.site)
+        except AzureError as error:
+            raise service_error("Azure Resource Manager", error, f"reading the site {app.site}") from None
+        return is_aggregator(site)
+
     def site_name(self, app: ResourceId) -> str:
         """The site's name as ARM spells it (known once its settings were listed)."""
         return self._names.get(app.key, app.site)

@@ -14,6 +14,7 @@ from email.utils import formatdate, make_msgid
 from pat_watchdog.adapters.retry import Retryable, RetryPolicy, with_retries
 from pat_watchdog.core.alerts import Alert
 from pat_watchdog.core.errors import ServiceError
+from pat_watchdog.core.text import one_line
 
 _COLOUR = {"CRITICAL": "#c50f1f", "WARNING": "#bc4b09", "INFO": "#107c10"}
 
@@ -49,7 +50,7 @@ def html_body(alert: Alert) -> str:
 
 def build_message(alert: Alert, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
     message = EmailMessage()
-    message["Subject"] = alert.subject
+    message["Subject"] = one_line(alert.subject)     # CR/LF from outside never reach a header
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(usegmt=True)
@@ -113,7 +114,7 @@ class AcsChannel:
 
         message = {"senderAddress": self._s.email_from,
                    "recipients": {"to": [{"address": a} for a in self._s.email_to]},
-                   "content": {"subject": alert.subject, "plainText": plain_text(alert),
+                   "content": {"subject": one_line(alert.subject), "plainText": plain_text(alert),
                                "html": html_body(alert)}}
         try:
             # The default poll interval is 30 s; the service's Retry-After, when sent, still wins.

@@ -12,6 +12,7 @@ import requests
 from pat_watchdog.adapters.retry import RetryPolicy, send
 from pat_watchdog.core.alerts import Alert
 from pat_watchdog.core.errors import ServiceError
+from pat_watchdog.core.text import markdown_escape
 
 MAX_BYTES = 28 * 1024  # Teams Workflows limit (docs/reference.md, "Alerts")
 _STYLE = {"CRITICAL": ("attention", "Attention"), "WARNING": ("warning", "Warning"), "INFO": ("good", "Good")}
@@ -19,7 +20,9 @@ _ICON = {"CRITICAL": "\u26d4", "WARNING": "\u26a0\ufe0f", "INFO": "\u2705"}
 
 
 def _text(text: str, **style) -> dict:
-    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+    # Teams renders TextBlock text as markdown: every text is escaped, ours and what came from
+    # outside alike (a tag value or an error body must not become a link in an official alert).
+    return {"type": "TextBlock", "text": markdown_escape(text), "wrap": True, **style}
 
 
 def card(alert: Alert) -> dict:
@@ -32,7 +35,7 @@ def card(alert: Alert) -> dict:
             _text(alert.summary, weight="Bolder"),
         ]},
         _text(alert.message, spacing="Medium"),
-        {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in alert.facts()]},
+        {"type": "FactSet", "facts": [{"title": k, "value": markdown_escape(v)} for k, v in alert.facts()]},
         _text("Next step", weight="Bolder", spacing="Medium"),
         _text(alert.next_step),
     ]

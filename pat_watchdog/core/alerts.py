@@ -85,6 +85,10 @@ def _next_step(reason: Reason, settings: Settings, plan: InstancePlan) -> tuple[
     if reason.condition == "UNCHECKED" or reason.code == R.KEYVAULT_UNAVAILABLE.name:
         return ("Check the watchdog's access (its role on the Aggregator app, its Key Vault role, the network) "
                 "and the failed run in Application Insights; the next run checks again.", None)
+    if reason.code == R.REFERENCE_NOT_ALLOWED.name:
+        return (f"Point {settings.token_setting} at a secret that holds only Aggregator's PAT, in the staging "
+                "vault or a vault listed in WATCHDOG_REFERENCE_VAULTS, and find out who changed the setting: "
+                "the watchdog never follows a reference to another vault or to its own secrets.", None)
     if reason.code == R.TOKEN_TYPE.name:
         return ("Set Aggregator_VstsTokenType to PAT with aggregator-cli `configure.instance`.", None)
     if reason.code == R.PAT_NOT_IN_LISTING.name:

@@ -43,6 +43,8 @@ EXPIRY_SOURCES_DISAGREE = _code("EXPIRY_SOURCES_DISAGREE", "INFO", "expiry sourc
 PAT_NOT_IN_LISTING = _code("PAT_NOT_IN_LISTING", "WARNING",
                            "WATCHDOG_PAT_AUTHORIZATION_ID matches no entry of the token listing")
 LISTING_UNAVAILABLE = _code("LISTING_UNAVAILABLE", "INFO", "the Azure DevOps token listing is not available", None)
+REFERENCE_NOT_ALLOWED = _code("REFERENCE_NOT_ALLOWED", "CRITICAL",
+                              "the token setting's Key Vault reference points where the watchdog may not follow")
 KEYVAULT_REFERENCE_UNRESOLVED = _code("KEYVAULT_REFERENCE_UNRESOLVED", "UNKNOWN",
                                       "the Key Vault reference in the token setting could not be resolved",
                                       "UNCHECKED")

@@ -25,6 +25,14 @@ class ResourceId:
     def is_site(self) -> bool:
         return self.site is not None
 
+    def contains(self, other: "ResourceId") -> bool:
+        """Whether `other` is this resource or lies within this subscription or resource group."""
+        if self.subscription.lower() != other.subscription.lower():
+            return False
+        if self.resource_group and (other.resource_group or "").lower() != self.resource_group.lower():
+            return False
+        return not self.site or (other.site or "").lower() == self.site.lower()
+
     @property
     def key(self) -> str:
         """Case-insensitive identity, as ARM compares resource IDs."""

@@ -5,6 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+
+
+# The forms of an Azure DevOps PAT (Microsoft Learn, "Use personal access tokens", Changes to
+# format; microsoft/azure-devops-node-api#608): since July 2024, 84 characters of letters and digits
+# with "AZDO" at positions 77-80; before (and on Azure DevOps Server), 52 lower-case base32 characters.
+_PAT_FORMS = (re.compile(r"[A-Za-z0-9]{76}AZDO[A-Za-z0-9]{4}"), re.compile(r"[a-z2-7]{52}"))
+
+
+def looks_like_pat(value: str) -> bool:
+    """Whether `value` has the form of an Azure DevOps PAT: only then may it be sent to Azure DevOps
+    after following a Key Vault reference (a reference must not turn another secret into a credential)."""
+    return any(form.fullmatch(value.strip()) for form in _PAT_FORMS)
 
 
 def fingerprint(value: str) -> str:

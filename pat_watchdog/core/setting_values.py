@@ -110,6 +110,14 @@ def https_base(text: str) -> str:
     return https_url(text, path=False)
 
 
+def url_list(text: str) -> tuple[str, ...]:
+    return tuple(https_base(item.strip()) for item in re.split(r"[,\s]+", text) if item.strip()) or _empty()
+
+
+def _empty():
+    raise ValueError("empty")
+
+
 def webhook_url(text: str) -> str:
     """A Teams Workflows webhook: https, a host, and its query (the signature) kept."""
     parts = urlsplit(text)

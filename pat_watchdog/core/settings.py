@@ -37,6 +37,7 @@ class Settings:
     token_setting: str = "Aggregator_VstsToken"
     arm_endpoint: str = "https://management.azure.com"
     key_vault_url: str | None = None
+    reference_vaults: tuple[str, ...] = ()
     staged_secret: str = "aggregator-pat-staged"
     previous_secret: str = "aggregator-pat-previous"
     rotation: str = "staged"
@@ -71,6 +72,10 @@ class Settings:
     def vault_name(self) -> str:
         """The staging vault's name (for the `az keyvault secret set` line), a placeholder without one."""
         return urlsplit(self.key_vault_url).hostname.split(".")[0] if self.key_vault_url else "<vault>"
+
+    def followable_vaults(self) -> tuple[str, ...]:
+        """Vaults a Key Vault reference in the token setting may point to (DESIGN 3.9)."""
+        return ((self.key_vault_url,) if self.key_vault_url else ()) + self.reference_vaults
 
     @property
     def rotation_enabled(self) -> bool:
@@ -202,6 +207,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                                   "an https URL such as https://management.azure.com"),
         key_vault_url=reader.parse("WATCHDOG_KEY_VAULT_URL", None, V.https_base,
                                    "an https vault URL without a path, such as https://contoso-kv.vault.azure.net"),
+        reference_vaults=reader.parse("WATCHDOG_REFERENCE_VAULTS", (), V.url_list,
+                                      "comma-separated https vault URLs without a path"),
         staged_secret=staged, previous_secret=previous,
         rotation=reader.parse("WATCHDOG_ROTATION", "staged", V.choice("off", "staged"),
                               "off or staged (auto is not available yet)"),

@@ -6,6 +6,7 @@ an extra call elsewhere in a run must not move a fault to another step.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -40,8 +41,32 @@ def tags(sandbox, version: str) -> dict:
     return next(v["tags"] for v in sandbox.vault.versions("contoso-kv", STAGED) if v["version"] == version)
 
 
+def shown(markdown: str) -> str:
+    """What Teams shows for a card's text: the cards escape punctuation with backslashes only."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
+def card_texts(envelope: dict) -> list[str]:
+    """Every text of a card that Teams renders as markdown: TextBlocks and fact values."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "TextBlock":
+                found.append(node["text"])
+            if node.get("type") == "FactSet":
+                found.extend(f["value"] for f in node["facts"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(envelope)
+    return found
+
+
 def card_title(envelope: dict) -> str:
-    return envelope["attachments"][0]["content"]["body"][0]["items"][0]["text"]
+    return shown(envelope["attachments"][0]["content"]["body"][0]["items"][0]["text"])
 
 
 def titles(sandbox) -> list[str]:
@@ -93,6 +118,10 @@ def tagging(status: str, version: str | None = None) -> dict:
     """The PATCH that sets a staged version's `watchdog-status` (rotation steps 3 and 6)."""
     return dict(method="PATCH", path=version, body_match=rf'"watchdog-status":\s*"{status}"')
 
+
+# Aggregator's own vault, where the token setting's Key Vault reference points in the reference tests;
+# the watchdog follows a reference there only when told (DESIGN 3.9).
+REFERENCE_VAULT = {"WATCHDOG_REFERENCE_VAULTS": "https://aggregator-kv.vault.azure.net"}
 
 SETTINGS_LIST = dict(method="POST", path="appsettings/list")
 # The settings re-read right before the write: the first list after the candidate is tagged applying.

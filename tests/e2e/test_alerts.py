@@ -8,7 +8,7 @@ from html import unescape
 from azure.data.tables import TableClient
 
 from tests.conftest import NOW
-from tests.e2e.conftest import card_title
+from tests.e2e.conftest import card_texts, card_title, shown
 from tests.leaks import assert_no_leak
 
 NAME = "contosoaggregator"
@@ -68,12 +68,13 @@ def test_every_message_names_what_a_person_needs(world, run_cli, sandbox, channe
     plain = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()
     card = sandbox.teams.received[0]["attachments"][0]["content"]
-    facts = {f["title"]: f["value"] for block in card["body"] if block["type"] == "FactSet" for f in block["facts"]}
+    facts = {f["title"]: shown(f["value"]) for block in card["body"] if block["type"] == "FactSet"
+             for f in block["facts"]}
     fingerprint = facts["Token fingerprint"]
     assert facts == {"Instance": NAME, "Level": "WARNING", "Days left": "10", "Expires": "2026-12-08T06:00:00Z",
                      "Expiry source": "keyvault", "Token fingerprint": fingerprint}
     command = 'az keyvault secret set --vault-name contoso-kv --name aggregator-pat-staged --value "<new PAT>"'
-    for text in (plain, unescape(html), str(card)):
+    for text in (plain, unescape(html), " ".join(shown(t) for t in card_texts(card))):
         assert NAME in text and "2026-12-08T06:00:00Z" in text and fingerprint in text
         assert command in text and "keyvault" in text
     assert card["version"] == "1.4" and card["actions"][0]["url"].startswith("https://portal.azure.com/#@/resource/subscriptions/")
@@ -85,7 +86,8 @@ def test_missing_scopes_are_listed(world, run_cli, sandbox, channels):
     world.add_instance(NAME, token)
     run_cli("run", **channels)
     card = sandbox.teams.received[0]["attachments"][0]["content"]
-    facts = {f["title"]: f["value"] for block in card["body"] if block["type"] == "FactSet" for f in block["facts"]}
+    facts = {f["title"]: shown(f["value"]) for block in card["body"] if block["type"] == "FactSet"
+             for f in block["facts"]}
     assert facts["Missing scopes"] == "vso.identity vso.serviceendpoint_manage"
     assert "CRITICAL" in card_title(sandbox.teams.received[0])
 

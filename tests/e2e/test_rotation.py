@@ -11,7 +11,7 @@ from pat_watchdog import cli
 from pat_watchdog.core.secret import fingerprint
 from tests.conftest import FAST_RETRY, NOW
 from tests.e2e.conftest import (
-    BEFORE_THE_WRITE, NAME, RECHECK_UNDER_THE_LOCK, STAGED, VERIFYING_SETTINGS, VERIFYING_THE_CANDIDATE,
+    BEFORE_THE_WRITE, NAME, REFERENCE_VAULT, RECHECK_UNDER_THE_LOCK, STAGED, VERIFYING_SETTINGS, VERIFYING_THE_CANDIDATE,
     assert_rolled_back, assert_rotated, assert_safe_history, scene, tagging, tags, titles,
 )
 from tests.leaks import fp
@@ -210,7 +210,7 @@ def test_key_vault_reference_versioned_is_repointed(world, run_cli, sandbox, cha
     app = world.add_instance(NAME, f"@Microsoft.KeyVault(SecretUri={uri}/{ref_version})")
     new, _ = world.issue(365)
     world.stage(new, days=365)
-    assert run_cli("run", **channels).code == 0
+    assert run_cli("run", **channels, **REFERENCE_VAULT).code == 0
     versions = sandbox.vault.versions("aggregator-kv", "aggregator-pat")
     assert [v["value"] == new for v in versions] == [False, True]
     setting = sandbox.arm.settings(app)["Aggregator_VstsToken"]
@@ -225,7 +225,7 @@ def test_key_vault_reference_versionless_restarts_the_app(world, run_cli, sandbo
     app = world.add_instance(NAME, f"@Microsoft.KeyVault(SecretUri={uri}/)")
     new, _ = world.issue(365)
     world.stage(new, days=365)
-    assert run_cli("run", **channels).code == 0
+    assert run_cli("run", **channels, **REFERENCE_VAULT).code == 0
     assert fp(sandbox.vault.versions("aggregator-kv", "aggregator-pat")[-1]["value"]) == fp(new)
     assert sandbox.arm.writes == [] and [a.lower() for a in sandbox.arm.restarts] == [app.lower()]
 
@@ -287,7 +287,7 @@ def test_versionless_reference_rollback_makes_the_previous_token_the_newest_agai
     version = world.stage(new, days=365)
     # the candidate dies right before the swap (a new secret version and a restart)
     sandbox.inject(**BEFORE_THE_WRITE, action=lambda: sandbox.devops.revoke(new))
-    assert run_cli("run", **channels).code == 1
+    assert run_cli("run", **channels, **REFERENCE_VAULT).code == 1
     versions = sandbox.vault.versions("aggregator-kv", "aggregator-pat")
     assert fp(versions[-1]["value"]) == fp(old) and tags(sandbox, version)["watchdog-status"] == "failed"
 

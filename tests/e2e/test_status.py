@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from pat_watchdog.sandbox.seed import SUBSCRIPTION, USER_ID
+from tests.e2e.conftest import REFERENCE_VAULT
 from tests.conftest import NOW
 
 NAME = "contosoaggregator"
@@ -188,7 +189,7 @@ def test_key_vault_reference_in_the_token_setting(world, run_cli, sandbox, synta
                  "SecretUri-versionless": f"@Microsoft.KeyVault(SecretUri={uri}/)",
                  "VaultName": "@Microsoft.KeyVault(VaultName=aggregator-kv;SecretName=aggregator-pat)"}[syntax]
     world.add_instance(NAME, reference)
-    result = run_cli("status", "--json")
+    result = run_cli("status", "--json", **REFERENCE_VAULT)
     inst = result.instance(NAME)
     assert result.code == 0 and inst["status"] == "OK"
     assert inst["token"]["expiry_source"] == "keyvault" and inst["token"]["days_left"] == 45
@@ -198,7 +199,7 @@ def test_key_vault_reference_in_the_token_setting(world, run_cli, sandbox, synta
 def test_unresolvable_key_vault_reference_is_unknown(world, run_cli, sandbox):
     ref = f"@Microsoft.KeyVault(SecretUri={sandbox.vault.url('aggregator-kv')}/secrets/missing/)"
     world.add_instance(NAME, ref)
-    result = run_cli("status", "--json")
+    result = run_cli("status", "--json", **REFERENCE_VAULT)
     assert result.code == 3 and codes(result.instance(NAME)) == ["KEYVAULT_REFERENCE_UNRESOLVED"]
 
 

@@ -2,14 +2,15 @@
 
 `validate_infra(folder)` is the whole check: every .bicep parses (pycep-parser), checkov
 finds no failed check and no file it could not parse, and the repository's own policy
-holds (security baseline as literals, least privilege, secrets only as Key Vault
-references, nothing Flex Consumption rejects).
+holds (security baseline as literals, least privilege per identity and per token mode,
+secrets only as Key Vault references, nothing Flex Consumption rejects).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import subprocess
 from collections.abc import Iterator
@@ -28,25 +29,60 @@ ALLOWED_BUILTIN_ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
-    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
-# Broad built-in roles that must never appear (named in failure messages).
+# Broad built-in roles that must never appear (named in failure messages). Key Vault Secrets
+# Officer holds Microsoft.KeyVault/vaults/secrets/*: delete, purge, backup and restore too.
 BROAD_ROLES = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
     "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
     "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
     "de139f84-1756-47ae-9be6-808fbbe84772": "Website Contributor",
     "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
     "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
 }
-# The ARM actions the watchdog calls on the Aggregator app (README: expiry sources, rotation protocol, many instances).
+# The ARM actions the watchdog calls on the Aggregator app (docs/reference.md, docs/rotation.md),
+# in setting mode; reference mode needs no config/write (the token lives in Key Vault and a
+# restart picks up a new version).
+CONFIG_WRITE = "Microsoft.Web/sites/config/write"
 AGGREGATOR_ACTIONS = {
     "Microsoft.Web/sites/read",
     "Microsoft.Web/sites/config/read",
     "Microsoft.Web/sites/config/list/action",
-    "Microsoft.Web/sites/config/write",
+    CONFIG_WRITE,
     "Microsoft.Web/sites/restart/action",
+}
+REFERENCE_MODE_AGGREGATOR_ACTIONS = AGGREGATOR_ACTIONS - {CONFIG_WRITE}
+TOKEN_MODES = ["setting", "reference"]
+
+# Key Vault secret data actions (Microsoft's "Azure resource provider operations",
+# Microsoft.KeyVault DataActions).
+GET_SECRET = "Microsoft.KeyVault/vaults/secrets/getSecret/action"        # read a value
+READ_METADATA = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"  # list / properties, no value
+SET_SECRET = "Microsoft.KeyVault/vaults/secrets/setSecret/action"        # write a new version
+UPDATE_SECRET = "Microsoft.KeyVault/vaults/secrets/update/action"        # attributes and tags
+SECRET_WRITES = frozenset({SET_SECRET, UPDATE_SECRET})
+# What each principal may hold, at most (DESIGN 3.9: read, list, set and tag; never delete,
+# purge, back up or restore). The access modules name their principals by these parameters.
+MAY_HOLD = {
+    "watchdog": frozenset({GET_SECRET, READ_METADATA, SET_SECRET, UPDATE_SECRET}),
+    "operator": frozenset({SET_SECRET, READ_METADATA}),    # stages PATs, reads none
+    "aggregator": frozenset({GET_SECRET, READ_METADATA}),  # resolves its own reference
+}
+PRINCIPALS = {"principalId": "watchdog", "operatorPrincipalId": "operator", "aggregatorPrincipalId": "aggregator"}
+# How main.bicep must fill those parameters: the watchdog's principal is its identity.
+PRINCIPAL_SOURCES = {
+    "principalId": {"identity.properties.principalId", "principalId"},
+    "operatorPrincipalId": {"operatorPrincipalId"},
+    "aggregatorPrincipalId": {"aggregatorPrincipalId"},
+}
+# Data actions of the built-in roles that carry Key Vault ones (Azure built-in roles reference).
+BUILTIN_DATA_ACTIONS = {
+    "4633458b-17de-408a-b874-0445c86b69e6": frozenset({GET_SECRET, READ_METADATA}),  # Secrets User
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": frozenset({"Microsoft.KeyVault/vaults/secrets/*"}),  # Secrets Officer
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483": frozenset({"Microsoft.KeyVault/vaults/*"}),  # Key Vault Administrator
 }
 # README, "Settings": every setting the deployment must be able to wire.
 WATCHDOG_SETTINGS = (
@@ -273,6 +309,106 @@ def role_of_assignment(config: dict, template: dict) -> str:
     return f"unknown:{json.dumps(value)[:120]}"
 
 
+def evaluate(value: Any, template: dict, params: dict[str, Any] | None = None) -> Any:
+    """An expression reduced as far as the policy can: variables; parameters from `params`, else their
+    default; `a ? b : c`, `==`, `!=`, `!`, `&&`, `||`. Anything else is returned as pycep gives it."""
+    params = params or {}
+    variables = template.get("variables") or {}
+    declared = template.get("parameters") or {}
+    if isinstance(value, str):
+        if value in params:
+            return params[value]
+        if value in variables:
+            return evaluate(variables[value]["value"], template, params)
+        if value in declared and "default" in declared[value]:
+            return declared[value]["default"]
+        return value
+    if isinstance(value, list):
+        return [evaluate(item, template, params) for item in value]
+    if isinstance(value, dict) and "operator" in value:
+        kind, ops = value["operator"]["type"], value["operator"].get("operands") or {}
+        if kind == "conditional":
+            condition = evaluate(ops["condition"], template, params)
+            if isinstance(condition, bool):
+                return evaluate(ops["true_value" if condition else "false_value"], template, params)
+        elif kind in ("equals", "not_equals", "and", "or"):
+            left, right = (evaluate(ops[k], template, params) for k in ("operand_1", "operand_2"))
+            if kind == "equals":
+                return left == right
+            if kind == "not_equals":
+                return left != right
+            if isinstance(left, bool) and isinstance(right, bool):
+                return (left and right) if kind == "and" else (left or right)
+        elif kind == "not":
+            inner = evaluate(ops.get("bool_value"), template, params)
+            if isinstance(inner, bool):
+                return not inner
+    return value
+
+
+def alternatives(value: Any, template: dict) -> list[Any]:
+    """Every value an expression can take through its `a ? b : c` branches, variables resolved."""
+    value = resolve(value, template)
+    if isinstance(value, dict) and value.get("operator", {}).get("type") == "conditional":
+        ops = value["operator"]["operands"]
+        return alternatives(ops["true_value"], template) + alternatives(ops["false_value"], template)
+    return [value]
+
+
+def dotted(value: Any) -> str | None:
+    """`identity.properties.principalId` for pycep's nested property accessors; a plain name as is."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and value.get("operator", {}).get("type") == "property_accessor":
+        ops = value["operator"]["operands"]
+        left, right = dotted(ops["operand_1"]), dotted(ops["operand_2"])
+        if left and right:
+            return f"{left}.{right}"
+    return None
+
+
+def role_actions(template: dict, symbol: str, key: str = "actions", params: dict | None = None) -> list[str]:
+    """The `actions` (or `dataActions`) of a role definition in the template, for given parameter values."""
+    config, _ = unwrap(template["resources"][symbol]["config"])
+    found: list[str] = []
+    for permission in lookup(config, "properties.permissions") or []:
+        value = evaluate(permission.get(key) or [], template, params)
+        if not isinstance(value, list):
+            raise ValueError(f"{symbol}.{key} cannot be read: {json.dumps(value)[:120]}")
+        found += value
+    return found
+
+
+def assignment_data_actions(config: dict, template: dict) -> set[str]:
+    """Every data action a role assignment can grant, over all branches of its role's definition."""
+    role = role_of_assignment(config, template)
+    kind, _, ident = role.partition(":")
+    if kind == "builtin":
+        return set(BUILTIN_DATA_ACTIONS.get(ident, ()))
+    granted: set[str] = set()
+    if kind == "custom":
+        definition, _ = unwrap(template["resources"][ident]["config"])
+        for permission in lookup(definition, "properties.permissions") or []:
+            for option in alternatives(permission.get("dataActions") or [], template):
+                if isinstance(option, list):
+                    granted |= {a for a in option if isinstance(a, str)}
+    return granted
+
+
+def stores_channel_secrets(template: dict) -> bool:
+    """Whether the template writes the alert-channel secrets (it uses the secret.bicep module)."""
+    return any(
+        posixpath.basename((module.get("detail") or {}).get("path") or "") == "secret.bicep"
+        for module in (template.get("modules") or {}).values()
+    )
+
+
+def module_target(name: str, module: dict) -> str:
+    """The templates key of a local module declared in template `name`."""
+    path = (module.get("detail") or {}).get("path") or ""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(name), path))
+
+
 def all_keys(value: Any) -> Iterator[str]:
     if isinstance(value, dict):
         for key, item in value.items():
@@ -301,7 +437,8 @@ def find_key(value: Any, wanted: str) -> Iterator[Any]:
 
 def policy_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
     problems: list[str] = []
-    for rule in (baseline_problems, diagnostics_problems, role_problems, comment_problems, secret_problems,
+    for rule in (baseline_problems, diagnostics_problems, role_problems, key_vault_access_problems,
+                 token_mode_problems, principal_wiring_problems, comment_problems, secret_problems,
                  flex_problems, alert_window_problems):
         problems += rule(folder, templates)
     return problems
@@ -379,9 +516,23 @@ def role_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
                 )
         if resource["type"] == "Microsoft.Authorization/roleDefinitions":
             for permission in lookup(config, "properties.permissions") or []:
-                actions = permission.get("actions") or []
-                if any("*" in action for action in actions) or permission.get("dataActions"):
-                    problems.append(f"{name}: {symbol} uses wildcards or data actions: {actions}")
+                for key in ("actions", "dataActions"):
+                    for option in alternatives(permission.get(key) or [], template):
+                        if not isinstance(option, list) or not all(isinstance(a, str) for a in option):
+                            problems.append(f"{name}: {symbol}.{key} cannot be read by the policy: "
+                                            f"{json.dumps(option)[:120]}")
+                            continue
+                        if any("*" in action for action in option):
+                            problems.append(f"{name}: {symbol} uses wildcards in {key}: {option}")
+                        for action in option:
+                            if action.lower().startswith("microsoft.authorization/"):
+                                problems.append(f"{name}: {symbol} holds {action}: no role of the watchdog "
+                                                "may read or change role assignments or definitions")
+                            if key == "dataActions" and "*" not in action and action not in MAY_HOLD["watchdog"]:
+                                problems.append(
+                                    f"{name}: {symbol} grants the data action {action}: a role here may only read, "
+                                    "list, set and tag secrets (never delete, purge, back up, restore or recover)"
+                                )
             scopes = lookup(config, "properties.assignableScopes")
             if scopes != [
                 {
@@ -400,6 +551,86 @@ def role_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
                 }
             ]:
                 problems.append(f"{name}: {symbol} must be assignable at resourceGroup().id only, not {scopes}")
+    return problems
+
+
+def key_vault_access_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    """Least privilege per identity (DESIGN 3.9): who may do what with secrets, and where.
+
+    The watchdog reads, lists, sets and tags; the operator sets and lists but reads no value;
+    the Aggregator reads its own token secret only; nobody writes where the channel secrets live.
+    """
+    problems = []
+    for name, symbol, resource in resources(templates):
+        if resource["type"] != "Microsoft.Authorization/roleAssignments":
+            continue
+        config, _ = unwrap(resource["config"])
+        template = templates[name]
+        granted = {a for a in assignment_data_actions(config, template) if a.lower().startswith("microsoft.keyvault/")}
+        if not granted:
+            continue
+        who = PRINCIPALS.get(lookup(config, "properties.principalId"))
+        if who is None:
+            problems.append(f"{name}: {symbol} grants Key Vault data actions to a principal the policy does not "
+                            f"know ({lookup(config, 'properties.principalId')!r}; known: {sorted(PRINCIPALS)})")
+            continue
+        beyond = sorted(granted - MAY_HOLD[who])
+        if beyond:
+            problems.append(f"{name}: {symbol} gives the {who} {beyond}, beyond least privilege: the {who} may "
+                            f"hold only {sorted(MAY_HOLD[who])}")
+        if stores_channel_secrets(template) and (granted & SECRET_WRITES or beyond):
+            problems.append(f"{name}: {symbol} lets the {who} write in the vault of the channel secrets: only the "
+                            "deployment writes there, so no rotation can change where alerts go")
+        if who == "aggregator":
+            scope = (template.get("resources") or {}).get(config.get("scope"), {})
+            if scope.get("type") != "Microsoft.KeyVault/vaults/secrets":
+                problems.append(f"{name}: {symbol} must be scoped to the Aggregator's token secret only, not to "
+                                f"{config.get('scope')!r}")
+    return problems
+
+
+def token_mode_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    """Reference mode really drops config/write: in every role, and main passes the mode on."""
+    problems = []
+    for name, template in templates.items():
+        declared = template.get("parameters") or {}
+        if "tokenMode" in declared:
+            allowed = next((d.get("argument") for d in declared["tokenMode"].get("decorators", [])
+                            if d["type"] == "allowed"), None)
+            if allowed != TOKEN_MODES or declared["tokenMode"].get("default") != "setting":
+                problems.append(f"{name}: tokenMode must allow exactly {TOKEN_MODES}, default 'setting'")
+            for symbol, resource in (template.get("resources") or {}).items():
+                if resource["type"] != "Microsoft.Authorization/roleDefinitions":
+                    continue
+                try:
+                    actions = role_actions(template, symbol, params={"tokenMode": "reference"})
+                except ValueError as error:
+                    problems.append(f"{name}: {error}")
+                    continue
+                if CONFIG_WRITE in actions:
+                    problems.append(f"{name}: {symbol} keeps {CONFIG_WRITE} in reference mode: the watchdog could "
+                                    "still rewrite the Aggregator's settings")
+        for symbol, module in (template.get("modules") or {}).items():
+            target = templates.get(module_target(name, module))
+            if target is None or "tokenMode" not in (target.get("parameters") or {}):
+                continue
+            given = (unwrap(module["config"])[0].get("params") or {}).get("tokenMode")
+            if given != "tokenMode":
+                problems.append(f"{name}: module {symbol} is not given tokenMode: in reference mode it would keep "
+                                "the setting-mode grants")
+    return problems
+
+
+def principal_wiring_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
+    """The principal parameters the access rules rely on are filled with the right principals."""
+    problems = []
+    for name, template in templates.items():
+        for symbol, module in (template.get("modules") or {}).items():
+            params = unwrap(module["config"])[0].get("params") or {}
+            for param, sources in PRINCIPAL_SOURCES.items():
+                if param in params and dotted(params[param]) not in sources:
+                    problems.append(f"{name}: module {symbol} gets {param} from {dotted(params[param])!r}, "
+                                    f"expected one of {sorted(sources)}")
     return problems
 
 

@@ -15,9 +15,11 @@ import pytest
 from pycep import BicepParser
 
 from tests.infra.infra_policy import (
-    AGGREGATOR_ACTIONS, ALLOWED_BUILTIN_ROLES, BROAD_ROLES, CHECKOV_VERSION, INFRA, ROOT, SECRET_SETTINGS,
-    SKIP_COMMENT, WATCHDOG_SETTINGS, all_keys, checkov_executable, find_key, parse_templates, policy_problems,
-    resources, role_of_assignment, unwrap, validate_infra,
+    AGGREGATOR_ACTIONS, ALLOWED_BUILTIN_ROLES, BROAD_ROLES, CHECKOV_VERSION, CONFIG_WRITE, GET_SECRET, INFRA,
+    MAY_HOLD, READ_METADATA, REFERENCE_MODE_AGGREGATOR_ACTIONS, ROOT, SECRET_SETTINGS, SET_SECRET, SKIP_COMMENT,
+    UPDATE_SECRET, WATCHDOG_SETTINGS, all_keys, assignment_data_actions, checkov_executable, dotted, evaluate,
+    find_key, parse_templates, policy_problems, resources, role_actions, role_of_assignment, stores_channel_secrets,
+    unwrap, validate_infra,
 )
 
 
@@ -113,11 +115,11 @@ def test_public_blob_access_is_caught_by_the_policy(validations: dict[str, list[
 # Regressions the policy alone must catch: (file, text, replacement, expected problem).
 REGRESSIONS = [
     pytest.param(
-        "app/keyvault-access.bicep",
-        "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+        "app/channel-secrets.bicep",
+        "4633458b-17de-408a-b874-0445c86b69e6",
         "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
         "built-in role Owner",
-        id="owner-instead-of-secrets-officer",
+        id="owner-instead-of-secrets-user",
     ),
     pytest.param(
         "app/storage.bicep",
@@ -176,7 +178,7 @@ REGRESSIONS = [
         id="function-without-diagnostic-logs",
     ),
     pytest.param(
-        "app/keyvault-access.bicep",
+        "app/channel-secrets.bicep",
         "@secure()\nparam smtpPassword",
         "param smtpPassword",
         "must be @secure()",
@@ -184,7 +186,7 @@ REGRESSIONS = [
     ),
     pytest.param(
         "main.bicep",
-        "'@Microsoft.KeyVault(SecretUri=${vaultAccess.outputs.smtpPasswordSecretUri})'",
+        "'@Microsoft.KeyVault(SecretUri=${channelAccess.outputs.smtpPasswordSecretUri})'",
         "smtpPassword",
         "must be a Key Vault reference",
         id="literal-smtp-password-setting",
@@ -220,15 +222,36 @@ def test_no_role_assignment_uses_a_broad_built_in_role(templates: dict[str, dict
     assert {role for role in roles if role.startswith("custom:")} == {
         "custom:aggregatorSettingsRole",
         "custom:emailSenderRole",
+        "custom:watchdogSecretsRole",
+        "custom:operatorStagingRole",
     }
 
 
-def test_the_aggregator_role_holds_exactly_the_watchdogs_actions(templates: dict[str, dict]) -> None:
-    role = templates["app/aggregator-access.bicep"]["resources"]["aggregatorSettingsRole"]["config"]
-    (permission,) = role["properties"]["permissions"]
-    assert set(permission["actions"]) == AGGREGATOR_ACTIONS
-    assert len(permission["actions"]) == len(AGGREGATOR_ACTIONS)
-    assert permission["notActions"] == permission["dataActions"] == permission["notDataActions"] == []
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("setting", AGGREGATOR_ACTIONS),
+    ("reference", REFERENCE_MODE_AGGREGATOR_ACTIONS),
+])
+def test_the_aggregator_role_holds_exactly_the_watchdogs_actions_per_token_mode(
+    templates: dict[str, dict], mode: str, expected: set[str]
+) -> None:
+    template = templates["app/aggregator-access.bicep"]
+    actions = role_actions(template, "aggregatorSettingsRole", params={"tokenMode": mode})
+    assert set(actions) == expected and len(actions) == len(expected)
+    assert (CONFIG_WRITE in actions) is (mode == "setting")
+    for key in ("notActions", "dataActions", "notDataActions"):
+        assert role_actions(template, "aggregatorSettingsRole", key, params={"tokenMode": mode}) == []
+
+
+def test_reference_mode_is_one_role_updated_in_place_not_a_second_role(templates: dict[str, dict]) -> None:
+    # Switching modes must leave no assignment of the setting-mode role behind: one role, one
+    # deterministic name, whose actions depend on the mode.
+    template = templates["app/aggregator-access.bicep"]
+    roles = [s for s, r in template["resources"].items() if r["type"] == "Microsoft.Authorization/roleDefinitions"]
+    assert roles == ["aggregatorSettingsRole"]
+    assert template["parameters"]["tokenMode"]["default"] == "setting"
+    assert evaluate("referenceMode", template, {"tokenMode": "reference"}) is True
+    assert evaluate("referenceMode", template, {"tokenMode": "setting"}) is False
+    assert evaluate("referenceMode", template) is False  # the default mode
 
 
 def test_the_aggregator_role_is_assigned_on_the_site_by_default(templates: dict[str, dict]) -> None:
@@ -252,6 +275,7 @@ def test_every_role_assignment_targets_one_resource_not_a_subscription(templates
             assert scope.get("type") in {
                 "Microsoft.Web/sites",
                 "Microsoft.KeyVault/vaults",
+                "Microsoft.KeyVault/vaults/secrets",
                 "Microsoft.Storage/storageAccounts",
                 "Microsoft.Insights/components",
                 "Microsoft.Communication/communicationServices",
@@ -294,17 +318,216 @@ def test_every_watchdog_setting_is_wired(templates: dict[str, dict]) -> None:
 def test_secret_settings_are_key_vault_references(templates: dict[str, dict]) -> None:
     for setting in SECRET_SETTINGS:
         (value,) = find_key(templates["main.bicep"]["variables"], setting)
-        assert value.startswith("@Microsoft.KeyVault(SecretUri=${vaultAccess.outputs.")
+        # The channel vault's secrets, never the staging vault's.
+        assert value.startswith("@Microsoft.KeyVault(SecretUri=${channelAccess.outputs.")
     for param in ("teamsWebhookUrl", "smtpPassword"):
         decorators = templates["main.bicep"]["parameters"][param]["decorators"]
         assert {"type": "secure"} in decorators
 
 
-def test_the_vault_role_is_secrets_officer_on_that_vault_only(templates: dict[str, dict]) -> None:
+def test_the_watchdogs_vault_role_is_custom_read_list_set_tag_on_the_staging_vault(
+    templates: dict[str, dict]
+) -> None:
     template = templates["app/keyvault-access.bicep"]
-    assignment = template["resources"]["watchdogSecretsOfficer"]["config"]
-    assert assignment["scope"] == "vault"
-    assert role_of_assignment(assignment, template) == "builtin:b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+    assignment = template["resources"]["watchdogSecrets"]["config"]
+    assert assignment["scope"] == "vault" and template["resources"]["vault"]["existing"] is True
+    assert assignment["properties"]["principalId"] == "principalId"
+    assert role_of_assignment(assignment, template) == "custom:watchdogSecretsRole"
+    data_actions = role_actions(template, "watchdogSecretsRole", "dataActions")
+    assert data_actions == [GET_SECRET, READ_METADATA, SET_SECRET, UPDATE_SECRET]
+    assert set(data_actions) == MAY_HOLD["watchdog"]
+    assert role_actions(template, "watchdogSecretsRole") == []
+    assert not any(word in action for action in data_actions
+                   for word in ("delete", "purge", "backup", "restore", "recover", "*"))
+
+
+def test_the_operator_stages_pats_without_reading_any(templates: dict[str, dict]) -> None:
+    template = templates["app/keyvault-access.bicep"]
+    resource = template["resources"]["operatorStaging"]
+    assignment, conditional = unwrap(resource["config"])
+    assert conditional and resource["config"]["condition"] == {
+        "operator": {"type": "not", "operands": {"bool_value": {
+            "function": {"type": "empty", "parameters": {"item_to_test": "operatorPrincipalId"}}}}}
+    }
+    assert assignment["scope"] == "vault" and assignment["properties"]["principalId"] == "operatorPrincipalId"
+    assert role_of_assignment(assignment, template) == "custom:operatorStagingRole"
+    # az keyvault secret set needs setSecret; list-versions needs readMetadata; no value is readable.
+    assert set(role_actions(template, "operatorStagingRole", "dataActions")) == {SET_SECRET, READ_METADATA}
+    assert GET_SECRET not in assignment_data_actions(assignment, template)
+    # Nothing for the operator where the channel secrets live.
+    channel = templates["app/channel-secrets.bicep"]
+    assert "operatorPrincipalId" not in (channel.get("parameters") or {})
+
+
+def test_channel_secrets_live_in_a_vault_the_watchdog_can_only_read(templates: dict[str, dict]) -> None:
+    channel = templates["app/channel-secrets.bicep"]
+    assert stores_channel_secrets(channel) and not stores_channel_secrets(templates["app/keyvault-access.bicep"])
+    assignments = {s: unwrap(r["config"])[0] for s, r in channel["resources"].items()
+                   if r["type"] == "Microsoft.Authorization/roleAssignments"}
+    assert list(assignments) == ["watchdogChannelReader"]
+    reader = assignments["watchdogChannelReader"]
+    assert reader["scope"] == "vault" and reader["properties"]["principalId"] == "principalId"
+    assert role_of_assignment(reader, channel) == "builtin:4633458b-17de-408a-b874-0445c86b69e6"
+    assert assignment_data_actions(reader, channel) == {GET_SECRET, READ_METADATA}
+    # main.bicep: a vault of its own, other than the staging vault, for the channel secrets only.
+    main = templates["main.bicep"]
+    modules = main["modules"]
+    assert modules["channelVault"]["detail"]["path"] == "app/keyvault.bicep"
+    assert unwrap(modules["channelVault"]["config"])[0]["params"]["name"] == "channelVaultName"
+    assert unwrap(modules["channelAccess"]["config"])[0]["params"]["vaultName"] == "channelVaultName"
+    assert unwrap(modules["vaultAccess"]["config"])[0]["params"]["vaultName"] == "vaultName"
+    assert main["variables"]["channelVaultName"]["value"] != main["variables"]["vaultName"]["value"]
+    assert {"teamsWebhookUrl", "smtpPassword"} & set(unwrap(modules["vaultAccess"]["config"])[0]["params"]) == set()
+    for module in ("channelVault", "channelAccess"):
+        assert modules[module]["config"]["condition"] == "useChannelVault"
+
+
+def test_reference_mode_lets_the_aggregator_read_its_token_secret_only(templates: dict[str, dict]) -> None:
+    template = templates["app/keyvault-access.bicep"]
+    resource = template["resources"]["aggregatorTokenReader"]
+    assert resource["config"]["condition"] == "referenceMode"
+    assignment = resource["config"]["config"]
+    assert assignment["properties"]["principalId"] == "aggregatorPrincipalId"
+    assert role_of_assignment(assignment, template) == "builtin:4633458b-17de-408a-b874-0445c86b69e6"
+    secret = template["resources"][assignment["scope"]]
+    assert secret["type"] == "Microsoft.KeyVault/vaults/secrets" and secret["existing"] is True
+    assert secret["config"] == {"parent": "vault", "name": "tokenSecretName"}
+    # The token secret is never one of the watchdog's own secrets (DESIGN 3.9).
+    names = {templates["main.bicep"]["parameters"][p]["default"]
+             for p in ("stagedSecretName", "previousSecretName", "tokenSecretName")}
+    assert len(names) == 3
+
+
+def test_main_passes_the_token_mode_and_the_right_principals(templates: dict[str, dict]) -> None:
+    main = templates["main.bicep"]
+    assert main["parameters"]["tokenMode"]["default"] == "setting"
+    for module in ("aggregatorAccess", "vaultAccess"):
+        params = unwrap(main["modules"][module]["config"])[0]["params"]
+        assert params["tokenMode"] == "tokenMode"
+        assert dotted(params["principalId"]) == "identity.properties.principalId"
+    vault_params = unwrap(main["modules"]["vaultAccess"]["config"])[0]["params"]
+    assert vault_params["operatorPrincipalId"] == "operatorPrincipalId"
+    assert vault_params["aggregatorPrincipalId"] == "aggregatorPrincipalId"
+    channel_params = unwrap(main["modules"]["channelAccess"]["config"])[0]["params"]
+    assert dotted(channel_params["principalId"]) == "identity.properties.principalId"
+
+
+# Grants wider than least privilege, the old ones first: (file, text, replacement, expected problems).
+SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+WATCHDOG_ROLE_ID = "roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', watchdogSecretsRole.name)"
+OPERATOR_ROLE_ID = "roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', operatorStagingRole.name)"
+LAST_WATCHDOG_DATA_ACTION = "          'Microsoft.KeyVault/vaults/secrets/update/action'\n"
+CHANNEL_SECRET_IN_STAGING_VAULT = """module teamsWebhookSecret 'secret.bicep' = {
+  name: 'pat-watchdog-teams-webhook-secret'
+  params: {
+    vaultName: vault.name
+    secretName: 'pat-watchdog-teams-webhook-url'
+    value: 'https://example.invalid/'
+    contentType: 'text/uri-list'
+  }
+}
+
+output vaultUri string"""
+LEAST_PRIVILEGE_REGRESSIONS = [
+    pytest.param(
+        "app/keyvault-access.bicep", WATCHDOG_ROLE_ID,
+        f"roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '{SECRETS_OFFICER}')",
+        ["built-in role Key Vault Secrets Officer", "gives the watchdog ['Microsoft.KeyVault/vaults/secrets/*']"],
+        id="old-grant-watchdog-gets-key-vault-secrets-officer",
+    ),
+    pytest.param(
+        "app/keyvault-access.bicep", OPERATOR_ROLE_ID,
+        f"roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '{SECRETS_OFFICER}')",
+        ["built-in role Key Vault Secrets Officer", "gives the operator ['Microsoft.KeyVault/vaults/secrets/*']"],
+        id="old-grant-operator-gets-key-vault-secrets-officer",
+    ),
+    pytest.param(
+        "app/keyvault-access.bicep", "output vaultUri string", CHANNEL_SECRET_IN_STAGING_VAULT,
+        ["lets the watchdog write in the vault of the channel secrets"],
+        id="old-layout-channel-secret-in-the-staging-vault",
+    ),
+    pytest.param(
+        "app/keyvault-access.bicep", LAST_WATCHDOG_DATA_ACTION,
+        LAST_WATCHDOG_DATA_ACTION + "          'Microsoft.KeyVault/vaults/secrets/delete'\n",
+        ["grants the data action Microsoft.KeyVault/vaults/secrets/delete",
+         "gives the watchdog ['Microsoft.KeyVault/vaults/secrets/delete']"],
+        id="rotation-role-can-delete",
+    ),
+    pytest.param(
+        "app/keyvault-access.bicep", LAST_WATCHDOG_DATA_ACTION,
+        LAST_WATCHDOG_DATA_ACTION + "          'Microsoft.KeyVault/vaults/secrets/purge/action'\n",
+        ["grants the data action Microsoft.KeyVault/vaults/secrets/purge/action"],
+        id="rotation-role-can-purge",
+    ),
+    pytest.param(
+        "app/keyvault-access.bicep", LAST_WATCHDOG_DATA_ACTION,
+        LAST_WATCHDOG_DATA_ACTION + "          'Microsoft.KeyVault/vaults/secrets/backup/action'\n"
+        "          'Microsoft.KeyVault/vaults/secrets/restore/action'\n",
+        ["grants the data action Microsoft.KeyVault/vaults/secrets/backup/action",
+         "grants the data action Microsoft.KeyVault/vaults/secrets/restore/action"],
+        id="rotation-role-can-back-up-and-restore",
+    ),
+    pytest.param(
+        "app/keyvault-access.bicep", LAST_WATCHDOG_DATA_ACTION,
+        "          'Microsoft.KeyVault/vaults/secrets/*'\n",
+        ["uses wildcards in dataActions"],
+        id="rotation-role-wildcard-data-action",
+    ),
+    pytest.param(
+        "app/keyvault-access.bicep", "dataActions: [\n          'Microsoft.KeyVault/vaults/secrets/setSecret/action'",
+        "dataActions: [\n          'Microsoft.KeyVault/vaults/secrets/getSecret/action'\n"
+        "          'Microsoft.KeyVault/vaults/secrets/setSecret/action'",
+        ["gives the operator ['Microsoft.KeyVault/vaults/secrets/getSecret/action']"],
+        id="operator-can-read-secret-values",
+    ),
+    pytest.param(
+        "app/keyvault-access.bicep", OPERATOR_ROLE_ID, WATCHDOG_ROLE_ID,
+        ["gives the operator ['Microsoft.KeyVault/vaults/secrets/getSecret/action', "
+         "'Microsoft.KeyVault/vaults/secrets/update/action']"],
+        id="operator-gets-the-rotation-role",
+    ),
+    pytest.param(
+        "app/keyvault-access.bicep", "  scope: tokenSecret\n", "  scope: vault\n",
+        ["must be scoped to the Aggregator's token secret only"],
+        id="aggregator-reads-the-whole-staging-vault",
+    ),
+    pytest.param(
+        "app/aggregator-access.bicep", "actions: referenceMode ? referenceModeActions : settingModeActions",
+        "actions: settingModeActions",
+        [f"keeps {CONFIG_WRITE} in reference mode"],
+        id="reference-mode-keeps-config-write",
+    ),
+    pytest.param(
+        "main.bicep", "    accessScope: aggregatorAccessScope\n    tokenMode: tokenMode\n",
+        "    accessScope: aggregatorAccessScope\n",
+        ["module aggregatorAccess is not given tokenMode"],
+        id="reference-mode-not-passed-to-the-aggregator-role",
+    ),
+    pytest.param(
+        "main.bicep", "    principalId: identity.properties.principalId\n    teamsWebhookUrl",
+        "    principalId: operatorPrincipalId\n    teamsWebhookUrl",
+        ["module channelAccess gets principalId from 'operatorPrincipalId'"],
+        id="channel-reader-given-to-someone-else",
+    ),
+    pytest.param(
+        "app/aggregator-access.bicep", "  'Microsoft.Web/sites/restart/action'\n]",
+        "  'Microsoft.Web/sites/restart/action'\n  'Microsoft.Authorization/roleAssignments/write'\n]",
+        ["no role of the watchdog may read or change role assignments"],
+        id="role-can-change-role-assignments",
+    ),
+]
+
+
+@pytest.mark.parametrize(("file", "old", "new", "expected"), LEAST_PRIVILEGE_REGRESSIONS)
+def test_least_privilege_rejects_a_wider_grant(
+    tmp_path: Path, file: str, old: str, new: str, expected: list[str]
+) -> None:
+    copy = break_copy(tmp_path, "copy", [(file, old, new)])
+    parsed, parse_errors = parse_templates(copy)
+    assert parse_errors == []
+    problems = policy_problems(copy, parsed)
+    for text in expected:
+        assert any(text in p for p in problems), (text, problems)
 
 
 def test_alerts_watch_for_a_failed_run_and_26_hours_without_success(templates: dict[str, dict]) -> None:

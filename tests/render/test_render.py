@@ -15,6 +15,8 @@ draws the docs/ pictures the same way.
 
 from __future__ import annotations
 
+import re
+
 import dataclasses
 import importlib.util
 import json
@@ -123,8 +125,13 @@ class _Text(HTMLParser):
         return " ".join("".join(self.chunks).split())
 
 
+def _shown(markdown: str) -> str:
+    """What Teams shows for a card's markdown text: the cards only use backslash escapes."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def _card_facts(content: dict) -> list[tuple[str, str]]:
-    return [(f["title"], f["value"]) for block in content["body"] if block["type"] == "FactSet"
+    return [(f["title"], _shown(f["value"])) for block in content["body"] if block["type"] == "FactSet"
             for f in block["facts"]]
 
 

@@ -1,0 +1,165 @@
+"""Property-based tests (hypothesis) for the pure code that reads outside input: whatever comes in,
+it answers with a value or a ValueError naming what is expected, never anything else, and never
+echoes a secret."""
+
+from __future__ import annotations
+
+import string
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
+
+from pat_watchdog.core import setting_values as V
+from pat_watchdog.core.errors import ConfigError
+from pat_watchdog.core.listing import match_entry
+from pat_watchdog.core.references import is_reference, not_allowed, parse_reference
+from pat_watchdog.core.resource_ids import parse_resource_id
+from pat_watchdog.core.secret import looks_like_pat
+from pat_watchdog.core.settings import load_settings
+from pat_watchdog.core.tags import MAX_TAG_VALUE, MAX_TAGS, TagLimitError, merge_tags
+from pat_watchdog.core.text import markdown_escape, one_line
+from pat_watchdog.core.times import format_utc, parse_utc
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MARKDOWN = MarkdownIt("commonmark")
+APP = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/g/providers/Microsoft.Web/sites/a"
+NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+hostile = st.text(st.characters(codec="utf-8"), max_size=200) | st.sampled_from([
+    "[x](https://evil.example)", "**bold** _it_", "<img src=x onerror=1>", "`code`", "# head", "![i](x)",
+    "<https://evil.example>", "&lt;b&gt;", "a\r\nBcc: x@evil.example", "\\[not](a link)", "a\r    indented code", "title\n===",
+    "1) item", "> quote", "***"])
+
+
+@FAST
+@given(hostile)
+def test_escaped_markdown_renders_as_plain_text_only(text: str) -> None:
+    rendered = MARKDOWN.render(markdown_escape(text))
+    for construct in ("<a ", "<img", "<strong", "<em>", "<code", "<h1", "<h2", "<ul", "<ol", "<blockquote",
+                      "<pre", "<hr"):
+        assert construct not in rendered
+
+
+@FAST
+@given(hostile)
+def test_one_line_has_no_line_break_or_control_character(text: str) -> None:
+    line = one_line(text)
+    assert "\r" not in line and "\n" not in line and all(c.isprintable() for c in line)
+
+
+@FAST
+@given(hostile)
+def test_reference_parsing_answers_a_reference_or_a_value_error(text: str) -> None:
+    try:
+        ref = parse_reference("@Microsoft.KeyVault(" + text + ")")
+    except ValueError as error:
+        assert text not in str(error) or len(text) < 4
+    else:
+        assert ref.vault_url.startswith("https://") and ref.secret_name
+    assert is_reference(text) is False or text.strip().lower().startswith("@microsoft.keyvault(")
+
+
+@FAST
+@given(st.sampled_from(["https://contoso-kv.vault.azure.net", "https://other.vault.azure.net"]),
+       st.text(string.ascii_letters + string.digits + "-", min_size=1, max_size=20))
+def test_a_reference_is_followed_only_to_allowed_vaults_and_never_to_own_secrets(vault: str, name: str) -> None:
+    ref = parse_reference(f"@Microsoft.KeyVault(SecretUri={vault}/secrets/{name}/)")
+    why = not_allowed(ref, ("https://contoso-kv.vault.azure.net",), ("aggregator-pat-staged", "aggregator-pat-previous"))
+    allowed = vault.startswith("https://contoso-kv") and name.lower() not in ("aggregator-pat-staged",
+                                                                             "aggregator-pat-previous")
+    assert (why is None) is allowed
+
+
+@FAST
+@given(hostile)
+def test_resource_ids_parse_or_say_what_is_expected(text: str) -> None:
+    try:
+        parsed = parse_resource_id(text)
+    except ValueError as error:
+        assert "expected" in str(error) or "is not a GUID" in str(error)
+    else:
+        assert str(parsed).lower() == text.strip().rstrip("/").lower()
+
+
+@FAST
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                    timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30))])))
+def test_times_round_trip_in_utc(moment: datetime) -> None:
+    text = format_utc(moment)
+    assert text.endswith("Z") and parse_utc(text) == moment.replace(microsecond=0)
+
+
+@FAST
+@given(hostile)
+def test_time_parsing_answers_a_time_or_a_value_error(text: str) -> None:
+    try:
+        parsed = parse_utc(text)
+    except ValueError:
+        return
+    assert parsed is None or parsed.tzinfo is not None
+
+
+@FAST
+@given(st.dictionaries(st.text(min_size=1, max_size=10), st.text(max_size=400), max_size=20),
+       st.dictionaries(st.text(min_size=1, max_size=10), st.none() | st.text(max_size=400), max_size=6))
+def test_merged_tags_stay_within_key_vault_limits(existing: dict, changes: dict) -> None:
+    try:
+        merged = merge_tags(existing, changes)
+    except TagLimitError:
+        return
+    assert len(merged) <= MAX_TAGS
+    assert all(len(v) <= MAX_TAG_VALUE for k, v in merged.items() if k in changes)
+    assert all(k not in merged for k, v in changes.items() if v is None)
+
+
+SECRET_SHAPED = st.one_of(
+    st.text("abcdefghijklmnopqrstuvwxyz234567", min_size=52, max_size=52),
+    st.builds(lambda a, b: a + "AZDO" + b, st.text(string.ascii_letters + string.digits, min_size=76, max_size=76),
+              st.text(string.ascii_letters + string.digits, min_size=4, max_size=4)),
+    st.builds(lambda s: f"https://prod.logic.azure.com/workflows/x?sig={s}", st.text(string.ascii_letters, min_size=8)),
+)
+
+
+@FAST
+@given(st.sampled_from(["WATCHDOG_PAT_AUTHORIZATION_ID", "WATCHDOG_PAT_EXPIRES_ON", "WATCHDOG_STATE_TABLE",
+                        "WATCHDOG_ROTATION", "WATCHDOG_EMAIL_FROM", "AzureWebJobsStorage"]), SECRET_SHAPED)
+def test_a_secret_pasted_into_any_setting_is_never_echoed(name: str, secret: str) -> None:
+    env = {"WATCHDOG_AGGREGATOR_APP": APP, "WATCHDOG_DEVOPS_ORG_URL": "https://dev.azure.com/c", name: secret}
+    try:
+        load_settings(env)
+    except ConfigError as error:
+        assert secret not in str(error) and secret[:16] not in str(error)
+
+
+@FAST
+@given(SECRET_SHAPED)
+def test_pats_have_a_pat_form(secret: str) -> None:
+    assert looks_like_pat(secret) is (not secret.startswith("https://"))
+
+
+@FAST
+@given(hostile)
+def test_setting_converters_raise_value_error_only(text: str) -> None:
+    for convert in (V.schedule, V.day_list, V.https_url, V.https_base, V.emails, V.email, V.scopes,
+                    V.connection_string, V.boolean, V.url_list):
+        try:
+            convert(text)
+        except ValueError:
+            pass
+
+
+entries = st.lists(st.fixed_dictionaries({
+    "authorizationId": st.uuids().map(str), "userId": st.sampled_from(["u1", "u2"]), "isValid": st.booleans(),
+    "validTo": st.integers(-5, 400).map(lambda d: format_utc(NOW + timedelta(days=d))),
+    "scope": st.just("vso.work_full"), "targetAccounts": st.just(["o"])}), max_size=8)
+
+
+@FAST
+@given(entries, st.data())
+def test_a_listing_match_never_picks_an_excluded_or_dead_entry(listing: list, data) -> None:
+    excluded = frozenset(e["authorizationId"] for e in listing if data.draw(st.booleans()))
+    match = match_entry(listing, NOW, user_id="u1", exclude=excluded)
+    if match.entry is not None:
+        assert match.entry["authorizationId"] not in excluded
+        assert match.entry["isValid"] and parse_utc(match.entry["validTo"]) > NOW and match.entry["userId"] == "u1"
