@@ -1,4 +1,4 @@
-"""Azure Resource Manager stand-in: Microsoft.Web sites, app settings, restart."""
+"""Azure Resource Manager stand-in: Microsoft.Web sites, app settings, Key Vault references, restart."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
+from urllib.parse import unquote
 
-from .arm_shapes import appsettings_resource, site_resource
+from . import arm_references as refs
+from .arm_shapes import appsettings_resource, host_names, site_resource
 from .identity import Identity
 from .web import Request, Response, decode_skip, encode_skip, error, json_response
 
@@ -20,6 +22,7 @@ AUDIENCES = {
 }
 _SITES = r"^/subscriptions/([^/]+)(?:/resourcegroups/([^/]+))?/providers/microsoft\.web/sites/?$"
 _SITE = r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)/providers/microsoft\.web/sites/([^/]+)(/.*)?$"
+_REFERENCES = re.compile(r"^/config/configreferences/appsettings(?:/([^/]+))?$", re.IGNORECASE)
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Site:
     kind: str = "functionapp,linux"
     location: str = "westeurope"
     modified: str = ""
+    default_host: str = ""
+    scm_host: str = ""
 
     @property
     def id(self) -> str:
@@ -61,16 +66,42 @@ class Arm:
         self.writes: list[tuple[str, dict[str, str]]] = []
         self.restarts: list[str] = []
         self.page_size = 100
+        self.references = refs.ResolvedReferences(clock)
 
     def add_site(self, subscription: str, resource_group: str, name: str, settings: dict[str, str],
                  tags: dict[str, str] | None = None, kind: str = "functionapp,linux",
-                 location: str = "westeurope") -> str:
-        """Create (or replace) a site; returns its resource id."""
+                 location: str = "westeurope", default_host: str | None = None) -> str:
+        """Create (or replace) a site; returns its resource id.
+
+        default_host: None for `<name>.azurewebsites.net`, "unique" for a unique default hostname
+        (`<name>-<hash>.<region>-01.azurewebsites.net`), or the default host name itself.
+        """
         site = Site(subscription, resource_group, name, dict(settings), dict(tags or {}),
                     kind, location, _stamp(self._clock()))
+        site.default_host, site.scm_host = host_names(name, location, default_host, site.id)
         with self._lock:
             self._sites[_key(site.id)] = site
+            self.references.refetch(site)
         return site.id
+
+    def default_host(self, app_id: str) -> str:
+        """The site's properties.defaultHostName."""
+        with self._lock:
+            return self._sites[_key(app_id)].default_host
+
+    def host_names(self, app_id: str) -> list[str]:
+        """The site's properties.enabledHostNames (default host, then scm host)."""
+        with self._lock:
+            site = self._sites[_key(app_id)]
+            return [site.default_host, site.scm_host]
+
+    def set_reference_status(self, app_id: str, setting: str, status: str, details: str | None = None) -> None:
+        """Force how App Service reports the Key Vault reference in `setting` (a ResolveStatus value).
+
+        `details` defaults to a text for the status; "Resolved" with no details clears the override.
+        """
+        with self._lock:
+            self.references.force(self._sites[_key(app_id)].id, setting, status, details)
 
     def settings(self, app_id: str) -> dict[str, str]:
         """A copy of a site's app settings."""
@@ -78,9 +109,11 @@ class Arm:
             return dict(self._sites[_key(app_id)].settings)
 
     def set_settings(self, app_id: str, settings: dict[str, str]) -> None:
-        """Replace a site's settings from the test side (not recorded as a write)."""
+        """Replace a site's settings from the test side (not recorded as a write; the app restarts)."""
         with self._lock:
-            self._sites[_key(app_id)].settings = dict(settings)
+            site = self._sites[_key(app_id)]
+            site.settings = dict(settings)
+            self.references.refetch(site)
 
     def handle(self, request: Request) -> Response:
         """Authenticate, check api-version, route."""
@@ -117,12 +150,15 @@ class Arm:
         return None
 
     def _site_call(self, request: Request, parts: tuple) -> Response:
-        """Calls on one site: GET, config/appsettings/list, config/appsettings, restart."""
+        """Calls on one site: GET, config/appsettings/list, config/appsettings, configreferences, restart."""
         sub, group, name, rest = parts
         with self._lock:
             site = self._find(sub, group, name)
             if isinstance(site, Response):
                 return site
+            references = _REFERENCES.match((rest or "").rstrip("/"))
+            if references and request.method == "GET":
+                return self._references(site, references.group(1))
             action = (request.method, (rest or "").lower().rstrip("/"))
             if action == ("GET", ""):
                 # Spec: web__ListWebApps.json (item shape; there is no GetSite example).
@@ -135,6 +171,7 @@ class Arm:
             if action == ("POST", "/restart"):
                 # No spec example for WebApps_Restart: 200 with an empty body, as documented.
                 self.restarts.append(site.id)
+                self.references.refetch(site)
                 return Response(200)
         return error(405, "MethodNotAllowed", f"{request.method} is not supported on {rest or 'the site'}.")
 
@@ -148,7 +185,25 @@ class Arm:
         site.settings = dict(props)
         site.modified = _stamp(self._clock())
         self.writes.append((site.id, dict(props)))
+        self.references.refetch(site)  # a settings write restarts the app, which refetches every reference
         return json_response(200, appsettings_resource(site))
+
+    def _references(self, site: Site, setting: str | None) -> Response:
+        """config/configreferences/appsettings: every reference, or one (404 when not a reference)."""
+        if setting is None:
+            # Spec: web__GetKeyVaultReferencesForAppSettings.json (settings that are no reference are left out).
+            items = [self.references.resource(site, name, value) for name, value in site.settings.items()
+                     if refs.is_reference(value)]
+            return json_response(200, {"value": items})
+        setting = unquote(setting)
+        name = next((n for n in site.settings if n == setting), None) or \
+            next((n for n in site.settings if n.lower() == setting.lower()), None)
+        if name is None or not refs.is_reference(site.settings[name]):
+            # DefaultErrorResponse (ApiKVReference.tsp: OverrideErrorType); the text is the sandbox's own.
+            return error(404, "NotFound", f"The app setting '{setting}' of site '{site.name}' is not a "
+                                          "Key Vault reference.")
+        # Spec: web__GetKeyVaultReferencesForAppSetting.json
+        return json_response(200, self.references.resource(site, name, site.settings[name]))
 
     def _find(self, sub: str, group: str, name: str) -> Site | Response:
         """The site, or ARM's 404 for a missing subscription, group or site."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 # ARM answers with display names ("East US" in web__ListWebApps.json), not region codes.
@@ -40,10 +41,32 @@ def site_config(kind: str) -> dict[str, Any]:
     }
 
 
+def host_names(name: str, location: str, form: str | None, salt: str) -> tuple[str, str]:
+    """(default host, scm host) of a site.
+
+    Classic: `<name>.azurewebsites.net` (web__ListWebApps.json). "unique": the unique default hostname
+    App Service gives new apps, `<name>-<16-character hash>.<region>-01.azurewebsites.net` (Microsoft
+    Learn, App Service regionalization note: "myapp-ds27dh7271aah175.westus-01.azurewebsites.net"),
+    scm at `<name>-<hash>.scm.<region>-01.azurewebsites.net` (Azure/azure-functions-host#10090).
+    Any other string is taken as the default host itself.
+    """
+    name = name.lower()
+    if form is None:
+        return f"{name}.azurewebsites.net", f"{name}.scm.azurewebsites.net"
+    if form == "unique":
+        digest = hashlib.sha256(salt.lower().encode()).digest()
+        label = "".join("abcdefghijklmnopqrstuvwxyz0123456789"[b % 36] for b in digest[:16])
+        region = location.replace(" ", "").lower()
+        return (f"{name}-{label}.{region}-01.azurewebsites.net",
+                f"{name}-{label}.scm.{region}-01.azurewebsites.net")
+    host = form.lower()
+    first, _, rest = host.partition(".")
+    return host, f"{first}.scm.{rest}"
+
+
 def site_properties(site: Any) -> dict[str, Any]:
     """properties of a Microsoft.Web/sites item (spec: web__ListWebApps.json)."""
-    host = f"{site.name.lower()}.azurewebsites.net"
-    scm = f"{site.name.lower()}.scm.azurewebsites.net"
+    host, scm = site.default_host, site.scm_host
     return {
         "availabilityState": "Normal", "clientAffinityEnabled": False, "clientCertEnabled": False,
         "clientCertMode": "Required", "containerSize": 1536, "customDomainVerificationId":

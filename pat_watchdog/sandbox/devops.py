@@ -1,4 +1,5 @@
-"""Azure DevOps stand-in: PAT liveness (connectionData) and the SessionTokens listing."""
+"""Azure DevOps stand-in: PAT liveness (connectionData), the SessionTokens listing, service hook
+subscriptions and the Project security namespace with its permission checks."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import re
 import threading
 import uuid
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable
+from urllib.parse import quote
 
 from . import devops_shapes as shapes
+from . import devops_security as security
+from .devops_hooks import ServiceHooks, respond_subscriptions
 from .devops_shapes import Pat
 from .web import Request, Response, html_response, json_response
 
@@ -19,6 +23,17 @@ SERVER_HOST = "tfs.contoso.test"  # an Azure DevOps Server; collections live und
 GLOBAL_PAT_CUTOFF = datetime(2026, 12, 1, tzinfo=timezone.utc)
 # displayFilterOption: 1 active, 2 revoked, 3 expired, 4 all.
 _FILTERS = {"1": "active", "2": "revoked", "3": "expired", "4": "all"}
+# Scopes that open the subscriptions API. serviceHooks.json (7.1) lists vso.work, vso.build and vso.code
+# for List, Get and Replace; the scope reference adds vso.hooks (read) and vso.hooks_write (create,
+# update). Wider forms of a scope include it; app_token (full access) holds every scope.
+_EVENT_SCOPES = {"vso.work", "vso.work_write", "vso.work_full", "vso.build", "vso.build_execute",
+                 "vso.code", "vso.code_write", "vso.code_manage", "vso.code_full"}
+HOOKS_READ_SCOPES = frozenset({"vso.hooks", "vso.hooks_write", *_EVENT_SCOPES})
+HOOKS_WRITE_SCOPES = frozenset({"vso.hooks_write", *_EVENT_SCOPES})
+OPERATOR_ID = "5d1e0c47-8a60-4c1e-b2f5-7a3d9e0c4b21"  # who created test-side subscriptions
+_SUBSCRIPTION = re.compile(r"^/_apis/hooks/subscriptions/([0-9a-f]{8}-[0-9a-f-]{27})$")
+_NAMESPACE = re.compile(r"^/_apis/securitynamespaces/([^/]+)$")
+_PERMISSIONS = re.compile(r"^/_apis/permissions/([^/]+)/([^/]+)$")
 
 
 class DevOps:
@@ -34,6 +49,10 @@ class DevOps:
         self.deployment_id = str(uuid.uuid4())
         self.listing_status: int | None = None
         self.global_pat_cutoff: datetime | None = GLOBAL_PAT_CUTOFF
+        # A valid PAT without the API's scope: users report 401 (Microsoft documents no status).
+        self.scope_denial_status = 401
+        self.hooks = ServiceHooks(clock)
+        self.permissions = security.Permissions()
 
     def org_url(self, org: str, *, host: str = "dev.azure.com") -> str:
         """Organization URL (host: dev.azure.com, visualstudio.com or tfs.contoso.test)."""
@@ -75,6 +94,31 @@ class DevOps:
         with self._lock:
             self._pats[token].revoked = True
 
+    def add_subscription(self, org: str, *, url: str, project_id: str, event_type: str = "workitem.updated",
+                         status: str = "enabled", consumer_inputs: dict[str, str] | None = None,
+                         created_by: str = OPERATOR_ID) -> str:
+        """A webHooks service hook subscription (what aggregator-cli's map.rule creates); returns its id."""
+        with self._lock:
+            return self.hooks.add(org.lower(), self._org_id(org), url=url, event_type=event_type,
+                                  project_id=project_id, status=status, created_by=created_by,
+                                  consumer_inputs=consumer_inputs)
+
+    def set_subscription_status(self, org: str, subscription_id: str, status: str) -> None:
+        """Set a subscription's status as Azure DevOps does (probation, disabled by the system, ...)."""
+        with self._lock:
+            self.hooks.set_status(org.lower(), subscription_id, status)
+
+    def subscriptions(self, org: str) -> list[dict[str, Any]]:
+        """The organization's subscriptions in the API's shape (confidential inputs not masked)."""
+        with self._lock:
+            return self.hooks.snapshot(org.lower(), self.org_url(org))
+
+    def grant_bypass_rules(self, org: str, user_id: str, project_id: str, allowed: bool = True) -> None:
+        """Allow (or take back) "Bypass rules on work item updates" for a user in a project."""
+        with self._lock:
+            self.permissions.set(org, user_id, security.PROJECT_NAMESPACE, security.project_token(project_id),
+                                 security.BYPASS_RULES, allowed)
+
     def _org_id(self, org: str) -> str:
         """The organization id, created on first mention."""
         with self._lock:
@@ -94,7 +138,39 @@ class DevOps:
             # The token area lives on the token service (vssps) only, as in Azure DevOps.
             if api == "/_apis/token/sessiontokens" and request.method == "GET" and vssps:
                 return self._session_tokens(request, org)
+            if not vssps or request.host == SERVER_HOST:
+                routed = self._org_call(request, org, api)
+                if routed is not None:
+                    return routed
         return self._not_found(request.path)
+
+    def _org_call(self, request: Request, org: str, api: str) -> Response | None:
+        """Service hooks and security, on the organization's host; None when no route matches."""
+        one = _SUBSCRIPTION.match(api)
+        hooks = (api == "/_apis/hooks/subscriptions" and request.method == "GET") or \
+            (one is not None and request.method in ("GET", "PUT"))
+        namespace = _NAMESPACE.match(api) if request.method == "GET" else None
+        permissions = _PERMISSIONS.match(api) if request.method == "GET" else None
+        if not (hooks or namespace or permissions):
+            return None
+        pat, denied = self._authenticate(request, org)
+        if denied:
+            return denied
+        if hooks:
+            if not _holds(pat, HOOKS_WRITE_SCOPES if request.method == "PUT" else HOOKS_READ_SCOPES):
+                return self._scope_denied(pat)
+            return respond_subscriptions(self.hooks, request, org, pat.user_id, one.group(1) if one else None,
+                                         _base_url(request, org))
+        if namespace:
+            # Spec: devops__GetSecurityNamespace.json
+            return json_response(200, security.namespace_description(namespace.group(1)))
+        return security.has_permissions(self.permissions, request, org, pat.user_id, *permissions.groups())
+
+    def _scope_denied(self, pat: Pat) -> Response:
+        """A valid PAT that lacks the API's scope."""
+        message = f"TF400813: The user '{pat.user_id}' is not authorized to access this resource."
+        return json_response(self.scope_denial_status, shapes.vss_error(message, "UnauthorizedRequestException"),
+                             {"X-TFS-ServiceError": quote(message, safe="")})
 
     def _not_found(self, path: str) -> Response:
         """404 in Azure DevOps' JSON error shape."""
@@ -149,6 +225,21 @@ class DevOps:
                    if p.user_id == pat.user_id and (p.global_pat or p.org == org)
                    and wanted in ("all", _state(p, now))]
         return json_response(200, {"count": len(entries), "value": entries})
+
+
+def _holds(pat: Pat, accepted: frozenset[str]) -> bool:
+    """Whether the PAT's scopes include one of `accepted` (app_token: full access)."""
+    scopes = set(pat.scope.split())
+    return "app_token" in scopes or bool(scopes & accepted)
+
+
+def _base_url(request: Request, org: str) -> str:
+    """The organization URL as the request reached it (subscription `url`s are built on it)."""
+    if request.host == SERVER_HOST:
+        return f"https://{SERVER_HOST}/tfs/{org}"
+    if request.host.endswith(".visualstudio.com"):
+        return f"https://{request.host}"
+    return f"https://dev.azure.com/{org}"
 
 
 def _state(pat: Pat, now: datetime) -> str:

@@ -52,6 +52,13 @@ class KeyVault:
             secret = self._secret(vault_name, secret_name)
             return [v.public() for v in secret.versions] if secret else []
 
+    def current_version(self, vault_host: str, secret_name: str) -> str | None:
+        """The version a versionless GET of the secret returns (the latest), or None."""
+        with self._lock:
+            secret = self._secret(vault_host.split(".")[0], secret_name)
+            latest = secret.find("") if secret else None
+            return latest.version if latest else None
+
     def _secret(self, vault: str, name: str, create: bool = False) -> store.Secret | None:
         """Look a secret up (names are case-insensitive), optionally creating it."""
         secrets = self._vaults.setdefault(vault.lower(), {})

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from . import pat_format
 from .server import Sandbox
 
 SUBSCRIPTION = "8c56d827-5f07-45ce-8f2b-6c5001db5c6f"
 USER_ID = "bb5bb6c8-ef0a-400f-8987-92b3674d2043"
+PROJECT_ID = "6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c"
 FULL_SCOPES = "vso.identity vso.project vso.serviceendpoint_manage vso.work_full"
-_PAT_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 
 
-def new_pat() -> str:
-    """A random value shaped like a classic Azure DevOps PAT (52 base32 characters)."""
-    return "".join(secrets.choice(_PAT_ALPHABET) for _ in range(52))
+def new_pat(*, classic: bool = False) -> str:
+    """A random PAT in Azure DevOps' 84-character format, or the classic 52-character one."""
+    return pat_format.new_pat(classic=classic)
 
 
 def aggregator_settings(token_value: str, name: str) -> dict[str, str]:
@@ -52,9 +52,14 @@ class World:
         return self.sandbox.clock()
 
     def issue(self, days: float, *, scope: str = FULL_SCOPES, global_pat: bool = False,
-              user_id: str = USER_ID, authorization_id: str | None = None) -> tuple[str, str]:
-        """A PAT valid for `days` more days (negative: already expired); returns (value, authorizationId)."""
-        value = new_pat()
+              user_id: str = USER_ID, authorization_id: str | None = None,
+              classic: bool = False) -> tuple[str, str]:
+        """A PAT valid for `days` more days (negative: already expired); returns (value, authorizationId).
+
+        84 characters like every PAT Azure DevOps issues since July 2024; `classic=True` for the
+        52-character form (Azure DevOps Server, older PATs).
+        """
+        value = pat_format.new_pat(classic=classic, issued=self.now.date())
         self.tokens.append(value)
         auth = self.sandbox.devops.add_pat(
             self.org, value, user_id=user_id, valid_to=self.now + timedelta(days=days),
@@ -63,16 +68,25 @@ class World:
         return value, auth
 
     def add_instance(self, name: str, token_value: str | None, *, group: str | None = None,
-                     tags: dict | None = None, extra: dict | None = None) -> str:
+                     tags: dict | None = None, extra: dict | None = None,
+                     default_host: str | None = None) -> str:
+        """An Aggregator Function App; `default_host="unique"` for a unique default hostname."""
         settings = aggregator_settings(token_value or "", name)
         if token_value is None:
             del settings["Aggregator_VstsToken"]
         settings.update(extra or {})
         app_id = self.sandbox.arm.add_site(SUBSCRIPTION, group or f"aggregator-{name.removesuffix('aggregator')}",
                                            name, settings, tags=tags if tags is not None else
-                                           {"aggregatorVersion": "1.3.1"})
+                                           {"aggregatorVersion": "1.3.1"}, default_host=default_host)
         self.apps.append(app_id)
         return app_id
+
+    def map_rule(self, app_id: str, rule: str, *, event_type: str = "workitem.updated",
+                 project_id: str = PROJECT_ID, status: str = "enabled") -> str:
+        """A service hook subscription calling `rule` of the instance, as `map.rule` makes it; returns its id."""
+        url = f"https://{self.sandbox.arm.default_host(app_id)}/api/{rule}"
+        return self.sandbox.devops.add_subscription(self.org, url=url, event_type=event_type,
+                                                    project_id=project_id, status=status)
 
     def stage(self, value: str, *, days: float, secret: str = "aggregator-pat-staged",
               scopes: str | None = FULL_SCOPES, tags: dict | None = None, **kwargs) -> str:

@@ -40,6 +40,7 @@ class Sandbox:
         self.identity = Identity()
         self.arm = Arm(self.identity, self._now)
         self.vault = KeyVault(self.identity, self._now)
+        self.arm.references.secret_version = self.vault.current_version
         self.devops = DevOps(self._now, self.vault.tenant_id)
         self.teams = Teams()
         self.acs = Acs(self.identity)

@@ -24,6 +24,7 @@ def test_demo_tells_the_whole_story():
     assert "rejected (missing required scopes" in out
     assert "Email  <- [pat-watchdog] CRITICAL: fabrikamaggregator: the token has expired" in out
     assert "requests to anything but the sandbox: 0." in out
-    # Every PAT the demo makes is 52 base32 characters: none may appear anywhere.
-    assert not re.search(r"(?<![a-z2-7])[a-z2-7]{52}(?![a-z2-7])", out)
+    # Every PAT the demo makes has the 84-character format (or the classic 52-character one): none may appear.
+    assert "JQQJ9" not in out
+    assert not re.search(r"[A-Za-z0-9]{76}AZDO[A-Za-z0-9]{4}|(?<![a-z2-7])[a-z2-7]{52}(?![a-z2-7])", out)
     assert re.search(r"Done in \d+\.\d s", out)  # the time is printed, not asserted (see bench/)

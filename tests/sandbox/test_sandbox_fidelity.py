@@ -3,79 +3,24 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 import smtplib
 import socket
 import ssl
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 import requests
 from azure.core.exceptions import (HttpResponseError, ResourceNotFoundError, ServiceRequestError,
                                    ServiceResponseError, ServiceResponseTimeoutError)
-from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 from azure.mgmt.web import WebSiteManagementClient
 
 from pat_watchdog.sandbox import Sandbox
-
-SUB = "34adfa4f-cedf-4dc0-ba29-b6d1a69ab345"
-NOW = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
-SUPPRESS = {"X-TFS-FedAuthRedirect": "Suppress"}
-FAST = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 5}
-
-
-SPECS = Path(__file__).parents[1] / "specs"  # Microsoft's example payloads, copied byte for byte
-
-
-def spec_body(name: str, status: str = "200") -> dict:
-    """The example response body of a spec file."""
-    folder = SPECS
-    return json.loads((folder / name).read_text())["responses"][status]["body"]
-
-
-@pytest.fixture(scope="module")
-def running():
-    """One sandbox for the module (starting one is cheap, stopping costs a poll interval)."""
-    with Sandbox(clock=lambda: NOW) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb(running, monkeypatch):
-    """The sandbox with its environment applied and per-test state reset."""
-    for key, value in running.env().items():
-        monkeypatch.setenv(key, value)
-    for key in ("MSI_ENDPOINT", "IMDS_ENDPOINT", "IDENTITY_SERVER_THUMBPRINT", "AZURE_CLIENT_ID"):
-        monkeypatch.delenv(key, raising=False)
-    running.clock = lambda: NOW
-    running.latency = 0.0
-    running.clear_faults()
-    running.reset_requests()
-    yield running
-    running.clear_faults()
-    assert running.errors == []
-
-
-@pytest.fixture
-def cred(sb):
-    """App Service flavour of ManagedIdentityCredential, reading the sandbox env."""
-    return ManagedIdentityCredential()
-
-
-def bearer(cred, resource: str) -> dict[str, str]:
-    """Authorization header for raw requests."""
-    return {"Authorization": "Bearer " + cred.get_token(resource + "/.default").token}
-
-
-def basic(pat: str) -> dict[str, str]:
-    """Azure DevOps PAT authentication."""
-    return {"Authorization": "Basic " + base64.b64encode(f":{pat}".encode()).decode()}
+from tests.sandbox.support import FAST, NOW, SUB, SUPPRESS, basic, bearer, spec_body
 
 
 # -- managed identity and TLS ---------------------------------------------------------------
