@@ -88,7 +88,11 @@ param rotation string = 'staged'
 param rotateWithinDays int = 14
 param warnDays string = '30,14,7,3,1'
 param criticalDays int = 3
-param requiredScopes string = 'vso.identity vso.project vso.serviceendpoint_manage vso.work_full'
+@description('Scopes Aggregator\'s runtime needs (missing: CRITICAL).')
+param requiredScopes string = 'vso.work_write'
+
+@description('Aggregator\'s documented scopes (missing: WARNING; a replacement never narrows them).')
+param recommendedScopes string = 'vso.identity vso.project vso.serviceendpoint_manage vso.work_full'
 
 @description('Last-resort expiry of the current PAT (ISO date); empty when Key Vault or the listing knows it.')
 param patExpiresOn string = ''
@@ -309,6 +313,7 @@ var requiredSettings = {
   WATCHDOG_WARN_DAYS: warnDays
   WATCHDOG_CRITICAL_DAYS: string(criticalDays)
   WATCHDOG_REQUIRED_SCOPES: requiredScopes
+  WATCHDOG_RECOMMENDED_SCOPES: recommendedScopes
   WATCHDOG_SCHEDULE: schedule
   WATCHDOG_REPEAT_HOURS: string(repeatHours)
   WATCHDOG_STATE_TABLE: stateTable

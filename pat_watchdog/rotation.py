@@ -11,30 +11,21 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from pat_watchdog.core import listing as L
-from pat_watchdog.core.errors import ServiceError, WatchdogError
+from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import CandidateState, ExpiryFact, LiveCheck, Liveness, RotationState
 from pat_watchdog.observe import Observed
+from pat_watchdog.validation import CandidateCheck, Postponed, Rejected
 from pat_watchdog.ports import Ports, SecretStore
-from pat_watchdog.core.policy import held_scopes_missing
 from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.settings import Settings
-from pat_watchdog.core.candidates import scopes_tag, version_fact
+from pat_watchdog.core.candidates import version_fact
 from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, SettingsSwap, SwapError,
                                VerificationPending)
 from pat_watchdog.core.tags import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
                                 TagLimitError, has_room)
 
 log = logging.getLogger(__name__)
-
-
-class Rejected(WatchdogError):
-    """The candidate fails validation: it is tagged `rejected` and never tried again."""
-
-
-class Postponed(WatchdogError):
-    """Rotation cannot proceed now (validation impossible, lock held); nothing was changed."""
 
 
 @dataclass
@@ -73,79 +64,8 @@ class Rotation:
 
     # -- step 1 -----------------------------------------------------------------
     def validate(self, candidate: Token, version: SecretVersion) -> tuple[LiveCheck, tuple[ExpiryFact, ...]]:
-        """Live, same user, required scopes, later expiry, not global; raise Rejected saying why."""
-        live = self.ports.devops.check_live(candidate)
-        if live.state is Liveness.UNKNOWN:
-            raise Postponed(f"Azure DevOps could not be reached to validate the candidate: {live.detail}")
-        if live.state is not Liveness.VALID:
-            raise Rejected(f"the candidate does not work ({live.state.value}: {live.detail})")
-        current = self.obs.snapshot.live
-        if current.state is Liveness.VALID and current.user_id and live.user_id != current.user_id:
-            raise Rejected("the candidate belongs to another user than the current token")
-        listing = self.ports.devops.list_tokens(candidate)
-        fact = self._candidate_fact(candidate, version, live, listing)
-        missing = held_scopes_missing(fact.scopes, self.settings.required_scopes) if fact.scopes else ()
-        if missing:
-            raise Rejected("missing required scopes: " + " ".join(missing))
-        if fact.global_pat:
-            raise Rejected("a global PAT (all organizations); global PATs stop working on 2026-12-01")
-        if fact.expires_on is None:
-            raise Rejected("its expiry is unknown: stage it with --expires <validTo>")
-        current_expiry = self._current_expiry(fact, listing)
-        if current_expiry is None and current.state is Liveness.VALID:
-            raise Rejected("the current token's expiry is unknown, so a later expiry cannot be checked: stage "
-                           "the current token with its expiry (it is adopted) or set WATCHDOG_PAT_AUTHORIZATION_ID")
-        if current_expiry is not None and fact.expires_on <= current_expiry:
-            raise Rejected(f"it expires {format_utc(fact.expires_on)}, not later than the current token "
-                           f"({format_utc(current_expiry)})")
-        return live, (fact,)
-
-    def _candidate_fact(self, candidate: Token, version: SecretVersion, live: LiveCheck, listing) -> ExpiryFact:
-        """The candidate's expiry and scopes; its own listing entry, when found, is Azure DevOps's answer."""
-        entry = self._candidate_entry(listing, version, live)
-        fact = L.fact_from_entry(entry) if entry else None
-        expires = fact.expires_on if fact and fact.expires_on else version.expires_on
-        return ExpiryFact("keyvault" if fact is None else "devops", expires,
-                          scopes_tag(version) or (fact.scopes if fact else None),
-                          global_pat=fact.global_pat if fact else None,
-                          authorization_id=version.tags.get("authorizationId")
-                          or (fact.authorization_id if fact else None))
-
-    def _candidate_entry(self, listing, version: SecretVersion, live: LiveCheck) -> dict | None:
-        """By its `authorizationId` tag; else the entry within a day of its Key Vault expiry; else the
-        only active entry of the user that is not the current token's."""
-        tag = version.tags.get("authorizationId")
-        if tag:
-            return L.match_entry(listing.entries, self.now, authorization_id=tag).entry
-        current = self._current_ids()
-        if version.expires_on is not None:
-            match = L.match_entry(listing.entries, self.now, user_id=live.user_id,
-                                  known_expiry=version.expires_on, exclude=current)
-            if match.entry is not None:
-                return match.entry
-        others = L.active_entries(listing.entries, self.now, live.user_id, current)
-        return others[0] if len(others) == 1 and current else None
-
-    def _current_ids(self) -> frozenset[str]:
-        """Authorization IDs known to be the current token's."""
-        ids = {f.authorization_id for f in self.obs.snapshot.facts if f.authorization_id and not f.ambiguous}
-        if self.settings.pat_authorization_id:
-            ids.add(self.settings.pat_authorization_id)
-        return frozenset(i.lower() for i in ids)
-
-    def _current_expiry(self, candidate: ExpiryFact, listing) -> datetime | None:
-        """The current token's expiry, never the candidate's own: a confident source, else the latest
-        other active PAT of the user in the listing (the candidate must outlive whichever is current)."""
-        own = (candidate.authorization_id or "").lower()
-        confident = [f.expires_on for f in self.obs.snapshot.facts if f.expires_on and not f.ambiguous
-                     and (f.authorization_id or "").lower() != own]
-        if confident:
-            return min(confident)
-        user = self.obs.snapshot.live.user_id
-        others = [L.fact_from_entry(e).expires_on
-                  for e in L.active_entries(listing.entries, self.now, user, frozenset({own}) if own else frozenset())]
-        others = [when for when in others if when is not None and when != candidate.expires_on]
-        return max(others, default=None)
+        """Step 1 (validation.py): raise Rejected or Postponed saying why."""
+        return CandidateCheck(self.obs, self.settings, self.ports, self.now).validate(candidate, version)
 
     # -- steps 2 and 3 --------------------------------------------------------------
     def save_previous(self) -> None:

@@ -59,11 +59,17 @@ class Alert:
 def _stage_command(settings: Settings, plan: InstancePlan, value: str = "<new PAT>") -> str:
     secret = settings.secret_names(plan.name)[0]
     command = R.stage_command(settings.vault_name, secret).replace("<new PAT>", value)
-    return command.replace(" ".join(R.DEFAULT_REQUIRED_SCOPES), " ".join(settings.required_scopes))
+    return command.replace(" ".join(R.DEFAULT_RECOMMENDED_SCOPES), _scopes_to_ask(settings))
+
+
+def _scopes_to_ask(settings: Settings) -> str:
+    """The scopes a replacement is created with: the recommended ones, plus any required they miss."""
+    extra = held_scopes_missing(settings.recommended_scopes, settings.required_scopes)
+    return " ".join(settings.recommended_scopes + extra)
 
 
 def _next_step(reason: Reason, settings: Settings, plan: InstancePlan) -> tuple[str, str | None]:
-    scopes = " ".join(settings.required_scopes)
+    scopes = _scopes_to_ask(settings)
     create = (f"Create a new PAT in Azure DevOps for {settings.devops_org_url} (this organization only, "
               f"scopes: {scopes}, valid up to a year) and stage it in Key Vault with the command below")
     if not settings.rotation_enabled:
@@ -89,7 +95,7 @@ def _next_step(reason: Reason, settings: Settings, plan: InstancePlan) -> tuple[
         return (f"Point {settings.token_setting} at a secret that holds only Aggregator's PAT, in the staging "
                 "vault or a vault listed in WATCHDOG_REFERENCE_VAULTS, and find out who changed the setting: "
                 "the watchdog never follows a reference to another vault or to its own secrets.", None)
-    if reason.code == R.TOKEN_TYPE.name:
+    if reason.code == R.TOKEN_TYPE_INVALID.name:
         return ("Set Aggregator_VstsTokenType to PAT with aggregator-cli `configure.instance`.", None)
     if reason.code == R.PAT_NOT_IN_LISTING.name:
         return ("Correct or remove WATCHDOG_PAT_AUTHORIZATION_ID.", None)
@@ -103,7 +109,8 @@ def _summary(reason: Reason) -> str:
 def for_reason(reason: Reason, plan: InstancePlan, settings: Settings) -> Alert:
     """The alert for one WARNING/CRITICAL reason of a plan."""
     token = plan.token
-    missing = held_scopes_missing(token.scopes or (), settings.required_scopes) if token.scopes else ()
+    missing = held_scopes_missing(token.scopes, settings.required_scopes + tuple(
+        s for s in settings.recommended_scopes if s not in settings.required_scopes)) if token.scopes else ()
     step, command = _next_step(reason, settings, plan)
     level = "WARNING" if reason.level == "UNKNOWN" else reason.level
     return Alert(plan.name, plan.app_id, level, reason.condition or reason.code, reason.code,

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
 from pat_watchdog.core import reasons as R
+from pat_watchdog.core import token_type
 from pat_watchdog.core.model import (CandidateState, CandidateView, ExpiryFact, InstancePlan, InstanceSnapshot,
                                      Liveness, Reason, Status, TokenView)
 from pat_watchdog.core.settings import Settings
@@ -28,6 +29,7 @@ class Policy:
     critical_days: int = 3
     rotate_within_days: int = 14
     required_scopes: tuple[str, ...] = R.DEFAULT_REQUIRED_SCOPES
+    recommended_scopes: tuple[str, ...] = R.DEFAULT_RECOMMENDED_SCOPES
     rotation_enabled: bool = True
     staged_secret: str = "aggregator-pat-staged"
     vault_name: str = "<vault>"
@@ -35,7 +37,7 @@ class Policy:
     @classmethod
     def from_settings(cls, settings: Settings, site_name: str = "{name}") -> "Policy":
         return cls(settings.warn_days, settings.critical_days, settings.rotate_within_days,
-                   settings.required_scopes, settings.rotation_enabled,
+                   settings.required_scopes, settings.recommended_scopes, settings.rotation_enabled,
                    settings.secret_names(site_name)[0], settings.vault_name)
 
 
@@ -138,9 +140,8 @@ def _liveness(snap, token, policy) -> list[Reason]:
     if not snap.token_present:
         return [R.reason(R.TOKEN_MISSING)]
     found = []
-    if snap.token_type is not None and snap.token_type != "PAT":
-        # Not echoed: a PAT pasted into the wrong setting must not end up in a report.
-        found.append(R.reason(R.TOKEN_TYPE, "Aggregator_VstsTokenType is not 'PAT'"))
+    if not token_type.works(snap.token_type):
+        found.append(R.reason(R.TOKEN_TYPE_INVALID, token_type.describe(snap.token_type)))
     state = snap.live.state
     if state is Liveness.EXPIRED:
         seen = f" ({snap.live.detail})" if snap.live.detail else ""
@@ -190,10 +191,15 @@ def _scopes(token, policy) -> list[Reason]:
     if token.scopes is None:
         return []
     missing = held_scopes_missing(token.scopes, policy.required_scopes)
-    if not missing:
-        return []
-    return [R.reason(R.SCOPE_MISSING, "the token lacks " + " ".join(missing) + " (Aggregator needs "
-                     + " ".join(policy.required_scopes) + ")")]
+    if missing:
+        return [R.reason(R.SCOPE_MISSING, "the token lacks " + " ".join(missing) + " (Aggregator's rules need "
+                         + " ".join(policy.required_scopes) + "): they fail")]
+    advised = held_scopes_missing(token.scopes, policy.recommended_scopes)
+    if advised:
+        return [R.reason(R.SCOPE_RECOMMENDED_MISSING, "the token lacks " + " ".join(advised) + " (Aggregator's "
+                         "documentation asks for " + " ".join(policy.recommended_scopes) + "); the rules run, "
+                         "but features that need them fail")]
+    return []
 
 
 def _global(token, now) -> list[Reason]:

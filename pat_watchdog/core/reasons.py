@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pat_watchdog.core.model import Reason
 from pat_watchdog.core.times import format_utc
 
-DEFAULT_REQUIRED_SCOPES = ("vso.identity", "vso.project", "vso.serviceendpoint_manage", "vso.work_full")
+# Aggregator's runtime only writes work items (aggregator-cli src/aggregator-ruleng: the rules'
+# WorkItemTrackingHttpClient calls); its documentation asks for these four (docs/setup.md).
+DEFAULT_REQUIRED_SCOPES = ("vso.work_write",)
+DEFAULT_RECOMMENDED_SCOPES = ("vso.identity", "vso.project", "vso.serviceendpoint_manage", "vso.work_full")
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,11 @@ EXPIRES_CRITICAL = _code("EXPIRES_CRITICAL", "CRITICAL", "the token expires soon
 EXPIRED = _code("EXPIRED", "CRITICAL", "the token has expired: every Aggregator rule fails", "EXPIRY")
 TOKEN_INVALID = _code("TOKEN_INVALID", "CRITICAL", "Azure DevOps rejects the token (revoked or invalid)")
 TOKEN_MISSING = _code("TOKEN_MISSING", "CRITICAL", "the token setting is missing or empty")
-TOKEN_TYPE = _code("TOKEN_TYPE", "WARNING", "Aggregator_VstsTokenType is not 'PAT'")
-SCOPE_MISSING = _code("SCOPE_MISSING", "CRITICAL", "the token lacks a scope Aggregator needs")
+TOKEN_TYPE_INVALID = _code("TOKEN_TYPE_INVALID", "CRITICAL",
+                           "Aggregator_VstsTokenType is not PAT: Aggregator cannot use the token, every rule fails")
+SCOPE_MISSING = _code("SCOPE_MISSING", "CRITICAL", "the token lacks a scope Aggregator's rules need")
+SCOPE_RECOMMENDED_MISSING = _code("SCOPE_RECOMMENDED_MISSING", "WARNING",
+                                  "the token lacks a scope Aggregator's documentation asks for")
 GLOBAL_PAT = _code("GLOBAL_PAT", "WARNING",
                    "the token is a global PAT (all accessible organizations); global PATs stop working on "
                    "2026-12-01: stage an organization-scoped replacement")
@@ -77,7 +83,7 @@ def reason(code: Code, message: str | None = None, *, level: str | None = None,
 def stage_command(vault: str, secret: str, expires: str = "<validTo, e.g. 2027-11-28T00:00:00Z>") -> str:
     """The exact line a person runs to stage a replacement (README, "Stage a replacement")."""
     return (f'az keyvault secret set --vault-name {vault} --name {secret} --value "<new PAT>" '
-            f'--expires {expires} --tags scopes="{" ".join(DEFAULT_REQUIRED_SCOPES)}"')
+            f'--expires {expires} --tags scopes="{" ".join(DEFAULT_RECOMMENDED_SCOPES)}"')
 
 
 def expiry_unknown_fix(vault: str, secret: str) -> str:

@@ -12,7 +12,8 @@ from pat_watchdog.core import setting_values as V
 from pat_watchdog.core.errors import ConfigError
 from pat_watchdog.core.resource_ids import ResourceId, parse_resource_id
 
-DEFAULT_SCOPES = "vso.identity vso.project vso.serviceendpoint_manage vso.work_full"
+DEFAULT_SCOPES = "vso.work_write"
+DEFAULT_RECOMMENDED = "vso.identity vso.project vso.serviceendpoint_manage vso.work_full"
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -45,6 +46,7 @@ class Settings:
     warn_days: tuple[int, ...] = (30, 14, 7, 3, 1)
     critical_days: int = 3
     required_scopes: tuple[str, ...] = tuple(DEFAULT_SCOPES.split())
+    recommended_scopes: tuple[str, ...] = tuple(DEFAULT_RECOMMENDED.split())
     pat_expires_on: datetime | None = None
     pat_authorization_id: str | None = None
     schedule: str = "0 0 6 * * *"
@@ -219,6 +221,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         critical_days=reader.parse("WATCHDOG_CRITICAL_DAYS", 3, V.int_in(0, 366), "whole days (0-366)"),
         required_scopes=reader.parse("WATCHDOG_REQUIRED_SCOPES", tuple(DEFAULT_SCOPES.split()), V.scopes,
                                      "space-separated Azure DevOps scope names, e.g. " + DEFAULT_SCOPES),
+        recommended_scopes=reader.parse("WATCHDOG_RECOMMENDED_SCOPES", tuple(DEFAULT_RECOMMENDED.split()),
+                                        V.scopes, "space-separated Azure DevOps scope names, e.g. "
+                                        + DEFAULT_RECOMMENDED),
         pat_expires_on=reader.parse("WATCHDOG_PAT_EXPIRES_ON", None, V.parse_expiry,
                                     "an ISO 8601 date such as 2027-01-15"),
         pat_authorization_id=reader.parse("WATCHDOG_PAT_AUTHORIZATION_ID", None, V.matching(_GUID),

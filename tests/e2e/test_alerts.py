@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from html import unescape
 
+import pytest
 from azure.data.tables import TableClient
 
 from tests.conftest import NOW
@@ -81,15 +82,19 @@ def test_every_message_names_what_a_person_needs(world, run_cli, sandbox, channe
     assert mail["To"] == "aggregator-admins@contoso.com, oncall@contoso.com"
 
 
-def test_missing_scopes_are_listed(world, run_cli, sandbox, channels):
-    token, _ = world.issue(200, scope="vso.work_full vso.project")
+@pytest.mark.parametrize("scope, missing, level", [
+    ("vso.work_full vso.project", "vso.identity vso.serviceendpoint_manage", "WARNING"),
+    ("vso.work vso.project", "vso.work_write vso.identity vso.serviceendpoint_manage vso.work_full", "CRITICAL"),
+])
+def test_missing_scopes_are_listed(world, run_cli, sandbox, channels, scope, missing, level):
+    token, _ = world.issue(200, scope=scope)
     world.add_instance(NAME, token)
     run_cli("run", **channels)
     card = sandbox.teams.received[0]["attachments"][0]["content"]
     facts = {f["title"]: shown(f["value"]) for block in card["body"] if block["type"] == "FactSet"
              for f in block["facts"]}
-    assert facts["Missing scopes"] == "vso.identity vso.serviceendpoint_manage"
-    assert "CRITICAL" in card_title(sandbox.teams.received[0])
+    assert facts["Missing scopes"] == missing
+    assert level in card_title(sandbox.teams.received[0])
 
 
 def test_teams_down_email_still_arrives_and_teams_is_retried_next_run(world, run_cli, sandbox, channels):

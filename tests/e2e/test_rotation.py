@@ -31,7 +31,8 @@ def test_rotation_in_the_window(world, run_cli, sandbox, channels):
 @pytest.mark.parametrize("case,reason", [
     ("revoked", "does not work"),
     ("other user", "another user"),
-    ("missing scopes", "missing required scopes: vso.identity"),
+    ("missing scopes", "it lacks vso.identity vso.serviceendpoint_manage, which the token in place holds"),
+    ("missing required", "missing required scopes: vso.work_write"),
     ("not later", "not later than the current token"),
     ("global", "global PAT"),
 ])
@@ -41,10 +42,11 @@ def test_a_bad_candidate_is_rejected_and_nothing_changes(world, run_cli, sandbox
     world.stage(old, days=5, tags={"watchdog-status": "current"})
     kwargs = {"revoked": {}, "other user": {"user_id": "3b2e9b4f-0000-4000-8000-000000000001"},
               "missing scopes": {"scope": "vso.work_full vso.project"}, "not later": {},
+              "missing required": {"scope": "vso.work vso.identity vso.project vso.serviceendpoint_manage"},
               "global": {}}[case]
     days = 3 if case == "not later" else 365
     new, _ = world.issue(days, global_pat=case == "global", **kwargs)
-    version = world.stage(new, days=days, scopes=None if case in ("missing scopes", "global") else
+    version = world.stage(new, days=days, scopes=None if case in ("missing scopes", "missing required", "global") else
                           "vso.identity vso.project vso.serviceendpoint_manage vso.work_full")
     if case == "revoked":
         sandbox.devops.revoke(new)
@@ -296,7 +298,7 @@ def test_a_pat_pasted_into_the_token_type_setting_is_not_echoed(world, run_cli, 
     old, _ = world.issue(100)
     world.add_instance(NAME, old, extra={"Aggregator_VstsTokenType": old})
     result = run_cli("status", "--json")     # the world fixture's leak check covers every output
-    assert "TOKEN_TYPE" in [r["code"] for r in result.instance(NAME)["reasons"]]
+    assert "TOKEN_TYPE_INVALID" in [r["code"] for r in result.instance(NAME)["reasons"]]
 
 
 def test_recovery_never_restores_the_broken_candidate_itself(world, run_cli, sandbox, channels):

@@ -93,13 +93,18 @@ def test_sign_in_page_means_invalid(world, run_cli, sandbox):
     assert result.code == 2 and codes(result.instance(NAME)) == ["TOKEN_INVALID"]
 
 
-def test_missing_scope_learned_from_the_listing(world, run_cli):
-    healthy(world, stage=False, scope="vso.work_full vso.project")
+@pytest.mark.parametrize("scope, code, exit_code, named", [
+    ("vso.work vso.project", "SCOPE_MISSING", 2, "vso.work_write"),
+    ("vso.work_full vso.project", "SCOPE_RECOMMENDED_MISSING", 1, "vso.identity vso.serviceendpoint_manage"),
+    ("vso.work_write", "SCOPE_RECOMMENDED_MISSING", 1, "vso.identity vso.project"),
+])
+def test_missing_scope_learned_from_the_listing(world, run_cli, scope, code, exit_code, named):
+    healthy(world, stage=False, scope=scope)
     result = run_cli("status", "--json")
     inst = result.instance(NAME)
-    assert result.code == 2 and codes(inst) == ["SCOPE_MISSING"]
+    assert result.code == exit_code and codes(inst) == [code]
     assert inst["token"]["expiry_source"] == "devops"
-    assert "vso.identity" in inst["reasons"][0]["message"]
+    assert f"the token lacks {named}" in inst["reasons"][0]["message"]
 
 
 def test_global_pat_before_and_after_the_cutoff(world, run_cli, sandbox):

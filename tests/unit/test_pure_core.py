@@ -123,7 +123,7 @@ NEXT_STEP = {
     R.ROTATION_FAILED.name: ("The previous token was put back", STAGE),
     R.TAG_LIMIT.name: ("Remove tags from that version", None),
     R.KEYVAULT_UNAVAILABLE.name: ("Check the watchdog's access", None),
-    R.TOKEN_TYPE.name: ("Set Aggregator_VstsTokenType to PAT", None),
+    R.TOKEN_TYPE_INVALID.name: ("Set Aggregator_VstsTokenType to PAT", None),
     R.PAT_NOT_IN_LISTING.name: ("Correct or remove WATCHDOG_PAT_AUTHORIZATION_ID", None),
 }
 
@@ -136,7 +136,7 @@ def test_every_alert_says_what_to_do_next(code: str, expected: tuple[str, str | 
     if command is None:
         assert made.command is None
     else:
-        assert command in made.command and f'--tags scopes="{" ".join(SETTINGS.required_scopes)}"' in made.command
+        assert command in made.command and f'--tags scopes="{" ".join(SETTINGS.recommended_scopes)}"' in made.command
 
 
 def test_without_rotation_the_next_step_is_aggregator_cli() -> None:

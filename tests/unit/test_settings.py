@@ -22,7 +22,8 @@ def test_defaults():
     s = load_settings(BASE)
     assert s.token_setting == "Aggregator_VstsToken" and s.warn_days == (30, 14, 7, 3, 1)
     assert s.critical_days == 3 and s.rotate_within_days == 14 and s.repeat_hours == 20
-    assert s.required_scopes == ("vso.identity", "vso.project", "vso.serviceendpoint_manage", "vso.work_full")
+    assert s.required_scopes == ("vso.work_write",)
+    assert s.recommended_scopes == ("vso.identity", "vso.project", "vso.serviceendpoint_manage", "vso.work_full")
     assert s.vssps_url == "https://vssps.dev.azure.com/contoso" and s.schedule == "0 0 6 * * *"
     assert s.state_table == "patwatchdog" and s.concurrency == 8 and s.smtp_port == 587 and s.smtp_starttls
     assert not s.rotation_enabled  # no vault, no rotation
