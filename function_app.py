@@ -22,6 +22,13 @@ def watchdog_status(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(body, status_code=status, mimetype="application/json")
 
 
+@app.route(route="doctor", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def watchdog_doctor(req: func.HttpRequest) -> func.HttpResponse:
+    """Checks every permission and setting; azure.yaml's postdeploy hook calls it after each deployment."""
+    status, body, mimetype = functions.doctor(req.params.get("sendTest"), req.params.get("format"))
+    return func.HttpResponse(body, status_code=status, mimetype=mimetype)
+
+
 # Queue triggers exist only with fan-out: an unresolved %setting% would stop the whole app.
 if os.environ.get("WATCHDOG_FANOUT_QUEUE"):
     @app.queue_trigger(arg_name="msg", queue_name="%WATCHDOG_FANOUT_QUEUE%", connection="AzureWebJobsStorage")

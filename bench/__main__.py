@@ -2,7 +2,8 @@
 
 Prints the cold import time of `function_app`, the requests a healthy instance costs, and the
 wall time and peak memory of `pat-watchdog status` for several instance counts against the
-sandbox with latency injected per request, with a plain serial loop as the baseline.
+sandbox with latency injected per request, with a plain serial loop as the baseline; then one
+run of `--large` (5,000) instances and its report written as run history (bench/scale.py).
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="1,20,100,500")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--repeat", type=int, default=3, help="parallel runs per size (the median is shown)")
+    parser.add_argument("--large", type=int, default=5000,
+                        help="instances for the one-run scale figures and the run-history write (0: skip)")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}")
@@ -114,6 +117,10 @@ def main() -> int:
         (pw, prss, preq), (sw, _, _) = f["parallel"], f["serial"]
         floor = count * preq * args.latency / 8
         print(f"{count:>9}  {pw:>12.2f} s  {sw:>8.2f} s  {preq:>8.2f}  {floor:>5.2f} s  {prss:>6.0f} MiB")
+    if args.large:
+        from bench import scale
+
+        scale.main(args.large, args.latency)
     return 0
 
 

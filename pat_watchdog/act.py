@@ -15,6 +15,7 @@ from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, Candidat
 from pat_watchdog.dispatch import Outbox, dispatch
 from pat_watchdog.observe import Observed, Ports, observe
 from pat_watchdog.core.policy import Policy, decide, rotation_due_in
+from pat_watchdog.hooks import observe_hooks, reenable
 from pat_watchdog.rotation import Outcome, Rotation
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.times import parse_utc
@@ -51,7 +52,10 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
         actions.append(_not_rotating(plan, settings))
     if outcome is not None:
         plan = _redecide(plan, obs, outcome, settings, now)
+    plan, reenabled = _reenable(plan, obs, settings, ports, mode, outcome, now)
+    actions += reenabled
     extra = _rotated_notice(plan, obs, outcome, now)
+    actions += _correct_expiry(plan, obs, settings, ports, mode)
     # The "rotated" notice also resolves what the rotation fixed: no separate "resolved" mails.
     actions = dispatch(plan, settings, outbox, now, extra=extra) + actions
     return replace(plan, actions=tuple(actions))
@@ -97,6 +101,29 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock
     return outcome
 
 
+def _correct_expiry(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: Mode) -> list[Action]:
+    """An extended PAT: bring the staging vault's `expires` record in line with Azure DevOps (`run` only)."""
+    confirmed = plan.token.expires_on
+    if confirmed is None or R.EXPIRY_EXTENDED.name not in {r.code for r in plan.reasons}:
+        return []
+    actions = []
+    for fact in obs.snapshot.facts:
+        if fact.source != "keyvault" or not fact.secret or not fact.expires_on or fact.expires_on >= confirmed \
+                or fact.secret[0] != settings.key_vault_url:
+            continue
+        vault_url, name, version = fact.secret
+        detail = f"Key Vault {name}/{version}: expires {format_utc(fact.expires_on)} -> {format_utc(confirmed)}"
+        outcome = ActionOutcome.PLANNED
+        if mode.writes:
+            try:
+                ports.vaults.get(vault_url).set_expiry(name, version, confirmed)
+                outcome = ActionOutcome.DONE
+            except ServiceError as error:
+                outcome, detail = ActionOutcome.FAILED, f"{detail}: {error}"
+        actions.append(Action(ActionKind.CORRECT, None, "INFO", outcome, detail))
+    return actions
+
+
 def _changed(before: Observed, after: Observed) -> bool:
     a, b = before.snapshot, after.snapshot
     return (a.candidate.version, a.candidate.state, a.token_fingerprint, a.live.state) != \
@@ -133,7 +160,30 @@ def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Set
         snap = replace(snap, notes=snap.notes + (Note(R.ROTATION_STOPPED.name, outcome.detail),))
     else:
         return plan
+    obs.snapshot = snap      # what later steps (re-enabling hooks) start from
     return decide(snap, Policy.from_settings(settings, obs.app.site), now)
+
+
+def _reenable(plan, obs: Observed, settings: Settings, ports: Ports, mode: Mode, outcome, now):
+    """Subscriptions Azure DevOps disabled, enabled again once the token Aggregator holds works (DESIGN 3.8)."""
+    token = outcome.token if outcome is not None and outcome.token is not None else obs.current
+    if not settings.reenable_subscriptions or plan.token.live is not True or token is None \
+            or token.fingerprint != plan.token.fingerprint:
+        return plan, []
+    if obs.snapshot.subscriptions is None and outcome is not None and ports.rules is not None:
+        found, _ = observe_hooks(obs.app, obs.settings, token, ports)   # the broken token could not list them
+        obs.snapshot = replace(obs.snapshot, **found)
+    subs = obs.snapshot.subscriptions
+    if not subs:
+        return plan, []
+    done = reenable(subs, token, ports, act=mode.writes)
+    enabled = {sub.id for sub, action in done if action.outcome == ActionOutcome.DONE}
+    if enabled:   # the report and the alerts describe the state after it
+        obs.snapshot = replace(obs.snapshot, subscriptions=tuple(
+            replace(s, status="enabled") if s.id in enabled else s for s in subs))
+        plan = replace(decide(obs.snapshot, Policy.from_settings(settings, obs.app.site), now),
+                       candidate=plan.candidate)
+    return plan, [action for _, action in done]
 
 
 def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, now: datetime) -> list[A.Alert]:

@@ -6,6 +6,7 @@ from azure.core.credentials import TokenCredential
 
 from pat_watchdog.adapters.arm import AggregatorApps
 from pat_watchdog.adapters.devops import DevOps, ListingCache
+from pat_watchdog.adapters.devops_rules import DevOpsRules
 from pat_watchdog.adapters.email import AcsChannel, SmtpChannel
 from pat_watchdog.adapters.keyvault import Vaults
 from pat_watchdog.adapters.retry import RetryPolicy, new_session
@@ -39,7 +40,8 @@ def open_ports(settings: Settings, credential: TokenCredential | None = None,
                  listings=ListingCache(),
                  ledger=ledger,
                  channels=open_channels(settings, session, credential, retry),
-                 credential=credential, close_session=session.close)
+                 credential=credential, close_session=session.close,
+                 rules=DevOpsRules(session, settings.devops_org_url, retry), once=ListingCache())
 
 
 def open_channels(settings: Settings, session, credential, retry: RetryPolicy) -> list[Channel]:

@@ -1,4 +1,4 @@
-"""`pat-watchdog status | run | rotate | demo`: a thin shell over `watchdog.run_once`."""
+"""`pat-watchdog status | run | rotate | doctor | demo`: a thin shell over `watchdog.run_once` and `doctor`."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--json", action="store_true", help="print the JSON report")
     rotate.add_argument("--local-lock", action="store_true",
                         help="rotate without the shared state table's lock (only when no other run can rotate)")
+    doctor = commands.add_parser("doctor", help="check every permission and setting; print the fix for each gap")
+    doctor.add_argument("--json", action="store_true", help="print the checks as one JSON document")
+    doctor.add_argument("--send-test", action="store_true", help="send one test card and one test email")
     commands.add_parser("demo", help="walk through the story against the built-in sandbox")
     return parser
 
@@ -56,8 +59,13 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     if args.command == "demo":
         from pat_watchdog.demo import run_demo
         return run_demo(stdout)
-    mode = Mode.DRY_RUN if getattr(args, "dry_run", False) else Mode(args.command)
     moment = (now or (lambda: datetime.now(timezone.utc)))()
+    if args.command == "doctor":
+        from pat_watchdog import doctor
+        return doctor.command(env=os.environ if env is None else env, now=moment, as_json=args.json,
+                              send_test=args.send_test, stdout=stdout, stderr=stderr, credential=credential,
+                              retry=retry)
+    mode = Mode.DRY_RUN if getattr(args, "dry_run", False) else Mode(args.command)
     try:
         settings = load_settings(os.environ if env is None else env)
         result = watchdog.run_once(settings, mode, moment, credential=credential, retry=retry,

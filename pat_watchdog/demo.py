@@ -122,7 +122,7 @@ def _chapters(story: Story) -> None:
     story.say(f"   Aggregator_VstsToken now holds the token with fingerprint "
               f"{_fp(world.token_setting(world.apps[0]))}.")
 
-    story.chapter(4, "Bad replacement", "A new PAT is staged without vso.work_full. The watchdog "
+    story.chapter(4, "Bad replacement", "A new PAT is staged that can only read work items. The watchdog "
                   "validates it before touching anything, rejects it, tags it, and says why.")
     weak, _ = world.issue(365, scope="vso.work vso.project")
     world.stage(weak, days=365, scopes="vso.work vso.project")
@@ -134,8 +134,19 @@ def _chapters(story: Story) -> None:
     expired, _ = world.issue(-1)
     world.apps.clear()
     world.add_instance("fabrikamaggregator", expired)
-    story.run(WATCHDOG_STAGED_SECRET="{name}-pat-staged", WATCHDOG_PREVIOUS_SECRET="{name}-pat-previous")
-    _ = sb
+    per_name = {"WATCHDOG_STAGED_SECRET": "{name}-pat-staged", "WATCHDOG_PREVIOUS_SECRET": "{name}-pat-previous"}
+    story.run(**per_name)
+
+    story.chapter(6, "A stale date, not an expiry", "On a third instance Key Vault's record says 10 days left, "
+                  "but the PAT was extended in Azure DevOps to 180 days. Before it alerts on a Key Vault date, "
+                  "the watchdog asks Azure DevOps: no alert, and the record is corrected.")
+    extended, auth = world.issue(10)
+    world.apps.clear()
+    world.add_instance("northwindaggregator", extended)
+    world.stage(extended, days=10, secret="northwindaggregator-pat-staged",
+                tags={"watchdog-status": "current", "authorizationId": auth})
+    sb.devops.extend(extended, story.day + timedelta(days=180))
+    story.run(**per_name)
 
 
 def _fp(value: str | None) -> str:

@@ -140,3 +140,25 @@ def last_report(*, env=None, credential=None, retry=None) -> tuple[int, str]:
     if report is None:
         return 404, json.dumps({"error": "no run recorded yet"})
     return 200, json.dumps(report)
+
+
+def doctor(send_test: str | None = None, output: str | None = None, *, env=None, now=None, credential=None,
+           retry=None) -> tuple[int, str, str]:
+    """`POST /api/doctor` (azure.yaml's postdeploy hook calls it after each deployment): the doctor with the
+    Function's own identity, logged check by check; `?sendTest=true` also sends the test messages,
+    `?format=text` answers with the lines `pat-watchdog doctor` prints. Always 200 with the checks: a
+    configuration error is its `settings` checks, FIX (the deploy hook prints whatever it finds)."""
+    from pat_watchdog import doctor as checks_of
+    from pat_watchdog.core import checkup
+    from pat_watchdog.core.errors import ConfigError
+
+    moment = _now(now)
+    try:
+        found = checks_of.examine(_settings(env), moment, env=os.environ if env is None else env,
+                                  credential=credential, retry=retry, send_test=(send_test or "").lower() == "true")
+    except ConfigError as error:
+        found = checkup.config_error(error.problems)
+    checks_of.log_checks(found)
+    if (output or "").lower() == "text":
+        return 200, checkup.render(found) + "\n", "text/plain"
+    return 200, json.dumps(checkup.document(found, moment)), "application/json"

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pat_watchdog.core import listing as L
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core import references
 from pat_watchdog.core.candidates import select_candidate, version_fact
-from pat_watchdog.core.errors import ServiceError, WatchdogError
+from pat_watchdog.core.errors import EmptySecret, ServiceError, WatchdogError
 from pat_watchdog.core.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note
 from pat_watchdog.core.policy import GLOBAL_PAT_CUTOFF
 from pat_watchdog.core.resource_ids import ResourceId
 from pat_watchdog.core.secret import Token, looks_like_pat
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.tags import FINGERPRINT_TAG, SecretVersion, TagLimitError, has_room
+from pat_watchdog.hooks import observe_hooks
 from pat_watchdog.ports import Ports
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,10 @@ class Observed:
     current: Token | None = None
     settings: dict = field(default_factory=dict, repr=False)
     reference: references.KeyVaultReference | None = None
+    reference_version: str | None = None        # the secret version the watchdog read through it
     staged: list[SecretVersion] = field(default_factory=list, repr=False)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    unusable: dict[str, str] = field(default_factory=dict)     # staged versions that hold no token, and why
 
 
 def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *, write: bool) -> Observed:
@@ -65,8 +68,12 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
         facts += _listing(obs.current, live, facts, settings, ports, now, notes, _other_tokens(obs))
     if settings.pat_expires_on:
         facts.append(ExpiryFact("setting", settings.pat_expires_on, detail="WATCHDOG_PAT_EXPIRES_ON"))
+    hooks: dict = {}
+    if obs.current and live.state is Liveness.VALID and ports.rules is not None:
+        hooks, found = observe_hooks(app, obs.settings, obs.current, ports)
+        notes.extend(found)
     obs.snapshot = replace(obs.snapshot, live=live, facts=tuple(facts),
-                           notes=obs.snapshot.notes + tuple(notes))
+                           notes=obs.snapshot.notes + tuple(notes), **hooks)
     return obs
 
 
@@ -85,8 +92,10 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
         if not looks_like_pat(token.reveal()):
             raise NotAllowed(f"the referenced secret {ref.secret_name} does not hold an Azure DevOps PAT (52 "
                              "lower-case base32 characters, or 84 with AZDO at 77-80): it is not sent anywhere")
-        obs.reference, obs.current = ref, token
-        fact = version_fact(version, f"referenced secret {ref.secret_name}/{version.version}")
+        obs.reference, obs.current, obs.reference_version = ref, token, version.version
+        snap = replace(snap, **_platform_view(obs.app, settings.token_setting, ports))
+        fact = replace(version_fact(version, f"referenced secret {ref.secret_name}/{version.version}"),
+                       secret=(ref.vault_url, ref.secret_name, version.version))
         snap = replace(snap, key_vault_reference=f"{ref.vault_url}/secrets/{ref.secret_name}"
                        + (f"/{ref.version}" if ref.version else ""), facts=(fact,))
     elif raw and raw.strip():
@@ -96,28 +105,41 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
                            token_fingerprint=obs.current.fingerprint if obs.current else None)
 
 
+def _platform_view(app: ResourceId, setting: str, ports: Ports) -> dict:
+    """How App Service itself resolved the reference, with Aggregator's identity (DESIGN 3.8): the
+    watchdog reading the secret proves nothing about what Aggregator gets."""
+    try:
+        found = ports.apps.reference_status(app, setting)
+    except ServiceError as error:   # not a verdict: the next run asks again
+        log.warning("reference status of %s unavailable: %s", app.site, error)
+        return {}
+    return {"reference_status": found.status, "reference_details": found.details}
+
+
 def _staged(obs, settings, ports, now, write, notes) -> list[ExpiryFact]:
     """Versions of the staged secret: expiry source 1 and the candidate."""
     staged_name = settings.secret_names(obs.app.site)[0]
     vault = ports.vaults.get(settings.key_vault_url)
     try:
         obs.staged = vault.versions(staged_name)
-        obs.fingerprints = _fingerprints(vault, obs.staged, write)
+        obs.fingerprints = _fingerprints(vault, obs.staged, write, obs.unusable)
     except ServiceError as error:
         notes.append(Note(R.KEYVAULT_UNAVAILABLE.name, str(error)))
         return []
-    candidate = select_candidate(obs.staged, now, obs.fingerprints)
+    candidate = select_candidate(obs.staged, now, obs.fingerprints, obs.unusable)
     obs.snapshot = replace(obs.snapshot, candidate=candidate)
     current_fp = obs.current.fingerprint if obs.current else None
     same = [v for v in obs.staged if current_fp and obs.fingerprints.get(v.version) == current_fp]
     if not same:
         return []
     version = max(same, key=lambda v: v.created_on)
-    return [version_fact(version, f"staged secret {staged_name}/{version.version}")]
+    return [replace(version_fact(version, f"staged secret {staged_name}/{version.version}"),
+                    secret=(settings.key_vault_url, staged_name, version.version))]
 
 
-def _fingerprints(vault, versions: list[SecretVersion], write: bool) -> dict[str, str]:
-    """Fingerprint of every usable version: from its tag, else read once (and tagged in `run`)."""
+def _fingerprints(vault, versions: list[SecretVersion], write: bool, unusable: dict[str, str]) -> dict[str, str]:
+    """Fingerprint of every usable version: from its tag, else read once (and tagged in `run`).
+    A version that holds no token is set aside with the reason: it never hides the current token's state."""
     found = {}
     for index, version in enumerate(versions):
         if version.tags.get(FINGERPRINT_TAG):
@@ -125,7 +147,11 @@ def _fingerprints(vault, versions: list[SecretVersion], write: bool) -> dict[str
             continue
         if not version.enabled:
             continue
-        token, _ = vault.read(version.name, version.version)
+        try:
+            token, _ = vault.read(version.name, version.version)
+        except EmptySecret:
+            unusable[version.version] = f"version {version.version} holds no token (empty or white space only)"
+            continue
         found[version.version] = token.fingerprint
         if write:  # later steps merge into these tags: keep the list current
             versions[index] = _remember_fingerprint(vault, version, token.fingerprint)
@@ -147,7 +173,12 @@ def _listing_needed(facts: list[ExpiryFact], settings: Settings, now: datetime) 
     matters until global PATs stop working (after that a global PAT fails connectionData)."""
     known = [f for f in facts if f.expires_on is not None]
     global_unknown = now < GLOBAL_PAT_CUTOFF and all(f.global_pat is None for f in facts)
-    return not known or not any(f.scopes for f in facts) or bool(settings.pat_authorization_id) or global_unknown
+    # A Key Vault date is a person's record: before it raises an alert or a rotation, Azure DevOps
+    # confirms it (the PAT may have been extended in place, DESIGN 3.8). Healthy instances skip this.
+    horizon = now + timedelta(days=max(settings.warn_days + (settings.rotate_within_days,)))
+    to_confirm = any(f.source == "keyvault" and f.expires_on <= horizon for f in known)
+    return (not known or not any(f.scopes for f in facts) or bool(settings.pat_authorization_id) or global_unknown
+            or to_confirm)
 
 
 def _other_tokens(obs: Observed) -> tuple[frozenset[str], tuple[datetime, ...]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Protocol
+from typing import Callable, Literal, Protocol
 
 from pat_watchdog.core.alerts import Alert
 from pat_watchdog.core.dedup import Entry
@@ -25,6 +25,8 @@ class AppSettings(Protocol):
     def list_settings(self, app: ResourceId) -> dict[str, str]: ...
     def site_name(self, app: ResourceId) -> str: ...
     def is_aggregator_site(self, app: ResourceId) -> bool: ...
+    def reference_status(self, app: ResourceId, setting: str): ...
+    def host_names(self, app: ResourceId) -> tuple[str, ...]: ...
     def replace_settings(self, app: ResourceId, settings: dict[str, str]) -> dict[str, str]: ...
     def restart(self, app: ResourceId) -> None: ...
     def close(self) -> None: ...
@@ -38,6 +40,7 @@ class SecretStore(Protocol):
     def versions(self, name: str) -> list[SecretVersion]: ...
     def read(self, name: str, version: str | None = None) -> tuple[Token, SecretVersion]: ...
     def set_tags(self, version: SecretVersion, changes: dict) -> SecretVersion: ...
+    def set_expiry(self, name: str, version: str, expires_on: datetime) -> SecretVersion: ...
     def store(self, name: str, token: Token, *, tags: dict,
               expires_on: datetime | None = None) -> SecretVersion: ...
 
@@ -66,7 +69,13 @@ class Listings(Protocol):
 
 
 class StateStore(Protocol):
-    """Alert ledger, run history and rotation locks (adapters/state_table.py)."""
+    """Alert ledger, run history and rotation locks (adapters/state_table.py).
+
+    A lock's lease runs on the store's clock (the Table service's), never on the caller's: `now`
+    is not trusted. `acquire` returns a fencing token (truthy) or False; before each write under
+    the lock, `holds(key, owner, token)` says whether the lock is still this owner's, unchanged
+    and with lease left (False when that cannot be confirmed).
+    """
 
     shared: bool        # whether its lock holds across processes and machines
 
@@ -74,7 +83,8 @@ class StateStore(Protocol):
     def record(self, entry: Entry) -> None: ...
     def add_run(self, report: dict) -> None: ...
     def last_run(self) -> dict | None: ...
-    def acquire(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool: ...
+    def acquire(self, key: str, owner: str, now: datetime, lease: timedelta) -> str | Literal[False]: ...
+    def holds(self, key: str, owner: str, fence: str) -> bool: ...
     def release(self, key: str, owner: str) -> None: ...
 
 
@@ -85,6 +95,13 @@ class Channel(Protocol):
 
     def send(self, alert: Alert) -> None:
         """Deliver or raise ServiceError; retries are the channel's own, bounded."""
+
+
+class _OncePerRun:
+    """The default `once` cache when none is wired: asks every time (tests that build Ports by hand)."""
+
+    def get(self, key, fetch):
+        return fetch()
 
 
 @dataclass
@@ -98,6 +115,8 @@ class Ports:
     ledger: StateStore
     channels: list[Channel] = field(default_factory=list)
     credential: object = None       # azure.core TokenCredential: for the fan-out queue client
+    rules: object = None            # adapters.devops_rules.DevOpsRules: hooks and permissions
+    once: Listings = field(default_factory=lambda: _OncePerRun())   # answers shared by every instance of a run
     close_session: Callable[[], None] = lambda: None
     started: float = field(default_factory=time.monotonic)
 

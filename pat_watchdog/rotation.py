@@ -8,7 +8,7 @@ run that finds `applying` (its predecessor died) finishes or undoes it before de
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pat_watchdog.core.errors import ServiceError
@@ -39,6 +39,7 @@ class Outcome:
     facts: tuple[ExpiryFact, ...] = ()
     fingerprint: str | None = None
     recovered: bool = False                    # finished a rotation a dead run had started
+    token: Token | None = field(default=None, repr=False)   # the token Aggregator holds now, in memory only
 
 
 @dataclass
@@ -146,10 +147,11 @@ class Rotation:
         except (ServiceError, TagLimitError) as error:
             return Outcome(RotationState.UNRECORDED,
                            f"Aggregator uses the new token, but Key Vault could not record it "
-                           f"({error}); the next run finishes", version.version, live, facts, candidate.fingerprint)
+                           f"({error}); the next run finishes", version.version, live, facts, candidate.fingerprint,
+                           token=candidate)
         detail = f"rotated to {version.version} (fingerprint {candidate.fingerprint})" + (f"; {note}" if note else "")
-        return Outcome(RotationState.CURRENT,
-                       detail, version.version, live, facts, candidate.fingerprint, recovered=recovered)
+        return Outcome(RotationState.CURRENT, detail, version.version, live, facts, candidate.fingerprint,
+                       recovered=recovered, token=candidate)
 
     def _undo(self, version: SecretVersion, swap: SettingsSwap, why: str, previous: Token | None = None) -> Outcome:
         """Put `previous` back (default: the token observed before the swap) and tag the candidate failed."""
@@ -188,6 +190,13 @@ class Rotation:
         except ServiceError as error:
             return Outcome(RotationState.POSTPONED, f"interrupted rotation not reconciled yet: {error}", version_id)
         if self.obs.current == candidate:
+            try:
+                pending = SettingsSwap(self.obs, self.settings, self.ports).reload(self.obs.reference_version)
+            except SwapError as error:
+                pending = str(error)
+            if pending:  # a versionless reference stored, the restart not done or not yet in effect
+                return Outcome(RotationState.POSTPONED, f"interrupted rotation not finished yet: {pending}",
+                               version_id)
             live = self.ports.devops.check_live(candidate)
             if live.state is Liveness.VALID:
                 return self._promote(version, candidate, live, (version_fact(version),), recovered=True)

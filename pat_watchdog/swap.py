@@ -47,6 +47,7 @@ class SettingsSwap:
         self.original = obs.settings.get(self.name)     # the value observed at the start of the run
         self.before: dict | None = None                 # the settings listed right before the PUT
         self.expected: str | None = None
+        self.stored_version: str | None = None          # the secret version a versionless reference should load
 
     # -- forward ------------------------------------------------------------------------
     def to(self, candidate: Token, *, expect: Token | None) -> None:
@@ -57,7 +58,7 @@ class SettingsSwap:
         elif ref.versioned:
             self._write(ref.as_setting(self._store_in_reference(candidate)))
         else:
-            self._store_in_reference(candidate, newest_only=True)
+            self.stored_version = self._store_in_reference(candidate, newest_only=True)
             self.before = self._list()
             self.expected = self.before.get(self.name)
             self._restart()
@@ -127,6 +128,7 @@ class SettingsSwap:
             raise SwapError("other settings changed during the rotation: " + ", ".join(changed))
         if self.obs.reference is not None:
             self._verify_reference(candidate, version=references.parse_reference(self.expected).version)
+            self._verify_platform(self.stored_version)
         live = self.ports.devops.check_live(candidate)
         if live.state is Liveness.UNKNOWN:
             raise VerificationPending(f"Azure DevOps unreachable: {live.detail}")
@@ -149,6 +151,38 @@ class SettingsSwap:
         if resolved != token:
             raise SwapError(f"the Key Vault reference does not resolve to the token with fingerprint "
                             f"{token.fingerprint}")
+
+    def _verify_platform(self, version: str | None) -> None:
+        """App Service itself resolves the reference, and a versionless one loaded `version` (DESIGN 3.8)."""
+        try:
+            found = self.ports.apps.reference_status(self.obs.app, self.name)
+        except ServiceError as error:
+            raise VerificationPending(f"App Service's reference status could not be read: {error}") from None
+        if not found.resolved:
+            raise SwapError(f"App Service does not resolve the Key Vault reference after the swap ({found.status}"
+                            + (f": {found.details}" if found.details else "") + ")")
+        if version and found.active_version and found.active_version != version:
+            raise VerificationPending(f"App Service still uses version {found.active_version} of the secret, not "
+                                      f"{version}; the next run verifies again")
+
+    def reload(self, version: str | None) -> str | None:
+        """After a crash: make a versionless reference load `version` (restart) and check App Service
+        uses it; None when it does, else why the rotation is not finished yet."""
+        ref = self.obs.reference
+        if ref is None or ref.versioned or version is None:
+            return None
+        try:
+            self._verify_platform(version)
+            return None
+        except VerificationPending:
+            self._restart()
+        except SwapError as error:
+            return str(error)
+        try:
+            self._verify_platform(version)
+        except (VerificationPending, SwapError) as error:
+            return f"the app was restarted to load the new token: {error}"
+        return None
 
     # -- undo ---------------------------------------------------------------------------------
     def restore(self, previous: Token) -> str:

@@ -18,6 +18,7 @@ from pat_watchdog.core.secret import Token
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.tags import SecretVersion
 from pat_watchdog.core.times import format_utc
+from pat_watchdog.hooks import impersonated_projects, lacks_bypass, observe_hooks
 from pat_watchdog.observe import Observed
 from pat_watchdog.ports import Ports
 
@@ -56,6 +57,10 @@ class CandidateCheck:
         if narrower:
             raise Rejected("it lacks " + " ".join(narrower) + ", which the token in place holds (a rotation never "
                            "narrows what works today; WATCHDOG_RECOMMENDED_SCOPES)")
+        lacking = self._bypass_lacking(candidate)
+        if lacking:
+            raise Rejected("its user lacks \"Bypass rules on work item updates\" for impersonating rules: "
+                           + "; ".join(f"rule {rule} in project {project}" for rule, project in lacking))
         if fact.global_pat:
             raise Rejected("a global PAT (all organizations); global PATs stop working on 2026-12-01")
         if fact.expires_on is None:
@@ -68,6 +73,20 @@ class CandidateCheck:
             raise Rejected(f"it expires {format_utc(fact.expires_on)}, not later than the current token "
                            f"({format_utc(current_expiry)})")
         return live, (fact,)
+
+    def _bypass_lacking(self, candidate: Token) -> list[tuple[str, str]]:
+        """(rule, project) of impersonating rules the candidate's user could not save (DESIGN 3.8); a check
+        that cannot be made (401/403) is not a verdict."""
+        if self.ports.rules is None:
+            return []
+        subs = self.obs.snapshot.subscriptions
+        if subs is None:   # the token in place could not list them (broken): the candidate can
+            subs = observe_hooks(self.obs.app, self.obs.settings, candidate, self.ports)[0].get("subscriptions", ())
+        projects = impersonated_projects(subs, self.obs.settings)
+        if not projects:
+            return []
+        missing, _unavailable = lacks_bypass(projects, candidate, self.ports)
+        return missing
 
     def _narrower(self, scopes: tuple[str, ...] | None) -> tuple[str, ...]:
         """Recommended scopes the current token holds and the candidate does not (unknown: none)."""

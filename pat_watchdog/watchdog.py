@@ -94,7 +94,12 @@ def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | No
 def _act_safely(plan: InstancePlan, obs: Observed, settings, ports, mode, outbox, now, local_lock) -> InstancePlan:
     """One instance's unexpected error is reported as a failed action; the others still act."""
     try:
-        return act(plan, obs, settings, ports, mode, outbox, now, local_lock=local_lock)
+        acted = act(plan, obs, settings, ports, mode, outbox, now, local_lock=local_lock)
+        internal = [r for r in plan.reasons if r.code == R.INTERNAL_ERROR.name]
+        if internal and mode.writes:   # the run fails, so the failed-run monitor sees it
+            acted = replace(acted, actions=acted.actions + (Action(ActionKind.ERROR, None, "WARNING",
+                                                                   ActionOutcome.FAILED, internal[0].message),))
+        return acted
     except Exception as error:  # noqa: BLE001 - isolation is the point
         log.exception("acting on %s failed", plan.name)
         failure = Action(ActionKind.ERROR, None, "CRITICAL", ActionOutcome.FAILED,
@@ -125,7 +130,7 @@ def _observe_all(targets, settings, ports, now, *, write) -> list[Observed]:
             return observe(app, settings, ports, now, write=write)
         except Exception as error:  # one instance must never fail the others
             log.exception("observing %s failed", app.site)
-            note = Note(R.ARM_UNREACHABLE.name, f"unexpected {type(error).__name__} while observing: {error}")
+            note = Note(R.INTERNAL_ERROR.name, f"unexpected {type(error).__name__} while observing")
             return Observed(InstanceSnapshot(str(app), app.site, unreachable=note), app)
 
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="observe") as pool:

@@ -84,8 +84,8 @@ def sample_alerts() -> dict:
     critical = _only(alerts.for_plan(_plan(s, Liveness.EXPIRED), s), "EXPIRED")
     critical_soon = _only(alerts.for_plan(_plan(s, Liveness.VALID, [ExpiryFact("keyvault", NOW + timedelta(days=2),
                                                                               SCOPES)]), s), "EXPIRES_CRITICAL")
-    scope = _only(alerts.for_plan(_plan(s, Liveness.VALID, [ExpiryFact("keyvault", NOW + timedelta(days=200),
-                                                                      ("vso.work_full",))]), s), "SCOPE_MISSING")
+    narrow = ExpiryFact("keyvault", NOW + timedelta(days=200), ("vso.work", "vso.project"))
+    scope = _only(alerts.for_plan(_plan(s, Liveness.VALID, [narrow]), s), "SCOPE_MISSING")
     healthy = _plan(s, Liveness.VALID, [ExpiryFact("keyvault", NOW + timedelta(days=300), SCOPES)],
                     fingerprint="5e6f7a8b")
     resolved = alerts.resolved("EXPIRY", warning.message, healthy)

@@ -1,9 +1,12 @@
-"""Azure Resource Manager: the Aggregator Function App's settings, read and replaced whole."""
+"""Azure Resource Manager: the Aggregator Function App's settings, read and replaced whole; and, for
+the doctor, what the caller may do and the staging vault's properties."""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
@@ -14,6 +17,23 @@ from azure.mgmt.web.models import StringDictionary
 from pat_watchdog.adapters.retry import RetryPolicy
 from pat_watchdog.adapters.sdk_errors import service_error
 from pat_watchdog.core.resource_ids import ResourceId
+
+PERMISSIONS_API = "2022-04-01"   # Microsoft.Authorization permissions
+RESOURCES_API = "2021-04-01"     # Microsoft.Resources resource listing
+KEYVAULT_API = "2023-07-01"      # Microsoft.KeyVault vaults
+
+
+@dataclass(frozen=True)
+class ReferenceStatus:
+    """App Service's resolution of a Key Vault reference: `Resolved`, or why not (ResolveStatus)."""
+
+    status: str
+    details: str | None
+    active_version: str | None
+
+    @property
+    def resolved(self) -> bool:
+        return self.status == "Resolved"
 
 
 class ArmThrottle(SansIOHTTPPolicy):
@@ -49,6 +69,7 @@ class AggregatorApps:
         self._clients: dict[str, WebSiteManagementClient] = {}
         self._lock = threading.Lock()
         self._names: dict[str, str] = {}
+        self._hosts: dict[str, tuple[str, ...]] = {}   # from discovery's listing, or one GET per run
         self.throttle = ArmThrottle(sleep)
 
     def client(self, subscription: str) -> WebSiteManagementClient:
@@ -72,6 +93,20 @@ class AggregatorApps:
             self._names[app.key] = parts[parts.index("sites") + 1]
         return dict(result.properties or {})
 
+    def reference_status(self, app: ResourceId, setting: str) -> ReferenceStatus:
+        """How App Service resolved the Key Vault reference in `setting`, with the app's identity:
+        `GET config/configreferences/appsettings/{setting}` (web__GetKeyVaultReferencesForAppSetting.json)."""
+        try:
+            found = self.client(app.subscription).web_apps.get_app_setting_key_vault_reference(
+                app.resource_group, app.site, setting)
+        except AzureError as error:
+            raise service_error("Azure Resource Manager", error,
+                                f"reading how {setting} of {app.site} resolves") from None
+        props = found.properties
+        status = props.status if props else None
+        return ReferenceStatus(str(getattr(status, "value", status) or "unknown"),
+                               props.details if props else None, props.active_version if props else None)
+
     def is_aggregator_site(self, app: ResourceId) -> bool:
         """One GET of the site: whether it is an Aggregator instance (tag or naming)."""
         try:
@@ -79,6 +114,21 @@ class AggregatorApps:
         except AzureError as error:
             raise service_error("Azure Resource Manager", error, f"reading the site {app.site}") from None
         return is_aggregator(site)
+
+    def host_names(self, app: ResourceId) -> tuple[str, ...]:
+        """The app's host names as ARM reports them (`defaultHostName`, `enabledHostNames`): never built
+        from the site name, since apps made since late 2024 get a unique default host name."""
+        if app.key not in self._hosts:
+            try:
+                site = self.client(app.subscription).web_apps.get(app.resource_group, app.site)
+            except AzureError as error:
+                raise service_error("Azure Resource Manager", error, f"reading the site {app.site}") from None
+            self.remember_hosts(app, site)
+        return self._hosts[app.key]
+
+    def remember_hosts(self, app: ResourceId, site) -> None:
+        hosts = [site.default_host_name, *(site.enabled_host_names or ())]
+        self._hosts[app.key] = tuple(dict.fromkeys(h.lower() for h in hosts if h))
 
     def site_name(self, app: ResourceId) -> str:
         """The site's name as ARM spells it (known once its settings were listed)."""
@@ -99,6 +149,40 @@ class AggregatorApps:
                                                            soft_restart=False, synchronous=False)
         except AzureError as error:
             raise service_error("Azure Resource Manager", error, f"restarting {app.site}") from None
+
+    def get(self, path: str, what: str) -> dict:
+        """A plain ARM GET (`path` from /subscriptions/..., or a nextLink) through the client's pipeline:
+        the same credential, retries and throttle, for the APIs azure-mgmt-web does not cover."""
+        from azure.core.rest import HttpRequest
+
+        subscription = path.split("/subscriptions/", 1)[1].split("/", 1)[0]
+        try:
+            response = self.client(subscription).send_request(HttpRequest("GET", path))
+            response.raise_for_status()
+            return response.json()
+        except AzureError as error:
+            raise service_error("Azure Resource Manager", error, what) from None
+
+    def permissions(self, scope: str) -> list[dict]:
+        """What the caller may do at `scope` (Permissions_ListForResource), every page."""
+        found, page = [], f"{scope}/providers/Microsoft.Authorization/permissions?api-version={PERMISSIONS_API}"
+        while page:
+            body = self.get(page, f"reading the permissions at {scope}")
+            found += body.get("value") or []
+            page = body.get("nextLink")
+        return found
+
+    def find(self, subscription: str, resource_type: str, name: str) -> list[str]:
+        """IDs of the resources of that type and name that the caller can see (Resources_List, filtered)."""
+        query = urlencode({"$filter": f"resourceType eq '{resource_type}' and name eq '{name}'",
+                           "api-version": RESOURCES_API}, quote_via=quote)
+        body = self.get(f"/subscriptions/{subscription}/resources?{query}", f"looking for {resource_type} {name}")
+        return [item["id"] for item in body.get("value") or [] if item.get("id")]
+
+    def vault_properties(self, vault_id: str) -> dict:
+        """A vault's ARM properties (Vaults_Get): enableRbacAuthorization, enablePurgeProtection, ..."""
+        body = self.get(f"{vault_id}?api-version={KEYVAULT_API}", "reading the vault's properties")
+        return body.get("properties") or {}
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -131,4 +215,7 @@ def discover(apps: AggregatorApps, scope: ResourceId) -> list[ResourceId]:
         sites = [s for s in pages if is_aggregator(s)]
     except AzureError as error:
         raise service_error("Azure Resource Manager", error, f"listing the Function Apps of {scope}") from None
-    return [ResourceId(scope.subscription, _group_of(s.id) or scope.resource_group, s.name) for s in sites]
+    found = [ResourceId(scope.subscription, _group_of(s.id) or scope.resource_group, s.name) for s in sites]
+    for app, site in zip(found, sites, strict=True):
+        apps.remember_hosts(app, site)      # the listing has them: no GET per instance later
+    return found

@@ -11,7 +11,7 @@ from azure.keyvault.secrets import SecretClient
 
 from pat_watchdog.adapters.retry import RetryPolicy
 from pat_watchdog.adapters.sdk_errors import service_error
-from pat_watchdog.core.errors import ServiceError
+from pat_watchdog.core.errors import EmptySecret
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.tags import SecretVersion, merge_tags
 
@@ -36,8 +36,8 @@ class Vault:
             secret = self._client.get_secret(name, version)
         except AzureError as error:
             raise service_error("Key Vault", error, f"reading {name}/{version or 'latest'}") from None
-        if not secret.value:
-            raise ServiceError("Key Vault", f"{name}/{secret.properties.version} is empty")
+        if not (secret.value or "").strip():
+            raise EmptySecret(f"{name}/{secret.properties.version} holds no token (empty or white space only)")
         return Token(secret.value), _version(secret.properties)
 
     def set_tags(self, version: SecretVersion, changes: dict) -> SecretVersion:
@@ -47,6 +47,14 @@ class Vault:
             props = self._client.update_secret_properties(version.name, version.version, tags=tags)
         except AzureError as error:
             raise service_error("Key Vault", error, f"tagging {version.name}/{version.version}") from None
+        return _version(props)
+
+    def set_expiry(self, name: str, version: str, expires_on: datetime) -> SecretVersion:
+        """Correct a version's `expires` attribute (informational for secrets); tags are left as they are."""
+        try:
+            props = self._client.update_secret_properties(name, version, expires_on=expires_on)
+        except AzureError as error:
+            raise service_error("Key Vault", error, f"correcting the expiry of {name}/{version}") from None
         return _version(props)
 
     def store(self, name: str, token: Token, *, tags: dict, expires_on: datetime | None = None) -> SecretVersion:

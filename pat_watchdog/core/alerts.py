@@ -91,6 +91,10 @@ def _next_step(reason: Reason, settings: Settings, plan: InstancePlan) -> tuple[
     if reason.condition == "UNCHECKED" or reason.code == R.KEYVAULT_UNAVAILABLE.name:
         return ("Check the watchdog's access (its role on the Aggregator app, its Key Vault role, the network) "
                 "and the failed run in Application Insights; the next run checks again.", None)
+    if reason.code == R.REFERENCE_UNRESOLVED.name:
+        return ("Give the Aggregator app's identity read access to that secret (Key Vault Secrets User), check "
+                "that the vault and secret exist and that the app has a managed identity, then restart the app "
+                "(Microsoft Learn: Key Vault references, troubleshooting).", None)
     if reason.code == R.REFERENCE_NOT_ALLOWED.name:
         return (f"Point {settings.token_setting} at a secret that holds only Aggregator's PAT, in the staging "
                 "vault or a vault listed in WATCHDOG_REFERENCE_VAULTS, and find out who changed the setting: "

@@ -35,14 +35,15 @@ def version_fact(version: SecretVersion, detail: str = "") -> ExpiryFact:
                       authorization_id=version.tags.get("authorizationId"), detail=detail)
 
 
-def select_candidate(versions: list[SecretVersion], now: datetime,
-                     fingerprints: dict[str, str] | None = None) -> CandidateView:
+def select_candidate(versions: list[SecretVersion], now: datetime, fingerprints: dict[str, str] | None = None,
+                     unusable: dict[str, str] | None = None) -> CandidateView:
     """The newest eligible version newer than any the watchdog has handled; else the newest handled.
 
     Listings are not in creation order, so everything is sorted by `created_on`. An untagged
     version older than a handled one is never picked: it is reported as superseded.
     """
-    fingerprints = fingerprints or {}
+    fingerprints, unusable = fingerprints or {}, unusable or {}
+    versions = [v for v in versions if v.version not in unusable]
     ordered = sorted(versions, key=_created, reverse=True)
     applying = next((v for v in ordered if v.status == CandidateState.APPLYING and v.enabled), None)
     if applying is not None:  # an interrupted rotation is reconciled before anything newer is looked at
@@ -54,7 +55,7 @@ def select_candidate(versions: list[SecretVersion], now: datetime,
                        if v.status is None and v.enabled and (not fresh or v is not fresh[0])
                        and (v.expires_on is None or v.expires_on > now))
     chosen = fresh[0] if fresh else handled
-    skipped = tuple(why for v in newer if v.status is None and (why := not_eligible(v, now)))
+    skipped = tuple(unusable.values()) + tuple(why for v in newer if v.status is None and (why := not_eligible(v, now)))
     if chosen is None:
         return CandidateView(superseded=superseded, skipped=skipped)
     return replace(_view(chosen, fingerprints, superseded), skipped=skipped)

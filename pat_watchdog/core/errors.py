@@ -24,6 +24,10 @@ class ServiceError(WatchdogError):
         super().__init__(f"{system}: {message}")
 
 
+class EmptySecret(WatchdogError):
+    """A secret version that holds no token (empty, or white space only: `--file` with a newline)."""
+
+
 def is_transient_status(status: int | None) -> bool:
     """The one retry classifier: throttling, timeouts and server errors are worth retrying."""
     return status is None or status in (408, 429) or status >= 500

@@ -33,7 +33,8 @@ def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
         close = [e for e in active if abs(parse_time(e.get("validTo")) - known_expiry) <= timedelta(days=1)]
         if close:
             return Match(min(close, key=lambda e: abs(parse_time(e["validTo"]) - known_expiry)))
-        return Match(None)
+        # No entry near the known date: a PAT extended in place no longer matches it, but the only
+        # active PAT of the user is still this one; several are a guess, never over the known date.
     if len(active) > 1 and others_expire:
         narrowed = [e for e in active if all(abs(parse_time(e.get("validTo")) - when) > timedelta(days=1)
                                              for when in others_expire)]

@@ -67,6 +67,8 @@ class ActionKind(StrEnum):
     ALERT = "alert"
     ROTATE = "rotate"
     ADOPT = "adopt"
+    CORRECT = "correct"      # a Key Vault record brought in line with Azure DevOps (an extended PAT)
+    REENABLE = "reenable"    # a service hook subscription Azure DevOps disabled, enabled again
     ERROR = "error"
 
 
@@ -103,6 +105,7 @@ class ExpiryFact:
     ambiguous: bool = False
     detail: str = ""
     valid_from: datetime | None = None       # when the token was created, where the source says
+    secret: tuple[str, str, str] | None = None  # Key Vault source: (vault URL, secret, version)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,17 @@ class CandidateView:
 
 
 @dataclass(frozen=True)
+class SubscriptionView:
+    """A service hook subscription that calls one of this instance's rules (DESIGN 3.8)."""
+
+    id: str
+    rule: str
+    event_type: str
+    project_id: str | None
+    status: str                   # enabled | onProbation | disabledBySystem | disabledByUser | ...
+
+
+@dataclass(frozen=True)
 class InstanceSnapshot:
     """Everything gathered about one Aggregator instance, before any decision."""
 
@@ -138,10 +152,14 @@ class InstanceSnapshot:
     token_fingerprint: str | None = None
     token_type: str | None = None
     key_vault_reference: str | None = None   # "<vault>/<secret>[/<version>]", for the report
+    reference_status: str | None = None      # App Service's ResolveStatus for it (Resolved, MSINotEnabled, ...)
+    reference_details: str | None = None
     live: LiveCheck = LiveCheck(Liveness.UNKNOWN)
     facts: tuple[ExpiryFact, ...] = ()
     candidate: CandidateView = CandidateView()
     notes: tuple[Note, ...] = ()
+    subscriptions: tuple[SubscriptionView, ...] | None = None   # None: not checked this run
+    bypass_missing: tuple[tuple[str, str], ...] = ()            # (rule, project) lacking "Bypass rules"
 
 
 @dataclass(frozen=True)
@@ -192,4 +210,5 @@ class InstancePlan:
     rotate_why: str | None = None
     adopt: bool = False
     create_setting: bool = False             # `rotate --force` into a token setting that does not exist
+    subscriptions: tuple[SubscriptionView, ...] | None = None
     actions: tuple[Action, ...] = field(default_factory=tuple)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
 from pat_watchdog.core import reasons as R
-from pat_watchdog.core import token_type
+from pat_watchdog.core import subscriptions, token_type
 from pat_watchdog.core.model import (CandidateState, CandidateView, ExpiryFact, InstancePlan, InstanceSnapshot,
                                      Liveness, Reason, Status, TokenView)
 from pat_watchdog.core.settings import Settings
@@ -55,7 +55,8 @@ def days_left(expires_on: datetime | None, now: datetime) -> int | None:
 def choose_expiry(facts: Iterable[ExpiryFact]) -> tuple[ExpiryFact | None, tuple[ExpiryFact, ...]]:
     """The fact whose expiry counts, and every fact that has an expiry (docs/reference.md, "Expiry and scopes").
 
-    Confident sources first (Key Vault, a listing entry matched for sure; the earliest of them wins);
+    Confident sources first: a listing entry matched for sure is Azure DevOps's own answer and wins
+    (the PAT may have been extended in place, DESIGN 3.8), else the earliest Key Vault date;
     then WATCHDOG_PAT_EXPIRES_ON, the last resort, unless it ends before the token was even created
     (stale); an ambiguous listing match only when nothing else is known.
     """
@@ -66,6 +67,9 @@ def choose_expiry(facts: Iterable[ExpiryFact]) -> tuple[ExpiryFact | None, tuple
     confident = [f for f in dated if not f.ambiguous and f.source != "setting"]
     pool = confident or [f for f in dated if f.source == "setting"] or list(dated)
     chosen = min(pool, key=lambda f: f.expires_on, default=None)
+    listing = next((f for f in confident if f.source == "devops"), None)
+    if listing and abs(listing.expires_on - chosen.expires_on) > _DISAGREE_TOLERANCE:
+        chosen = listing     # sources agree: Key Vault (source 1) is named; they disagree: Azure DevOps wins
     return chosen, dated
 
 
@@ -98,7 +102,7 @@ def decide(snap: InstanceSnapshot, policy: Policy, now: datetime, *, force_rotat
         reasons = [R.reason(R.ALL[snap.unreachable.code], snap.unreachable.message)]
     else:
         reasons = [*_liveness(snap, token, policy), *_expiry(snap, token, chosen, dated, policy, now),
-                   *_scopes(token, policy), *_global(token, now), *_notes(snap),
+                   *_scopes(token, policy), *_global(token, now), *_notes(snap), *subscriptions.reasons(snap),
                    *_candidate(snap, policy, rotate)]
     if rotate:
         reasons.append(R.reason(R.ROTATION_DUE, why))
@@ -107,7 +111,7 @@ def decide(snap: InstanceSnapshot, policy: Policy, now: datetime, *, force_rotat
         reasons.insert(0, R.reason(R.HEALTHY, _healthy_message(token)))
     return InstancePlan(snap.app_id, snap.name, status, tuple(reasons), token, snap.candidate,
                         rotate=rotate, rotate_why=why, adopt=adopt,
-                        create_setting=rotate and snap.missing_setting is not None)
+                        create_setting=rotate and snap.missing_setting is not None, subscriptions=snap.subscriptions)
 
 
 def _adopting(snap: InstanceSnapshot) -> bool:
@@ -140,6 +144,12 @@ def _liveness(snap, token, policy) -> list[Reason]:
     if not snap.token_present:
         return [R.reason(R.TOKEN_MISSING)]
     found = []
+    if snap.reference_status is not None and snap.reference_status != "Resolved":
+        details = f" ({snap.reference_details})" if snap.reference_details else ""
+        found.append(R.reason(R.REFERENCE_UNRESOLVED, f"App Service reports {snap.reference_status}{details} for "
+                              "the Key Vault reference in the token setting, resolved with Aggregator's own "
+                              "identity: Aggregator gets the reference text, not the token",
+                              stage=snap.reference_status))
     if not token_type.works(snap.token_type):
         found.append(R.reason(R.TOKEN_TYPE_INVALID, token_type.describe(snap.token_type)))
     state = snap.live.state
@@ -164,6 +174,14 @@ def _expiry(snap, token, chosen, dated, policy, now) -> list[Reason]:
     if chosen.ambiguous:
         found.append(R.reason(R.EXPIRY_AMBIGUOUS, chosen.detail))
     others = [f for f in dated if f is not chosen and abs(f.expires_on - chosen.expires_on) > _DISAGREE_TOLERANCE]
+    stale = [f for f in others
+             if chosen.source == "devops" and f.source == "keyvault" and f.expires_on < chosen.expires_on]
+    if stale:
+        found.append(R.reason(R.EXPIRY_EXTENDED, "Azure DevOps says the token expires "
+                              f"{format_utc(chosen.expires_on)}, Key Vault's record says "
+                              f"{format_utc(stale[0].expires_on)}: the PAT was extended in place; `run` corrects "
+                              "the Key Vault date"))
+        others = [f for f in others if f not in stale]
     if others:
         found.append(R.reason(R.EXPIRY_SOURCES_DISAGREE, R.disagree_message(chosen, others)))
     found.extend(_threshold(snap, token, policy, now))
@@ -173,6 +191,10 @@ def _expiry(snap, token, chosen, dated, policy, now) -> list[Reason]:
 def _threshold(snap, token, policy, now) -> list[Reason]:
     left = token.days_left
     when = format_utc(token.expires_on)
+    if left < 0 and token.expiry_source == "keyvault" and snap.live.state is Liveness.VALID:
+        return [R.reason(R.EXPIRY_STALE, f"Key Vault's record says the token expired on {when}, but Azure DevOps "
+                         "still accepts it and no listing confirms a date: the record is stale (the PAT was "
+                         "probably extended). Stage the current token again with its real expiry (it is adopted)")]
     if left < 0:
         return [R.reason(R.EXPIRED, f"expired on {when} ({token.expiry_source})", stage="expired")]
     crossed = [d for d in policy.warn_days if left <= d]

@@ -44,11 +44,17 @@ GLOBAL_PAT = _code("GLOBAL_PAT", "WARNING",
                    "the token is a global PAT (all accessible organizations); global PATs stop working on "
                    "2026-12-01: stage an organization-scoped replacement")
 EXPIRY_UNKNOWN = _code("EXPIRY_UNKNOWN", "WARNING", "no source knows when the token expires")
+EXPIRY_EXTENDED = _code("EXPIRY_EXTENDED", "INFO", "the PAT was extended in place: Azure DevOps' date is used",
+                        None)
+EXPIRY_STALE = _code("EXPIRY_STALE", "WARNING", "Key Vault's expiry date has passed but the token still works")
 EXPIRY_AMBIGUOUS = _code("EXPIRY_AMBIGUOUS", "INFO", "several listing entries match; the earliest expiry is used", None)
 EXPIRY_SOURCES_DISAGREE = _code("EXPIRY_SOURCES_DISAGREE", "INFO", "expiry sources disagree; the earliest wins", None)
 PAT_NOT_IN_LISTING = _code("PAT_NOT_IN_LISTING", "WARNING",
                            "WATCHDOG_PAT_AUTHORIZATION_ID matches no entry of the token listing")
 LISTING_UNAVAILABLE = _code("LISTING_UNAVAILABLE", "INFO", "the Azure DevOps token listing is not available", None)
+REFERENCE_UNRESOLVED = _code("REFERENCE_UNRESOLVED", "CRITICAL",
+                             "App Service cannot resolve the token setting's Key Vault reference: Aggregator gets "
+                             "the reference text instead of the token, every rule fails")
 REFERENCE_NOT_ALLOWED = _code("REFERENCE_NOT_ALLOWED", "CRITICAL",
                               "the token setting's Key Vault reference points where the watchdog may not follow")
 KEYVAULT_REFERENCE_UNRESOLVED = _code("KEYVAULT_REFERENCE_UNRESOLVED", "UNKNOWN",
@@ -56,8 +62,24 @@ KEYVAULT_REFERENCE_UNRESOLVED = _code("KEYVAULT_REFERENCE_UNRESOLVED", "UNKNOWN"
                                       "UNCHECKED")
 KEYVAULT_UNAVAILABLE = _code("KEYVAULT_UNAVAILABLE", "WARNING", "the staging vault could not be read")
 TAG_LIMIT = _code("TAG_LIMIT", "WARNING", "a staged version has no room for the watchdog's tags")
+INTERNAL_ERROR = _code("INTERNAL_ERROR", "UNKNOWN", "an unexpected error stopped the check of this instance: "
+                       "the run fails, so the failed-run monitor fires")
 ARM_UNREACHABLE = _code("ARM_UNREACHABLE", "UNKNOWN", "the Aggregator app settings could not be read", "UNCHECKED")
 DEVOPS_UNREACHABLE = _code("DEVOPS_UNREACHABLE", "UNKNOWN", "Azure DevOps could not be reached", "UNCHECKED")
+SUBSCRIPTIONS_DISABLED = _code("SUBSCRIPTIONS_DISABLED", "CRITICAL",
+                               "Azure DevOps disabled service hook subscriptions of this instance: "
+                               "their rules never run")
+SUBSCRIPTIONS_ON_PROBATION = _code("SUBSCRIPTIONS_ON_PROBATION", "WARNING",
+                                   "service hook subscriptions of this instance are on probation after failures")
+SUBSCRIPTIONS_DISABLED_BY_USER = _code("SUBSCRIPTIONS_DISABLED_BY_USER", "INFO",
+                                       "a person disabled service hook subscriptions of this instance", None)
+SUBSCRIPTIONS_UNAVAILABLE = _code("SUBSCRIPTIONS_UNAVAILABLE", "INFO",
+                                  "the service hook subscriptions could not be read with the token", None)
+BYPASS_RULES_MISSING = _code("BYPASS_RULES_MISSING", "CRITICAL",
+                             "the token's user lacks \"Bypass rules on work item updates\", which "
+                             "impersonating rules need")
+BYPASS_RULES_UNAVAILABLE = _code("BYPASS_RULES_UNAVAILABLE", "INFO",
+                                 "the \"Bypass rules\" permission could not be checked with the token", None)
 CANDIDATE_STAGED = _code("CANDIDATE_STAGED", "INFO", "a replacement is staged", None)
 CANDIDATE_SKIPPED = _code("CANDIDATE_SKIPPED", "INFO", "a staged version is not a candidate", None)
 CANDIDATE_SUPERSEDED = _code("CANDIDATE_SUPERSEDED", "INFO", "older staged versions are left alone", None)

@@ -39,6 +39,10 @@ def instance_json(plan: InstancePlan) -> dict:
         "reasons": [{"code": r.code, "level": r.level, "message": r.message} for r in plan.reasons],
         "token": _token(plan.token), "candidate": _candidate(plan.candidate),
         "actions": [_action(a) for a in plan.actions],
+        # null: not checked this run (the token did not work, or the listing was not available)
+        "subscriptions": None if plan.subscriptions is None else [
+            {"id": s.id, "rule": s.rule, "event_type": s.event_type, "project": s.project_id, "status": s.status}
+            for s in plan.subscriptions],
     }
 
 

@@ -39,6 +39,7 @@ class Settings:
     arm_endpoint: str = "https://management.azure.com"
     key_vault_url: str | None = None
     reference_vaults: tuple[str, ...] = ()
+    reenable_subscriptions: bool = True
     staged_secret: str = "aggregator-pat-staged"
     previous_secret: str = "aggregator-pat-previous"
     rotation: str = "staged"
@@ -211,6 +212,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                                    "an https vault URL without a path, such as https://contoso-kv.vault.azure.net"),
         reference_vaults=reader.parse("WATCHDOG_REFERENCE_VAULTS", (), V.url_list,
                                       "comma-separated https vault URLs without a path"),
+        reenable_subscriptions=reader.parse("WATCHDOG_REENABLE_SUBSCRIPTIONS", True, V.boolean, "true or false"),
         staged_secret=staged, previous_secret=previous,
         rotation=reader.parse("WATCHDOG_ROTATION", "staged", V.choice("off", "staged"),
                               "off or staged (auto is not available yet)"),

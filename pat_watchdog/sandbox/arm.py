@@ -10,6 +10,8 @@ from typing import Callable
 from urllib.parse import unquote
 
 from . import arm_references as refs
+from .arm_authorization import SITE_ACTIONS, Authorization
+from .arm_resources import Resources
 from .arm_shapes import appsettings_resource, host_names, site_resource
 from .identity import Identity
 from .web import Request, Response, decode_skip, encode_skip, error, json_response
@@ -67,6 +69,28 @@ class Arm:
         self.restarts: list[str] = []
         self.page_size = 100
         self.references = refs.ResolvedReferences(clock)
+        self.authorization = Authorization()
+        self.resources = Resources(self.authorization, lambda: identity.tenant_id)
+
+    def grant(self, scope: str, actions=(), data_actions=(), not_actions=(), not_data_actions=()) -> None:
+        """A role assignment for the sandbox's identity at `scope` (see arm_authorization)."""
+        self.authorization.grant(scope, actions, data_actions, not_actions, not_data_actions)
+
+    def revoke(self, scope: str, actions=(), data_actions=()) -> None:
+        """Take actions out of the identity's grants at exactly `scope`."""
+        self.authorization.revoke(scope, actions, data_actions)
+
+    def add_vault(self, subscription: str, group: str, name: str, **settings: bool) -> str:
+        """A Key Vault resource (rbac, purge_protection), with the watchdog's data actions on it."""
+        return self.resources.add_vault(subscription, group, name, **settings)
+
+    def set_vault(self, name: str, **settings: bool) -> None:
+        """Switch a vault's authorization mode (rbac=False: access policies) or purge protection."""
+        self.resources.set_vault(name, **settings)
+
+    def add_storage_account(self, subscription: str, group: str, name: str) -> str:
+        """A storage account for the Table stand-in, with the watchdog's table and queue data roles."""
+        return self.resources.add_storage_account(subscription, group, name)
 
     def add_site(self, subscription: str, resource_group: str, name: str, settings: dict[str, str],
                  tags: dict[str, str] | None = None, kind: str = "functionapp,linux",
@@ -82,6 +106,7 @@ class Arm:
         with self._lock:
             self._sites[_key(site.id)] = site
             self.references.refetch(site)
+        self.authorization.grant(site.id, actions=SITE_ACTIONS)  # the deployment's role on the site
         return site.id
 
     def default_host(self, app_id: str) -> str:
@@ -124,6 +149,9 @@ class Arm:
             return error(400, "MissingApiVersionParameter",
                          "The api-version query parameter (?api-version=) is required for all requests.")
         path = request.path.rstrip("/")
+        answered = self.authorization.handle(request, path) or self.resources.handle(request, path, self._site_items)
+        if answered:
+            return answered
         listing = re.match(_SITES, path, re.IGNORECASE)
         if listing:
             return self._list(request, listing.group(1), listing.group(2))
@@ -131,6 +159,10 @@ class Arm:
         if site:
             return self._site_call(request, site.groups())
         return error(404, "NotFound", f"No route for {request.method} {path}.")
+
+    def _site_items(self) -> list[dict]:
+        with self._lock:
+            return [site_resource(site) for site in self._sites.values()]
 
     def _authenticate(self, request: Request) -> Response | None:
         """ARM's 401s: missing header, unknown token, token for another audience."""

@@ -89,6 +89,11 @@ class DevOps:
             self._pats[token] = pat
         return pat.authorization_id
 
+    def extend(self, token: str, valid_to: datetime) -> None:
+        """Change a PAT's expiry in place, as the PAT page's "Edit" does."""
+        with self._lock:
+            self._pats[token].valid_to = valid_to
+
     def revoke(self, token: str) -> None:
         """Revoke a PAT (it stays listed as revoked)."""
         with self._lock:

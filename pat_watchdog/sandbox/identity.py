@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import threading
 import time
@@ -20,18 +22,32 @@ def audience_of(resource: str) -> str:
     return resource.rstrip("/").lower()
 
 
+def _segment(part: dict | bytes) -> str:
+    raw = part if isinstance(part, bytes) else json.dumps(part, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 class Identity:
-    """Issues opaque tokens and remembers which audience each was issued for."""
+    """Issues access tokens shaped like Entra ID's (a JWT: header, claims, signature) and remembers
+    which audience each was issued for. The claims carry `oid`, the identity's object ID, as Entra ID's
+    do; the signature is random: the stand-ins look a token up, they never verify it."""
 
     def __init__(self) -> None:
         self.header = secrets.token_urlsafe(24)
         self.client_id = str(uuid.uuid4())
+        self.object_id = str(uuid.uuid4())
+        self.tenant_id = str(uuid.uuid4())
         self._lock = threading.Lock()
         self._tokens: dict[str, str] = {}
 
     def issue(self, resource: str) -> str:
         """A new token for this resource (the audience is remembered)."""
-        token = secrets.token_urlsafe(48)
+        now = int(time.time())
+        claims = {"aud": resource.removesuffix("/.default"), "iss": f"https://sts.windows.net/{self.tenant_id}/",
+                  "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME, "appid": self.client_id, "idtyp": "app",
+                  "oid": self.object_id, "sub": self.object_id, "tid": self.tenant_id}
+        token = ".".join((_segment({"typ": "JWT", "alg": "RS256", "kid": "sandbox"}), _segment(claims),
+                          _segment(secrets.token_bytes(64))))
         with self._lock:
             self._tokens[token] = audience_of(resource)
         return token

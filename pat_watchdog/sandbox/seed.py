@@ -9,6 +9,7 @@ from . import pat_format
 from .server import Sandbox
 
 SUBSCRIPTION = "8c56d827-5f07-45ce-8f2b-6c5001db5c6f"
+WATCHDOG_GROUP = "rg-pat-watchdog"     # where the deployment puts the watchdog and its staging vault
 USER_ID = "bb5bb6c8-ef0a-400f-8987-92b3674d2043"
 PROJECT_ID = "6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c"
 FULL_SCOPES = "vso.identity vso.project vso.serviceendpoint_manage vso.work_full"
@@ -46,6 +47,11 @@ class World:
     apps: list[str] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     _staged: int = 0
+    vault_id: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        # The staging vault as ARM sees it (RBAC, purge protection), with the watchdog's data actions.
+        self.vault_id = self.sandbox.arm.add_vault(SUBSCRIPTION, WATCHDOG_GROUP, self.vault)
 
     @property
     def now(self) -> datetime:

@@ -16,6 +16,7 @@ from .keyvault import KeyVault
 from .receivers import Acs, Teams
 from .proxy import ConnectProxy
 from .smtp import SmtpSink
+from .tables import Tables
 from .tls import Certificates, covered, make_certificates
 from .web import Dropped, Request, Response, TLSServer, error, json_response
 
@@ -28,7 +29,7 @@ def _utcnow() -> datetime:
 
 
 class Sandbox:
-    """ARM, Key Vault, Azure DevOps, Teams, ACS, managed identity and SMTP, all local."""
+    """ARM, Key Vault, Azure DevOps, Teams, ACS, Table storage, managed identity and SMTP, all local."""
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.clock: Callable[[], datetime] = clock or _utcnow
@@ -41,7 +42,9 @@ class Sandbox:
         self.arm = Arm(self.identity, self._now)
         self.vault = KeyVault(self.identity, self._now)
         self.arm.references.secret_version = self.vault.current_version
+        self.identity.tenant_id = self.vault.tenant_id
         self.devops = DevOps(self._now, self.vault.tenant_id)
+        self.tables = Tables(self.identity, self.arm.resources, self.arm.authorization, self._now)
         self.teams = Teams()
         self.acs = Acs(self.identity)
         self.smtp = SmtpSink()
@@ -208,6 +211,8 @@ class Sandbox:
                 return self.teams.handle(request)
             if host.endswith(".communication.azure.com"):
                 return self.acs.handle(request)
+            if host.endswith(".table.core.windows.net"):
+                return self.tables.handle(request)
             if host in ("dev.azure.com", "vssps.dev.azure.com", SERVER_HOST) or \
                     host.endswith(".visualstudio.com"):
                 return self.devops.handle(request)

@@ -28,6 +28,7 @@ HOSTNAMES = (
     "*.communication.azure.com",
     "*.europe.communication.azure.com",
     "*.unitedstates.communication.azure.com",
+    "*.table.core.windows.net",
     "tfs.contoso.test",
 )
 

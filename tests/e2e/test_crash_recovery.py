@@ -20,6 +20,7 @@ from pat_watchdog.sandbox import Step
 from tests.e2e.conftest import (
     BEFORE_THE_WRITE, NAME, VERIFYING_SETTINGS, assert_rotated, assert_safe_history, scene, tagging, tags,
 )
+from tests.azurite import expire_locks
 from tests.leaks import assert_no_leak, fp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,9 @@ def test_a_run_killed_after_each_step_is_finished_by_the_next(world, run_cli, sa
     assert bool(sandbox.vault.versions("contoso-kv", "aggregator-pat-previous")) is saved
     assert sandbox.teams.received == []
     sandbox.clear_faults()
-    later = datetime.now(timezone.utc) + timedelta(minutes=16)  # the dead run's lock lease has ended
+    later = datetime.now(timezone.utc) + timedelta(minutes=16)
+    # the dead run's lock lease has ended, on the Table service's clock (which the lease runs on)
+    expire_locks(channels["AzureWebJobsStorage"], channels["WATCHDOG_STATE_TABLE"])
     sandbox.clock = lambda: later
     result = run_cli("run", "--json", now=later, **channels)
     assert result.code == 0, result.out

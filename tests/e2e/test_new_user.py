@@ -176,3 +176,26 @@ def test_a_candidates_expiry_is_confirmed_by_its_own_listing_entry(world, run_cl
     inst = run_cli("run", "--json", **channels).instance(NAME)
     assert inst["candidate"]["state"] == "current"
     assert inst["token"]["days_left"] == 30 and inst["token"]["expiry_source"] == "devops"
+
+
+def test_a_staged_version_holding_only_white_space_never_hides_the_current_token(world, run_cli, sandbox, channels):
+    token, _ = world.issue(2)                # 2 days left
+    world.add_instance(NAME, token)
+    world.stage(token, days=2, tags={"watchdog-status": "current"})
+    world.stage("\n", days=300)              # `az keyvault secret set --file` of a file holding a newline
+    result = run_cli("run", "--json", **channels)
+    inst = result.instance(NAME)
+    assert inst["status"] == "CRITICAL" and "EXPIRES_CRITICAL" in codes(inst)
+    assert any("holds no token" in r["message"] for r in inst["reasons"] if r["code"] == "CANDIDATE_SKIPPED")
+    assert "ARM_UNREACHABLE" not in codes(inst) and sandbox.arm.writes == []
+
+
+def test_an_unexpected_error_is_named_and_fails_the_run(world, run_cli, sandbox, channels):
+    token, _ = world.issue(100)
+    world.add_instance(NAME, token)
+    sandbox.inject(host="dev.azure.com", path="connectionData", status=200, body=b"{not json",
+                   headers={"Content-Type": "application/json"}, times=None)
+    result = run_cli("run", "--json", **channels)
+    inst = result.instance(NAME)
+    assert codes(inst) == ["INTERNAL_ERROR"] and "JSONDecodeError" in inst["reasons"][0]["message"]
+    assert result.code == 1 and "ARM_UNREACHABLE" not in result.out

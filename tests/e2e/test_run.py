@@ -48,10 +48,12 @@ def test_second_run_reads_no_secret_value(world, run_cli, sandbox):
     assert value_reads == []  # the fingerprint tag spares reading every version's value
 
 
-@pytest.mark.parametrize("days_after,expected", [(0, 4), (5, 3)])
+@pytest.mark.parametrize("days_after,expected", [(0, 4 + 2), (5, 3 + 2)])
 def test_healthy_run_costs_three_requests_per_instance(world, run_cli, sandbox, days_after, expected):
     """ARM list, connectionData, Key Vault versions; until 2026-12-01 also the listing, the only
-    source that tells a global PAT (after that date a global PAT fails connectionData)."""
+    source that tells a global PAT (after that date a global PAT fails connectionData). Plus, once
+    per run, the organization's service hook subscriptions, and the site's host names (one GET: this
+    instance is named directly; discovery's listing carries them, see test_scale)."""
     token, _ = world.issue(100)
     world.add_instance(NAME, token)
     world.stage(token, days=100, tags={"watchdog-status": "current"})
@@ -60,8 +62,10 @@ def test_healthy_run_costs_three_requests_per_instance(world, run_cli, sandbox, 
     run_cli("run", now=moment)
     sandbox.reset_requests()
     run_cli("run", now=moment)
-    service = [(r.method, r.host) for r in sandbox.requests if r.host != "127.0.0.1" and r.status != 401]
+    service = [(r.method, r.host, r.path.split("?")[0]) for r in sandbox.requests
+               if r.host != "127.0.0.1" and r.status != 401]
     assert len(service) == expected, service
+    assert [p for m, h, p in service if "hooks/subscriptions" in p] == ["/contoso/_apis/hooks/subscriptions"]
 
 
 def test_dry_run_changes_nothing_and_exits_0(world, run_cli, sandbox):
@@ -101,7 +105,7 @@ def fresh_functions():
 
 def test_function_binding_is_the_timer_of_the_design():
     functions = fresh_functions()
-    assert [f.get_function_name() for f in functions] == ["watchdog_timer", "watchdog_status"]
+    assert [f.get_function_name() for f in functions] == ["watchdog_timer", "watchdog_status", "watchdog_doctor"]
     binding = functions[0].get_bindings()[0]
     assert binding.type == "timerTrigger" and binding.schedule == "%WATCHDOG_SCHEDULE%"
     assert binding.run_on_startup is False and binding.use_monitor is True
