@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from pat_watchdog.core import alerts as A
+from pat_watchdog.core import drift
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, CandidateState, CandidateView, InstancePlan,
@@ -22,6 +25,7 @@ from pat_watchdog.core.times import parse_utc
 from pat_watchdog.core.tags import ROTATED_TAG, STATUS_TAG, TagLimitError
 from pat_watchdog.core.times import format_utc
 
+log = logging.getLogger(__name__)
 # Longer than a rotation can take (about 11 outside calls, each bounded to 60 s of retries);
 # a dead run's lock expires after it.
 LEASE = timedelta(minutes=15)
@@ -54,7 +58,9 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
         plan = _redecide(plan, obs, outcome, settings, now)
     plan, reenabled = _reenable(plan, obs, settings, ports, mode, outcome, now)
     actions += reenabled
-    extra = _rotated_notice(plan, obs, outcome, now)
+    extra = _rotated_notice(plan, obs, outcome, now) + _drift_notice(plan)
+    if mode.writes and plan.token.fingerprint and not obs.snapshot.unreachable:
+        _remember(obs, plan, ports)
     actions += _correct_expiry(plan, obs, settings, ports, mode)
     # The "rotated" notice also resolves what the rotation fixed: no separate "resolved" mails.
     actions = dispatch(plan, settings, outbox, now, extra=extra) + actions
@@ -74,7 +80,8 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock
         return None
     key, owner = f"rotation~{plan.name}", uuid.uuid4().hex   # one owner per attempt, even in one process
     try:
-        if not ports.ledger.acquire(key, owner, now + ports.elapsed(), LEASE):
+        fence = ports.ledger.acquire(key, owner, now + ports.elapsed(), LEASE)
+        if not fence:
             actions.append(Action.rotation(ActionOutcome.SKIPPED, "INFO", "another run is rotating this instance "
                                            "now (it holds the rotation lock); its outcome shows in the next run"))
             return None
@@ -93,12 +100,27 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock
             actions.append(Action.rotation(ActionOutcome.SKIPPED, "INFO", "another run changed the staged version or "
                                   "the token meanwhile; nothing done"))
             return None
-        outcome = step(Rotation(fresh, settings, ports, now, create_setting=plan.create_setting))
+        outcome = step(Rotation(fresh, settings, ports, now, create_setting=plan.create_setting,
+                                lock=(key, owner, fence)))
     finally:
         ports.ledger.release(key, owner)
     obs.snapshot, obs.staged, obs.current = fresh.snapshot, fresh.staged, fresh.current
     actions.append(_rotation_action(outcome))
     return outcome
+
+
+def _drift_notice(plan: InstancePlan) -> list[A.Alert]:
+    """TOKEN_SETTING_CHANGED is told once, as an event: the next run remembers the new state."""
+    return [A.event(plan, reason, f"{reason.code}:{plan.token.fingerprint}")
+            for reason in plan.reasons if reason.code == R.TOKEN_SETTING_CHANGED.name]
+
+
+def _remember(obs: Observed, plan: InstancePlan, ports: Ports) -> None:
+    try:
+        ports.ledger.remember(obs.app.key, {"fingerprint": plan.token.fingerprint,
+                                            "form": drift.form_of(obs.snapshot.key_vault_reference)})
+    except ServiceError as error:
+        log.warning("what this run saw of %s is not remembered: %s", plan.name, error)
 
 
 def _correct_expiry(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: Mode) -> list[Action]:

@@ -17,6 +17,7 @@ from pat_watchdog.ports import Channel, StateStore
 from pat_watchdog.core.times import format_utc
 
 log = logging.getLogger(__name__)
+EVENTS = ("ROTATED:", "TOKEN_SETTING_CHANGED:")     # told once, never "resolved"
 
 
 @dataclass
@@ -69,7 +70,8 @@ def dispatch(plan: InstancePlan, settings, outbox: Outbox, now: datetime, *,
                   for alert in extra
                   if outbox.active is None or (plan.name, alert.condition, channel.name) not in outbox.active]
         actions.extend(events)
-        quiet = any(a.outcome in (ActionOutcome.DONE, ActionOutcome.PLANNED) for a in events)
+        quiet = any(a.outcome in (ActionOutcome.DONE, ActionOutcome.PLANNED) and a.condition.startswith("ROTATED:")
+                    for a in events)
         actions.extend(_resolutions(plan, outbox, channel, {a.condition for a in due}, quiet, now))
     return actions
 
@@ -80,7 +82,7 @@ def _resolutions(plan, outbox: Outbox, channel, firing: set[str], quiet: bool, n
         return []
     actions = []
     for (instance, condition, name), entry in sorted(outbox.active.items()):
-        if instance != plan.name or name != channel.name or condition in firing or condition.startswith("ROTATED:"):
+        if instance != plan.name or name != channel.name or condition in firing or condition.startswith(EVENTS):
             continue
         if plan.status is Status.UNKNOWN or blind(plan, condition, now):
             continue

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from pat_watchdog.core import drift
 from pat_watchdog.core import listing as L
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core import references
@@ -68,6 +69,9 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
         facts += _listing(obs.current, live, facts, settings, ports, now, notes, _other_tokens(obs))
     if settings.pat_expires_on:
         facts.append(ExpiryFact("setting", settings.pat_expires_on, detail="WATCHDOG_PAT_EXPIRES_ON"))
+    changed = _drift(obs, settings, ports)
+    if changed:
+        notes.append(Note(R.TOKEN_SETTING_CHANGED.name, changed))
     hooks: dict = {}
     if obs.current and live.state is Liveness.VALID and ports.rules is not None:
         hooks, found = observe_hooks(app, obs.settings, obs.current, ports)
@@ -103,6 +107,17 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
     missing = None if settings.token_setting in obs.settings else settings.token_setting
     obs.snapshot = replace(snap, token_present=obs.current is not None, missing_setting=missing,
                            token_fingerprint=obs.current.fingerprint if obs.current else None)
+
+
+def _drift(obs: Observed, settings: Settings, ports: Ports) -> str | None:
+    """What changed in the token setting since the last `run` remembered it (read once per run)."""
+    try:
+        memories = ports.once.get("memories", ports.ledger.memories)
+    except ServiceError as error:    # not a verdict: the next run tells
+        log.warning("the last run's memory is unreadable: %s", error)
+        return None
+    form = drift.form_of(obs.snapshot.key_vault_reference)
+    return drift.describe(memories.get(obs.app.key), obs.snapshot.token_fingerprint, form, settings.token_setting)
 
 
 def _platform_view(app: ResourceId, setting: str, ports: Ports) -> dict:
@@ -205,5 +220,5 @@ def _listing(token, live, facts, settings, ports, now, notes, others) -> list[Ex
         return []
     if match.entry is None:
         return []
-    among = sum(1 for e in listing.entries if e.get("userId") in (None, live.user_id))
+    among = sum(1 for e in listing.entries if e.get("userId") in (None, live.user_id)) if match.ambiguous else 1
     return [L.fact_from_entry(match.entry, ambiguous=match.ambiguous, among=among)]

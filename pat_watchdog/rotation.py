@@ -26,6 +26,7 @@ from pat_watchdog.core.tags import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, ST
                                 TagLimitError, has_room)
 
 log = logging.getLogger(__name__)
+LOCK_LOST = "the rotation lock was lost (its lease ran out): nothing more written; the next run reconciles"
 
 
 @dataclass
@@ -51,6 +52,16 @@ class Rotation:
     ports: Ports
     now: datetime
     create_setting: bool = False      # `rotate --force` into a token setting the app does not have yet
+    lock: tuple[str, str, str] | None = None   # (key, owner, fence): checked before every write
+
+    def lost_lock(self) -> bool:
+        """Fencing: a run suspended past its lease must find out before its next write, not after."""
+        if self.lock is None:
+            return False
+        try:
+            return not self.ports.ledger.holds(*self.lock)
+        except ServiceError:
+            return True
 
     @property
     def vault(self) -> SecretStore:
@@ -113,6 +124,8 @@ class Rotation:
         return Outcome(RotationState.REJECTED, why, version.version)
 
     def _apply(self, version, candidate: Token, live, facts) -> Outcome:
+        if self.lost_lock():
+            return Outcome(RotationState.POSTPONED, LOCK_LOST, version.version)
         try:
             self.save_previous()
             version = self.mark(version, {STATUS_TAG: CandidateState.APPLYING.value,
@@ -121,6 +134,8 @@ class Rotation:
             return Outcome(RotationState.POSTPONED,
                            f"rotation postponed, Aggregator untouched: {error}", version.version)
         swap = SettingsSwap(self.obs, self.settings, self.ports, create=self.create_setting)
+        if self.lost_lock():   # the candidate stays applying: whoever holds the lock now reconciles it
+            return Outcome(RotationState.POSTPONED, LOCK_LOST, version.version)
         try:
             swap.to(candidate, expect=self.obs.current)
             swap.verify(candidate)

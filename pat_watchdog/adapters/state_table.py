@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 
 from pat_watchdog.adapters import table_rows as rows
+from pat_watchdog.adapters.state_memory import InMemoryMemories, TableMemories
 from pat_watchdog.adapters.retry import RetryPolicy
 from pat_watchdog.adapters.sdk_errors import service_error
 from pat_watchdog.core.dedup import Entry
@@ -43,7 +44,7 @@ class _Held:
     generation: int
 
 
-class MemoryLedger:
+class MemoryLedger(InMemoryMemories):
     """The same interface in memory: the demo, and runs with no storage configured.
 
     Lock leases run on `clock` (seconds; monotonic unless injected), as a Table lock's run on the service's.
@@ -100,7 +101,7 @@ class MemoryLedger:
                 del self._locks[key]
 
 
-class TableLedger:
+class TableLedger(TableMemories):
     """Rows in `WATCHDOG_STATE_TABLE` of the `AzureWebJobsStorage` account."""
 
     shared = True       # every run of every machine sees the same lock row

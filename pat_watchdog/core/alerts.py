@@ -141,6 +141,14 @@ def resolved(condition: str, last_message: str, plan: InstancePlan) -> Alert:
                  "Nothing to do.", None)
 
 
+def event(plan: InstancePlan, reason: Reason, condition: str) -> Alert:
+    """A one-time notice at the reason's level (sent once per channel, never "resolved")."""
+    token = plan.token
+    return Alert(plan.name, plan.app_id, reason.level, condition, reason.code, None, _summary(reason),
+                 reason.message, token.days_left, token.expires_on, token.expiry_source, token.fingerprint, (),
+                 "Check who changed the token setting and whether Aggregator now has the token it should.", None)
+
+
 def info(plan: InstancePlan, code: str, summary: str, message: str) -> Alert:
     """An INFO alert (e.g. rotated), not deduplicated."""
     token = plan.token

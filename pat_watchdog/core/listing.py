@@ -24,7 +24,8 @@ def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
     `others_expire`: expiries of other tokens staged without an ID; a guess never picks an entry
     within a day of one of them (it is most likely that replacement, not the current token).
     """
-    entries = [e for e in entries if str(e.get("authorizationId", "")).lower() not in exclude]
+    if exclude:
+        entries = [e for e in entries if str(e.get("authorizationId", "")).lower() not in exclude]
     if authorization_id:
         found = [e for e in entries if str(e.get("authorizationId", "")).lower() == authorization_id.lower()]
         return Match(found[0]) if found else Match(None, not_found=authorization_id)

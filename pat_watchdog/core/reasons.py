@@ -34,6 +34,8 @@ EXPIRES_CRITICAL = _code("EXPIRES_CRITICAL", "CRITICAL", "the token expires soon
                          "EXPIRY")
 EXPIRED = _code("EXPIRED", "CRITICAL", "the token has expired: every Aggregator rule fails", "EXPIRY")
 TOKEN_INVALID = _code("TOKEN_INVALID", "CRITICAL", "Azure DevOps rejects the token (revoked or invalid)")
+TOKEN_SETTING_CHANGED = _code("TOKEN_SETTING_CHANGED", "WARNING",
+                              "the token setting was changed by someone else than the watchdog", None)
 TOKEN_MISSING = _code("TOKEN_MISSING", "CRITICAL", "the token setting is missing or empty")
 TOKEN_TYPE_INVALID = _code("TOKEN_TYPE_INVALID", "CRITICAL",
                            "Aggregator_VstsTokenType is not PAT: Aggregator cannot use the token, every rule fails")

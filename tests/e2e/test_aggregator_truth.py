@@ -9,7 +9,7 @@ import pytest
 
 from pat_watchdog.sandbox.arm_references import STATUSES
 from tests.conftest import NOW
-from tests.e2e.conftest import NAME, REFERENCE_VAULT
+from tests.e2e.conftest import NAME, REFERENCE_VAULT, scene, titles
 
 pytestmark = pytest.mark.usefixtures("sandbox")
 
@@ -141,3 +141,36 @@ def test_an_instance_in_the_warning_window_asks_the_listing_once(world, run_cli,
     healthy(world, days=25)
     run_cli("status", now=NOW + timedelta(days=5))
     assert sandbox.count(host="vssps.dev.azure.com") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The token setting changed behind the watchdog's back
+# ---------------------------------------------------------------------------------------------
+
+def test_a_reference_replaced_by_plain_text_is_told_once(world, run_cli, sandbox, channels):
+    token, app = reference_instance(world, sandbox)
+    assert run_cli("run", **channels, **REFERENCE_VAULT).code == 0        # remembers: a reference
+    assert sandbox.teams.received == []
+    plain = token                                   # configure.instance writes the cached PAT in plain text
+    sandbox.arm.set_settings(app, {**sandbox.arm.settings(app), "Aggregator_VstsToken": plain})
+    status = run_cli("status", "--json", **channels, **REFERENCE_VAULT).instance(NAME)
+    changed = next(r for r in status["reasons"] if r["code"] == "TOKEN_SETTING_CHANGED")
+    assert changed["level"] == "WARNING" and "was replaced by a plain-text token" in changed["message"]
+    assert "configure.instance" in changed["message"] and sandbox.teams.received == []   # status sends nothing
+    run_cli("run", **channels, **REFERENCE_VAULT)
+    assert [t for t in titles(sandbox) if t == f"WARNING: {NAME}"] == [f"WARNING: {NAME}"]
+    later = run_cli("run", "--json", now=NOW + timedelta(days=1), **channels, **REFERENCE_VAULT)
+    assert "TOKEN_SETTING_CHANGED" not in codes(later.instance(NAME))
+    assert len(sandbox.teams.received) == 1              # not repeated, no "resolved" notice
+
+
+def test_another_token_put_in_by_hand_is_told_and_a_rotation_is_not(world, run_cli, sandbox, channels):
+    s = scene(world)                                  # a replacement due: the watchdog rotates
+    assert run_cli("run", **channels).code == 0
+    after_rotation = run_cli("run", "--json", now=NOW + timedelta(hours=1), **channels).instance(NAME)
+    assert "TOKEN_SETTING_CHANGED" not in codes(after_rotation)
+    by_hand, _ = world.issue(300)
+    sandbox.arm.set_settings(s.app, {**sandbox.arm.settings(s.app), "Aggregator_VstsToken": by_hand})
+    inst = run_cli("status", "--json", now=NOW + timedelta(hours=2), **channels).instance(NAME)
+    message = next(r["message"] for r in inst["reasons"] if r["code"] == "TOKEN_SETTING_CHANGED")
+    assert "holds another token" in message

@@ -354,3 +354,24 @@ def test_a_disabled_applying_version_does_not_block_a_newer_one(world, run_cli, 
     version = world.stage(newer, days=400)
     assert run_cli("run", now=NOW + timedelta(minutes=16), **channels).code == 0
     assert tags(sandbox, version)["watchdog-status"] == "current"
+
+
+def test_a_run_that_lost_its_lock_writes_nothing_more(world, run_cli, sandbox, channels, azurite):
+    """Fencing: a run suspended past its lease finds out before its next write, not after it."""
+    from pat_watchdog.adapters.retry import RetryPolicy
+    from pat_watchdog.adapters.state_table import TableLedger
+    from pat_watchdog.core.settings import StorageTarget
+    from tests.azurite import expire_locks
+
+    s = scene(world)
+    ledger = TableLedger(StorageTarget(connection_string=channels["AzureWebJobsStorage"]),
+                         channels["WATCHDOG_STATE_TABLE"], None, RetryPolicy())
+
+    def another_run_takes_over():   # this run's lease runs out while it is suspended; another takes the lock
+        expire_locks(channels["AzureWebJobsStorage"], channels["WATCHDOG_STATE_TABLE"])
+        assert ledger.acquire(f"rotation~{NAME}", "the-other-run", NOW, timedelta(minutes=15))
+
+    sandbox.inject(**tagging("applying", s.version), action=another_run_takes_over)
+    result = run_cli("run", "--json", **channels)
+    assert sandbox.arm.writes == [] and "the rotation lock was lost" in result.out
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.old)
