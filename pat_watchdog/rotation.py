@@ -14,7 +14,7 @@ from datetime import datetime
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import CandidateState, ExpiryFact, LiveCheck, Liveness, RotationState
 from pat_watchdog.observe import Observed
-from pat_watchdog.validation import CandidateCheck, Postponed, Rejected
+from pat_watchdog.validation import INCONCLUSIVE_RUNS, CandidateCheck, Inconclusive, Postponed, Rejected
 from pat_watchdog.ports import Ports, SecretStore
 from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.secret import Token
@@ -111,9 +111,24 @@ class Rotation:
             live, facts = self.validate(candidate, version)
         except Rejected as why:
             return self._reject(version, str(why))
+        except Inconclusive as why:
+            return self._inconclusive(version, str(why))
         except (Postponed, ServiceError) as why:
             return Outcome(RotationState.POSTPONED, f"rotation postponed, nothing changed: {why}", version_id)
         return self._apply(version, candidate, live, facts)
+
+    def _inconclusive(self, version: SecretVersion, why: str) -> Outcome:
+        """Only a definitive answer rejects a candidate; runs without one are counted in its reason tag."""
+        seen = version.tags.get(REASON_TAG) or ""
+        count = int(seen.split("/")[0].removeprefix("inconclusive ")) if seen.startswith("inconclusive ") else 0
+        if count + 1 >= INCONCLUSIVE_RUNS:
+            return self._reject(version, f"{INCONCLUSIVE_RUNS} runs without a definitive answer from Azure "
+                                         f"DevOps, the last: {why}")
+        try:
+            self.mark(version, {REASON_TAG: f"inconclusive {count + 1}/{INCONCLUSIVE_RUNS}: {why}"})
+        except (ServiceError, TagLimitError) as error:
+            log.warning("the inconclusive check was not recorded: %s", error)
+        return Outcome(RotationState.POSTPONED, f"rotation postponed, nothing changed: {why}", version.version)
 
     def _reject(self, version: SecretVersion, why: str) -> Outcome:
         try:

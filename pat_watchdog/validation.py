@@ -31,6 +31,14 @@ class Postponed(WatchdogError):
     """Rotation cannot proceed now (validation impossible, lock held); nothing was changed."""
 
 
+class Inconclusive(Postponed):
+    """Azure DevOps gave no verdict on the candidate (an outage, a sign-in page): asked again next run,
+    at most INCONCLUSIVE_RUNS times before the candidate is rejected with that history."""
+
+
+INCONCLUSIVE_RUNS = 3
+
+
 @dataclass
 class CandidateCheck:
     obs: Observed
@@ -41,8 +49,8 @@ class CandidateCheck:
     def validate(self, candidate: Token, version: SecretVersion) -> tuple[LiveCheck, tuple[ExpiryFact, ...]]:
         """Live, same user, required scopes, later expiry, not global; raise Rejected saying why."""
         live = self.ports.devops.check_live(candidate)
-        if live.state is Liveness.UNKNOWN:
-            raise Postponed(f"Azure DevOps could not be reached to validate the candidate: {live.detail}")
+        if live.state is Liveness.UNKNOWN or not live.definitive:
+            raise Inconclusive(f"no definitive answer from Azure DevOps about the candidate: {live.detail}")
         if live.state is not Liveness.VALID:
             raise Rejected(f"the candidate does not work ({live.state.value}: {live.detail})")
         current = self.obs.snapshot.live

@@ -71,7 +71,8 @@ def _liveness(response: requests.Response) -> LiveCheck:
             return LiveCheck(Liveness.VALID, user_id=user)
         return LiveCheck(Liveness.INVALID, detail="connectionData answered without an authenticated user")
     if status in (200, 203):
-        return LiveCheck(Liveness.INVALID, detail=f"HTTP {status} with a sign-in page instead of data")
+        return LiveCheck(Liveness.INVALID, detail=f"HTTP {status} with a sign-in page instead of data",
+                         definitive=False)
     if status == 401:
         text = service_error_text(response)
         state = Liveness.EXPIRED if "expired" in text.lower() else Liveness.INVALID

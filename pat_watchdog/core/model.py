@@ -91,6 +91,7 @@ class LiveCheck:
     state: Liveness
     user_id: str | None = None
     detail: str = ""
+    definitive: bool = True     # False: a sign-in page or an odd answer, not Azure DevOps' verdict on the token
 
 
 @dataclass(frozen=True)

@@ -375,3 +375,29 @@ def test_a_run_that_lost_its_lock_writes_nothing_more(world, run_cli, sandbox, c
     result = run_cli("run", "--json", **channels)
     assert sandbox.arm.writes == [] and "the rotation lock was lost" in result.out
     assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.old)
+
+
+HTML = dict(host="dev.azure.com", path="connectionData", status=200, body=b"<html>sign in</html>",
+            headers={"Content-Type": "text/html"}, times=None)
+
+
+def test_a_sign_in_page_while_validating_postpones_and_the_next_run_rotates(world, run_cli, sandbox, channels):
+    s = scene(world, days_left=-1)
+    sandbox.inject(**HTML)
+    first = run_cli("run", "--json", **channels)
+    assert sandbox.arm.writes == [] and "watchdog-status" not in tags(sandbox, s.version)
+    assert tags(sandbox, s.version)["watchdog-reason"].startswith("inconclusive 1/3")
+    assert first.instance(NAME)["candidate"]["state"] == "pending"
+    sandbox.clear_faults()
+    assert run_cli("run", now=NOW + timedelta(minutes=16), **channels).code == 0
+    assert_rotated(sandbox, s)
+
+
+def test_three_runs_without_a_definitive_answer_reject_with_the_history(world, run_cli, sandbox, channels):
+    s = scene(world, days_left=-1)
+    sandbox.inject(**HTML)
+    for hour in range(3):
+        run_cli("run", now=NOW + timedelta(hours=hour), **channels)
+    reason = tags(sandbox, s.version)
+    assert reason["watchdog-status"] == "rejected" and "3 runs without a definitive answer" in reason["watchdog-reason"]
+    assert sandbox.arm.writes == []
