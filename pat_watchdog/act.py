@@ -58,7 +58,8 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
         plan = _redecide(plan, obs, outcome, settings, now)
     plan, reenabled = _reenable(plan, obs, settings, ports, mode, outcome, now)
     actions += reenabled
-    extra = _rotated_notice(plan, obs, outcome, now) + _drift_notice(plan)
+    count = sum(1 for a in reenabled if a.outcome == ActionOutcome.DONE)
+    extra = _rotated_notice(plan, obs, outcome, now, count) + _drift_notice(plan)
     if mode.writes and plan.token.fingerprint and not obs.snapshot.unreachable:
         _remember(obs, plan, ports)
     actions += _correct_expiry(plan, obs, settings, ports, mode)
@@ -208,7 +209,8 @@ def _reenable(plan, obs: Observed, settings: Settings, ports: Ports, mode: Mode,
     return plan, [action for _, action in done]
 
 
-def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, now: datetime) -> list[A.Alert]:
+def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, now: datetime,
+                    reenabled: int = 0) -> list[A.Alert]:
     """INFO "rotated", for this run's rotation or one a dead run finished without telling."""
     cand = plan.candidate
     if cand.state != CandidateState.CURRENT or cand.version is None:
@@ -219,7 +221,9 @@ def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, 
     if not fresh and not (rotated_at and now - parse_utc(rotated_at) < RECENT):
         return []
     message = (f"Aggregator now uses the token with fingerprint {cand.fingerprint} (staged version {cand.version}, "
-               f"expires {format_utc(cand.expires_on)}). The previous token is kept in Key Vault for rollback.")
+               f"expires {format_utc(cand.expires_on)}). The previous token is kept in Key Vault for rollback."
+               + (f" {reenabled} service hook subscription(s) that Azure DevOps had disabled were re-enabled."
+                  if reenabled else ""))
     return [A.info(plan, f"ROTATED:{cand.version}", "rotated", message)]
 
 

@@ -63,6 +63,19 @@ class Story:
         self.show_channels()
         return result.report
 
+    def doctor(self) -> int:
+        from io import StringIO
+
+        from pat_watchdog import doctor
+
+        out = StringIO()
+        code = doctor.command(env=self.world.env(**self.channels()), now=self.day, as_json=False, send_test=False,
+                              stdout=out, stderr=out, retry=_RETRY)
+        lines = [line for line in out.getvalue().splitlines() if line.startswith(("FIX", "  fix", "doctor"))
+                 or "fix:" in line]
+        self.say(textwrap.indent("$ pat-watchdog doctor\n" + "\n".join(lines) + f"\n(exit {code})", "   | "))
+        return code
+
     def channels(self) -> dict[str, str]:
         smtp = self.world.sandbox.smtp
         return {"WATCHDOG_TEAMS_WEBHOOK_URL": self.world.sandbox.teams.url(),
@@ -98,8 +111,16 @@ def _card_summary(envelope: dict) -> str:
 def _chapters(story: Story) -> None:
     world, sb = story.world, story.world.sandbox
     token, _ = world.issue(200)
-    world.add_instance(NAME, token)
+    app = world.add_instance(NAME, token)
     world.stage(token, days=200)
+
+    story.chapter(0, "First deployment: the doctor", "Before the first run, `pat-watchdog doctor` checks every "
+                  "permission and setting with harmless calls. Here the watchdog's role on the Aggregator app "
+                  "lacks config/write (it could never rotate): the doctor says so, with the command that fixes it.")
+    sb.arm.revoke(app, actions=["Microsoft.Web/sites/config/write"])
+    story.doctor()
+    sb.arm.grant(app, actions=["Microsoft.Web/sites/config/write"])
+    story.say("   ... after that command, the doctor finds nothing more to fix.")
 
     story.chapter(1, "Healthy", "Aggregator's PAT works and has 200 days left. The person who created it "
                   "staged a copy in Key Vault with its expiry and scopes; the watchdog adopts it as the "
@@ -147,6 +168,22 @@ def _chapters(story: Story) -> None:
                 tags={"watchdog-status": "current", "authorizationId": auth})
     sb.devops.extend(extended, story.day + timedelta(days=180))
     story.run(**per_name)
+
+    story.chapter(7, "Rules that stopped firing", "On a fourth instance the PAT expired a week ago. While it was "
+                  "broken, Azure DevOps disabled the service hook subscriptions that call its rules, so even a "
+                  "new token would not bring them back. A replacement is staged: one run rotates it in and "
+                  "re-enables exactly those subscriptions (not the one a person disabled).")
+    old, _ = world.issue(-7)
+    world.apps.clear()
+    tailspin = world.add_instance("tailspinaggregator", old)
+    new, _ = world.issue(365)
+    world.stage(new, days=365, secret="tailspinaggregator-pat-staged")
+    world.map_rule(tailspin, "close-parent", status="disabledBySystem")
+    world.map_rule(tailspin, "set-owner", status="disabledBySystem")
+    world.map_rule(tailspin, "old-rule", status="disabledByUser")
+    story.run(**per_name)
+    states = sorted(f"{s['status']}" for s in sb.devops.subscriptions(world.org))
+    story.say(f"   Subscriptions now: {', '.join(states)}.")
 
 
 def _fp(value: str | None) -> str:

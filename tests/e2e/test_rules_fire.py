@@ -146,3 +146,22 @@ def test_discovered_instances_take_their_host_names_from_the_listing(world, run_
     site_gets = [r for r in sandbox.requests if r.method == "GET" and r.host == "management.azure.com"
                  and r.path.split("?")[0].rstrip("/").split("/")[-2:-1] == ["sites"]]
     assert site_gets == [] and sandbox.count(path="hooks/subscriptions") == 1
+
+
+def test_a_reenable_that_fails_is_exit_1_with_the_subscription_named(world, run_cli, sandbox, channels):
+    _, app = instance(world)
+    sub = world.map_rule(app, "close-parent", status="disabledBySystem")
+    sandbox.inject(method="PUT", host="dev.azure.com", path="hooks/subscriptions", status=400, times=None)
+    result = run_cli("run", "--json", **channels)
+    failed = [a for a in result.instance(NAME)["actions"] if a["kind"] == "reenable"]
+    assert result.code == 1 and [a["outcome"] for a in failed] == ["failed"] and sub in failed[0]["detail"]
+
+
+def test_the_rotated_alert_says_how_many_subscriptions_were_reenabled(world, run_cli, sandbox, channels):
+    s = scene(world, days_left=-1)
+    world.map_rule(s.app, "close-parent", status="disabledBySystem")
+    world.map_rule(s.app, "set-owner", status="onProbation")
+    run_cli("run", **channels)
+    rotated = next(m for m in sandbox.smtp.messages if "rotated" in m["Subject"])
+    text = " ".join(rotated.get_body(("plain",)).get_content().split())
+    assert "2 service hook subscription(s) that Azure DevOps had disabled were re-enabled" in text
