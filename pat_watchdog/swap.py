@@ -8,7 +8,7 @@ and compare every other setting byte for byte.
 from __future__ import annotations
 
 from pat_watchdog.core import references
-from pat_watchdog.core.errors import ServiceError, WatchdogError
+from pat_watchdog.core.errors import ServiceError, WatchdogError, is_transient_status
 from pat_watchdog.core.model import Liveness
 from pat_watchdog.observe import Observed
 from pat_watchdog.ports import Ports
@@ -81,7 +81,15 @@ class SettingsSwap:
         try:
             self.ports.apps.replace_settings(self.obs.app, merged)
         except ServiceError as error:
-            raise SwapError(f"writing the app settings failed: {error}") from None
+            # A lost answer is not a refusal: if nothing was written, the next run simply tries again.
+            try:
+                written = self.ports.apps.list_settings(self.obs.app).get(self.name) == value
+            except ServiceError:
+                written = None
+            if written is False and is_transient_status(error.status):
+                raise NotWritten(f"writing the app settings failed, nothing was written: {error}") from None
+            if not written:
+                raise SwapError(f"writing the app settings failed: {error}") from None
 
     def _store_in_reference(self, token: Token, *, newest_only: bool = False) -> str:
         """The token as a version of the referenced secret, reused if already there. A versionless

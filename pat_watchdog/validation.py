@@ -73,8 +73,10 @@ class CandidateCheck:
             raise Rejected("a global PAT (all organizations); global PATs stop working on 2026-12-01")
         if fact.expires_on is None:
             raise Rejected("its expiry is unknown: stage it with --expires <validTo>")
+        if current.state is not Liveness.VALID:   # a working replacement beats a dead token, whatever its date
+            return live, (fact,)
         current_expiry = self._current_expiry(fact, listing)
-        if current_expiry is None and current.state is Liveness.VALID:
+        if current_expiry is None:
             raise Rejected("the current token's expiry is unknown, so a later expiry cannot be checked: stage "
                            "the current token with its expiry (it is adopted) or set WATCHDOG_PAT_AUTHORIZATION_ID")
         if current_expiry is not None and fact.expires_on <= current_expiry:

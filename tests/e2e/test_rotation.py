@@ -100,11 +100,22 @@ def test_an_invalid_token_is_rotated_at_once(world, run_cli, sandbox, channels):
     assert_rotated(sandbox, s)
 
 
-def test_arm_put_failing_every_time_leaves_the_old_token(world, run_cli, sandbox, channels):
+def test_arm_put_failing_every_time_leaves_the_old_token_and_the_next_run_retries(world, run_cli, sandbox, channels):
     s = scene(world)
     sandbox.inject(method="PUT", host="management.azure.com", status=500, times=None)
     result = run_cli("run", "--json", **channels)
-    assert result.code == 1
+    assert result.code == 1 and sandbox.arm.writes == []
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.old)
+    assert "nothing was written" in result.out and tags(sandbox, s.version)["watchdog-status"] == "applying"
+    sandbox.clear_faults()   # an outage is not a verdict: the candidate is not failed for good
+    assert run_cli("run", now=NOW + timedelta(minutes=16), **channels).code == 0
+    assert_rotated(sandbox, s)
+
+
+def test_arm_refusing_the_write_rolls_back_and_fails_the_candidate(world, run_cli, sandbox, channels):
+    s = scene(world)
+    sandbox.inject(method="PUT", host="management.azure.com", status=403, times=None)
+    assert run_cli("run", "--json", **channels).code == 1
     assert_rolled_back(sandbox, s, "writing the app settings failed")
     assert sandbox.arm.writes == []
 
@@ -401,3 +412,15 @@ def test_three_runs_without_a_definitive_answer_reject_with_the_history(world, r
     reason = tags(sandbox, s.version)
     assert reason["watchdog-status"] == "rejected" and "3 runs without a definitive answer" in reason["watchdog-reason"]
     assert sandbox.arm.writes == []
+
+
+def test_a_working_replacement_beats_a_dead_token_whatever_else_the_user_holds(world, run_cli, sandbox, channels):
+    """Found by the simulation: the dead token's expiry was taken from another PAT of the same user."""
+    old, _ = world.issue(40)
+    app = world.add_instance(NAME, old)
+    world.issue(300)                          # the same user's PAT of another instance, valid much longer
+    sandbox.devops.revoke(old)
+    new, _ = world.issue(90)
+    world.stage(new, days=90)
+    assert run_cli("run", **channels).code == 0
+    assert fp(sandbox.arm.settings(app)["Aggregator_VstsToken"]) == fp(new)
