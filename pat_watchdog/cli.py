@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check every permission and setting; print the fix for each gap")
     doctor.add_argument("--json", action="store_true", help="print the checks as one JSON document")
     doctor.add_argument("--send-test", action="store_true", help="send one test card and one test email")
+    move = commands.add_parser("migrate-to-reference",
+                               help="move a plain-text token setting into Key Vault, by the rotation's safe swap")
+    move.add_argument("--secret", default="aggregator-pat", help="the dedicated secret in the staging vault")
     commands.add_parser("demo", help="walk through the story against the built-in sandbox")
     return parser
 
@@ -65,6 +68,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return doctor.command(env=os.environ if env is None else env, now=moment, as_json=args.json,
                               send_test=args.send_test, stdout=stdout, stderr=stderr, credential=credential,
                               retry=retry)
+    if args.command == "migrate-to-reference":
+        return _migrate(args, env, moment, stdout, stderr, credential, retry)
     mode = Mode.DRY_RUN if getattr(args, "dry_run", False) else Mode(args.command)
     try:
         settings = load_settings(os.environ if env is None else env)
@@ -78,6 +83,20 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return CONFIG_EXIT[args.command]
     print(json.dumps(result.report, indent=2) if args.json else render(result.report), file=stdout)
     return exit_code(args.command, mode, result)
+
+
+def _migrate(args, env, moment, stdout, stderr, credential, retry) -> int:
+    from pat_watchdog.core.errors import WatchdogError
+    from pat_watchdog.migrate import migrate
+
+    try:
+        lines = migrate(load_settings(os.environ if env is None else env), args.secret, moment,
+                        credential=credential, retry=retry)
+    except (ConfigError, WatchdogError) as error:
+        print(f"pat-watchdog: {error}", file=stderr)
+        return 2
+    print("\n".join(lines), file=stdout)
+    return 1 if any("NOT migrated" in line for line in lines) else 0
 
 
 def error_report(command: str, moment: datetime, problems: list[str]) -> dict:

@@ -175,3 +175,40 @@ def test_a_hostile_tag_and_error_body_stay_text_in_teams_and_email(world, run_cl
         html = next(p for p in mail.walk() if p.get_content_type() == "text/html").get_content()
         assert "https://evil.example" not in html.split('href="')[-1] or 'href="https://evil' not in html
         assert "<img" not in html
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference mode: moving a plain-text token into Key Vault by the same safe swap
+# ---------------------------------------------------------------------------------------------
+
+def test_migrate_to_reference_moves_the_token_into_the_staging_vault(world, run_cli, sandbox):
+    token, _ = world.issue(100)
+    app = world.add_instance(NAME, token)
+    before = sandbox.arm.settings(app)
+    result = run_cli("migrate-to-reference")
+    assert result.code == 0 and "migrated" in result.out
+    after = sandbox.arm.settings(app)
+    uri = f"{sandbox.vault.url(world.vault)}/secrets/aggregator-pat/"
+    assert after["Aggregator_VstsToken"] == f"@Microsoft.KeyVault(SecretUri={uri})"
+    assert {k: v for k, v in after.items() if k != "Aggregator_VstsToken"} == \
+        {k: v for k, v in before.items() if k != "Aggregator_VstsToken"}
+    assert fp(sandbox.vault.versions(world.vault, "aggregator-pat")[-1]["value"]) == fp(token)
+    inst = run_cli("status", "--json").instance(NAME)     # the staging vault may always be followed
+    assert inst["token"]["fingerprint"] == fingerprint(token) and inst["token"]["live"] is True
+    assert "REFERENCE_UNRESOLVED" not in [r["code"] for r in inst["reasons"]]
+
+
+def test_migrate_puts_the_plain_token_back_when_app_service_cannot_resolve_it(world, run_cli, sandbox):
+    token, _ = world.issue(100)
+    app = world.add_instance(NAME, token)
+    sandbox.arm.set_reference_status(app, "Aggregator_VstsToken", "AccessToKeyVaultDenied")
+    result = run_cli("migrate-to-reference")
+    assert result.code == 1 and "NOT migrated: App Service reports AccessToKeyVaultDenied" in result.out
+    assert fp(sandbox.arm.settings(app)["Aggregator_VstsToken"]) == fp(token)
+
+
+def test_migrate_refuses_the_watchdogs_own_secrets(world, run_cli):
+    token, _ = world.issue(100)
+    world.add_instance(NAME, token)
+    result = run_cli("migrate-to-reference", "--secret", "aggregator-pat-previous")
+    assert result.code == 2 and "expected a dedicated secret" in result.err
