@@ -45,7 +45,7 @@ def _one(obs, settings: Settings, ports, secret: str) -> str:
     swap = SettingsSwap(obs, settings, ports)
     try:
         vault.store(secret, obs.current, tags={FINGERPRINT_TAG: obs.current.fingerprint})
-        swap._write(reference)
+        swap.write(reference)
         swap.verify(obs.current)
         status = ports.apps.reference_status(obs.app, settings.token_setting)
     except (ServiceError, WatchdogError) as error:

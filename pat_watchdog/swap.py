@@ -54,16 +54,17 @@ class SettingsSwap:
         """Make Aggregator use `candidate`; stop if someone else changed the token meanwhile."""
         ref = self.obs.reference
         if ref is None:
-            self._write(candidate.reveal())
+            self.write(candidate.reveal())
         elif ref.versioned:
-            self._write(ref.as_setting(self._store_in_reference(candidate)))
+            self.write(ref.as_setting(self._store_in_reference(candidate)))
         else:
             self.stored_version = self._store_in_reference(candidate, newest_only=True)
             self.before = self._list()
             self.expected = self.before.get(self.name)
             self._restart()
 
-    def _write(self, value: str) -> None:
+    def write(self, value: str) -> None:
+        """Read-merge-replace the token setting with `value`, guarded by the value observed at the start."""
         try:
             fresh = self.ports.apps.list_settings(self.obs.app)
         except ServiceError as error:
