@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from pat_watchdog.core import alerts as A
 from pat_watchdog.core import drift
+from pat_watchdog.core import handsfree as H
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, CandidateState, CandidateView, InstancePlan,
@@ -18,6 +19,7 @@ from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, Candidat
 from pat_watchdog.dispatch import Outbox, dispatch
 from pat_watchdog.observe import Observed, Ports, observe
 from pat_watchdog.core.policy import Policy, decide, rotation_due_in
+from pat_watchdog.handsfree import HandsFree
 from pat_watchdog.hooks import observe_hooks, reenable
 from pat_watchdog.rotation import Outcome, Rotation
 from pat_watchdog.core.settings import Settings
@@ -42,6 +44,9 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
     actions: list[Action] = []
     outcome: Outcome | None = None
     cand = plan.candidate
+    hands_free = HandsFree(plan, obs, settings, ports, now) if settings.auto and not obs.snapshot.unreachable \
+        else None
+    creating: str | None = None
     if cand.state == CandidateState.APPLYING:
         outcome = _locked(plan, obs, settings, ports, mode, now, actions, "finish the interrupted rotation",
                           lambda rot: rot.reconcile(cand.version), lock_ok)
@@ -52,10 +57,15 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
     elif plan.rotate:
         outcome = _locked(plan, obs, settings, ports, mode, now, actions, plan.rotate_why or "rotation due",
                           lambda rot: rot.run(cand.version), lock_ok)
+    elif hands_free and (creating := H.creation_due(plan, settings.rotate_within_days)):
+        outcome = _create(hands_free, plan, obs, settings, ports, mode, now, actions, creating, lock_ok)
     elif mode == Mode.ROTATE:
         actions.append(_not_rotating(plan, settings))
     if outcome is not None:
         plan = _redecide(plan, obs, outcome, settings, now)
+    if hands_free:
+        plan = _hands_free_after(hands_free, plan, obs, settings, mode, now, bool(creating))
+        actions += hands_free.actions
     plan, reenabled = _reenable(plan, obs, settings, ports, mode, outcome, now)
     actions += reenabled
     count = sum(1 for a in reenabled if a.outcome == ActionOutcome.DONE)
@@ -106,8 +116,36 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock
     finally:
         ports.ledger.release(key, owner)
     obs.snapshot, obs.staged, obs.current = fresh.snapshot, fresh.staged, fresh.current
-    actions.append(_rotation_action(outcome))
+    if outcome is not None:     # None: a step that decided not to rotate says why in its own actions
+        actions.append(_rotation_action(outcome))
     return outcome
+
+
+def _create(hands_free: HandsFree, plan, obs, settings, ports, mode, now, actions, why: str, lock_ok) -> Outcome | None:
+    """`auto` rotation with nothing usable staged: create, stage and rotate under the lock (DESIGN 3.10)."""
+    if not mode.writes:
+        hands_free.check_presence()
+        actions.append(Action(ActionKind.CREATE, None, "INFO", ActionOutcome.PLANNED,
+                              f"create a replacement PAT and rotate it in: {why}"))
+        return None
+    return _locked(plan, obs, settings, ports, mode, now, actions, f"create a replacement: {why}",
+                   lambda rot: hands_free.create_then_rotate(rot, why), lock_ok)
+
+
+def _hands_free_after(hands_free: HandsFree, plan, obs, settings, mode, now, created: bool) -> InstancePlan:
+    """Keep the sign-in alive (and find out early when it stopped working), revoke what is due, and turn
+    what was found into reasons of the plan."""
+    hands_free.plan = plan
+    if not created:
+        if mode.writes:
+            hands_free.session()
+        else:
+            hands_free.check_presence()
+    hands_free.revoke_replaced(mode)
+    if not hands_free.notes:
+        return plan
+    obs.snapshot = replace(obs.snapshot, notes=obs.snapshot.notes + tuple(hands_free.notes))
+    return replace(decide(obs.snapshot, Policy.from_settings(settings, obs.app.site), now), candidate=plan.candidate)
 
 
 def _drift_notice(plan: InstancePlan) -> list[A.Alert]:

@@ -9,6 +9,7 @@ from pat_watchdog.adapters.devops import DevOps, ListingCache
 from pat_watchdog.adapters.devops_rules import DevOpsRules
 from pat_watchdog.adapters.email import AcsChannel, SmtpChannel
 from pat_watchdog.adapters.keyvault import Vaults
+from pat_watchdog.adapters.pats import PatLifecycle
 from pat_watchdog.adapters.retry import RetryPolicy, new_session
 from pat_watchdog.adapters.state_table import open_ledger
 from pat_watchdog.adapters.teams import TeamsChannel
@@ -41,7 +42,8 @@ def open_ports(settings: Settings, credential: TokenCredential | None = None,
                  ledger=ledger,
                  channels=open_channels(settings, session, credential, retry),
                  credential=credential, close_session=session.close,
-                 rules=DevOpsRules(session, settings.devops_org_url, retry), once=ListingCache())
+                 rules=DevOpsRules(session, settings.devops_org_url, retry), once=ListingCache(),
+                 pats=PatLifecycle(session, settings.devops_org_url, settings.vssps_url, retry))
 
 
 def open_channels(settings: Settings, session, credential, retry: RetryPolicy) -> list[Channel]:

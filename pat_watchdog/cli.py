@@ -1,4 +1,4 @@
-"""`pat-watchdog status | run | rotate | doctor | demo`: a thin shell over `watchdog.run_once` and `doctor`."""
+"""The `pat-watchdog` commands: a thin shell over `watchdog.run_once`, `doctor`, `login` and `migrate`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     move = commands.add_parser("migrate-to-reference",
                                help="move a plain-text token setting into Key Vault, by the rotation's safe swap")
     move.add_argument("--secret", default="aggregator-pat", help="the dedicated secret in the staging vault")
+    login = commands.add_parser("login", help="auto rotation: the one-time delegated sign-in (device code)")
+    login.add_argument("--instance", metavar="NAME", help="the instance (site name) this sign-in is for")
     commands.add_parser("demo", help="walk through the story against the built-in sandbox")
     return parser
 
@@ -70,6 +72,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
                               retry=retry)
     if args.command == "migrate-to-reference":
         return _migrate(args, env, moment, stdout, stderr, credential, retry)
+    if args.command == "login":
+        return _login(args, env, moment, stdout, stderr, credential, retry)
     mode = Mode.DRY_RUN if getattr(args, "dry_run", False) else Mode(args.command)
     try:
         settings = load_settings(os.environ if env is None else env)
@@ -97,6 +101,25 @@ def _migrate(args, env, moment, stdout, stderr, credential, retry) -> int:
         return 2
     print("\n".join(lines), file=stdout)
     return 1 if any("NOT migrated" in line for line in lines) else 0
+
+
+def _login(args, env, moment, stdout, stderr, credential, retry) -> int:
+    from pat_watchdog.core.errors import WatchdogError
+    from pat_watchdog.login import login
+
+    try:
+        settings = load_settings(os.environ if env is None else env)
+    except ConfigError as error:
+        print(f"pat-watchdog: {error}", file=stderr)
+        return 2
+    try:
+        lines = login(settings, args.instance, moment, lambda text: print(text, file=stderr, flush=True),
+                      credential=credential, retry=retry)
+    except WatchdogError as error:
+        print(f"pat-watchdog: {error}", file=stderr)
+        return 1
+    print("\n".join(lines), file=stdout)
+    return 0
 
 
 def error_report(command: str, moment: datetime, problems: list[str]) -> dict:

@@ -89,7 +89,7 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
             ref = references.parse_reference(raw, settings.arm_endpoint)
         except ValueError as error:
             raise WatchdogError(f"{settings.token_setting} holds a malformed Key Vault reference: {error}") from None
-        why = references.not_allowed(ref, settings.followable_vaults(), settings.secret_names(obs.app.site))
+        why = references.not_allowed(ref, settings.followable_vaults(), settings.own_secrets(obs.app.site))
         if why:
             raise NotAllowed(why)
         token, version = ports.vaults.get(ref.vault_url).read(ref.secret_name, ref.version)

@@ -41,8 +41,8 @@ class SecretStore(Protocol):
     def read(self, name: str, version: str | None = None) -> tuple[Token, SecretVersion]: ...
     def set_tags(self, version: SecretVersion, changes: dict) -> SecretVersion: ...
     def set_expiry(self, name: str, version: str, expires_on: datetime) -> SecretVersion: ...
-    def store(self, name: str, token: Token, *, tags: dict,
-              expires_on: datetime | None = None) -> SecretVersion: ...
+    def store(self, name: str, token: Token, *, tags: dict, expires_on: datetime | None = None,
+              content_type: str = "Azure DevOps PAT") -> SecretVersion: ...
 
 
 class SecretStores(Protocol):
@@ -118,6 +118,8 @@ class Ports:
     channels: list[Channel] = field(default_factory=list)
     credential: object = None       # azure.core TokenCredential: for the fan-out queue client
     rules: object = None            # adapters.devops_rules.DevOpsRules: hooks and permissions
+    pats: object = None             # adapters.pats.PatLifecycle: `auto` rotation's PAT creation and revocation
+    signins: dict = field(default_factory=dict)   # `auto` rotation: each sign-in used once per run
     once: Listings = field(default_factory=lambda: _OncePerRun())   # answers shared by every instance of a run
     close_session: Callable[[], None] = lambda: None
     started: float = field(default_factory=time.monotonic)

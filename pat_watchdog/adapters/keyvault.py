@@ -57,11 +57,12 @@ class Vault:
             raise service_error("Key Vault", error, f"correcting the expiry of {name}/{version}") from None
         return _version(props)
 
-    def store(self, name: str, token: Token, *, tags: dict, expires_on: datetime | None = None) -> SecretVersion:
+    def store(self, name: str, token: Token, *, tags: dict, expires_on: datetime | None = None,
+              content_type: str = "Azure DevOps PAT") -> SecretVersion:
         """Write the token as a new version of `name`."""
         try:
             secret = self._client.set_secret(name, token.reveal(), tags=merge_tags({}, tags),
-                                             expires_on=expires_on, content_type="Azure DevOps PAT")
+                                             expires_on=expires_on, content_type=content_type)
         except AzureError as error:
             raise service_error("Key Vault", error, f"storing a new version of {name}") from None
         return _version(secret.properties)

@@ -69,6 +69,8 @@ class ActionKind(StrEnum):
     ADOPT = "adopt"
     CORRECT = "correct"      # a Key Vault record brought in line with Azure DevOps (an extended PAT)
     REENABLE = "reenable"    # a service hook subscription Azure DevOps disabled, enabled again
+    CREATE = "create"        # `auto` rotation: a replacement PAT created and staged (DESIGN 3.10)
+    REVOKE = "revoke"        # `auto` rotation: a replaced (or orphaned) PAT the watchdog created, revoked
     ERROR = "error"
 
 
@@ -115,6 +117,7 @@ class Note:
 
     code: str
     message: str
+    level: str | None = None      # when the finding's level depends on the situation (SIGNIN_REQUIRED)
 
 
 @dataclass(frozen=True)

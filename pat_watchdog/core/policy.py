@@ -232,7 +232,7 @@ def _global(token, now) -> list[Reason]:
 
 
 def _notes(snap) -> list[Reason]:
-    return [R.reason(R.ALL[note.code], note.message) for note in snap.notes]
+    return [R.reason(R.ALL[note.code], note.message, level=note.level) for note in snap.notes]
 
 
 def _candidate(snap, policy: Policy, rotate: bool) -> list[Reason]:

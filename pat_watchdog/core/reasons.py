@@ -93,6 +93,13 @@ INSTANCE_UNCHECKED = _code("INSTANCE_UNCHECKED", "CRITICAL",
                            "the watchdog could not check this instance after repeated attempts")
 ROTATION_STOPPED = _code("ROTATION_STOPPED", "WARNING",
                          "rotation stopped: someone else changed the token setting meanwhile")
+SIGNIN_REQUIRED = _code("SIGNIN_REQUIRED", "WARNING",
+                       "auto rotation cannot create a replacement: the delegated sign-in is missing, expired or "
+                       "revoked. Fix: pat-watchdog login")
+PAT_CREATION_BLOCKED = _code("PAT_CREATION_BLOCKED", "CRITICAL",
+                             "Azure DevOps refused to create a replacement PAT: a policy forbids it")
+PAT_LIFESPAN_CAPPED = _code("PAT_LIFESPAN_CAPPED", "INFO",
+                            "a policy shortened the created PAT's lifetime", None)
 
 ALL = {c.name: c for c in globals().values() if isinstance(c, Code)}
 

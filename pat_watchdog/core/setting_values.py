@@ -75,6 +75,13 @@ def int_in(low: int, high: int) -> Callable[[str], int]:
     return convert
 
 
+def days_or_off(text: str) -> int | None:
+    """Whole days (0-366), or `off` (None): never."""
+    if text.strip().lower() == "off":
+        return None
+    return int_in(0, 366)(text)
+
+
 def positive_float(text: str) -> float:
     number = float(text)
     if not 0 < number < 24 * 366:

@@ -19,6 +19,10 @@ _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _SETTING_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+# The Azure CLI's public client: Azure DevOps pre-authorizes it for delegated sign-in (DESIGN 3.10).
+AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+_TENANT = re.compile(r"^([0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"   # a tenant ID
+                     r"|[A-Za-z0-9.-]+\.[A-Za-z]{2,}|organizations)$")           # a domain, or any tenant
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,24 @@ class Settings:
     concurrency: int = 8
     fanout_queue: str | None = None
     storage: StorageTarget | None = None
+    pat_lifetime_days: int = 90
+    revoke_after_days: int | None = 7          # None: `off`, never revoke
+    signin_secret: str = "pat-watchdog-signin"
+    signin_client_id: str = AZURE_CLI_CLIENT_ID
+    signin_tenant: str = "organizations"       # AZURE_TENANT_ID, else any work or school account
 
     def secret_names(self, site_name: str) -> tuple[str, str]:
         """The staged and previous secret names for one instance (`{name}` filled in)."""
         return (self.staged_secret.replace("{name}", site_name),
                 self.previous_secret.replace("{name}", site_name))
+
+    def own_secrets(self, site_name: str) -> tuple[str, str, str]:
+        """Secrets of the watchdog's own, which a Key Vault reference must never point to (DESIGN 3.9)."""
+        return (*self.secret_names(site_name), self.signin_name(site_name))
+
+    def signin_name(self, site_name: str) -> str:
+        """The Key Vault secret holding the delegated sign-in for one instance (`{name}` filled in)."""
+        return self.signin_secret.replace("{name}", site_name)
 
     @property
     def vault_name(self) -> str:
@@ -82,7 +99,12 @@ class Settings:
 
     @property
     def rotation_enabled(self) -> bool:
-        return self.rotation == "staged" and self.key_vault_url is not None
+        return self.rotation in ("staged", "auto") and self.key_vault_url is not None
+
+    @property
+    def auto(self) -> bool:
+        """`auto` rotation: the watchdog creates the replacement itself (DESIGN 3.10)."""
+        return self.rotation == "auto" and self.key_vault_url is not None
 
     def __repr__(self) -> str:  # the SMTP password must not appear in a traceback or log
         return f"Settings(targets={len(self.targets)}, org={self.devops_org_url!r})"
@@ -172,15 +194,16 @@ def _storage(reader: V.Reader) -> StorageTarget | None:
     return None
 
 
-def _secrets(reader: V.Reader, several: bool) -> tuple[str, str]:
+def _secrets(reader: V.Reader, several: bool) -> tuple[str, str, str]:
     names = []
     for setting, default in (("WATCHDOG_STAGED_SECRET", "aggregator-pat-staged"),
-                             ("WATCHDOG_PREVIOUS_SECRET", "aggregator-pat-previous")):
+                             ("WATCHDOG_PREVIOUS_SECRET", "aggregator-pat-previous"),
+                             ("WATCHDOG_SIGNIN_SECRET", "pat-watchdog-signin")):
         name = reader.raw(setting) or default
         if not _SECRET_NAME.fullmatch(name.replace("{name}", "x")):
             reader.problems.append(f"{setting}={name!r}: expected a Key Vault secret name "
                                    "(1-127 letters, digits and dashes; may contain {name})")
-        elif several and "{name}" not in name:
+        elif several and "{name}" not in name and setting != "WATCHDOG_SIGNIN_SECRET":
             reader.problems.append(
                 f"{setting}={name!r}: expected a name containing {{name}} (e.g. {{name}}-pat-staged), "
                 "since several Aggregator instances are watched and must never share a replacement")
@@ -188,7 +211,26 @@ def _secrets(reader: V.Reader, several: bool) -> tuple[str, str]:
     if names[0].lower() == names[1].lower():
         reader.problems.append(f"WATCHDOG_PREVIOUS_SECRET={names[1]!r}: expected a secret other than "
                                "WATCHDOG_STAGED_SECRET (the replaced token must never become a candidate)")
-    return names[0], names[1]
+    if names[2].lower() in (names[0].lower(), names[1].lower()):
+        reader.problems.append(f"WATCHDOG_SIGNIN_SECRET={names[2]!r}: expected a secret of its own, other than "
+                               "WATCHDOG_STAGED_SECRET and WATCHDOG_PREVIOUS_SECRET")
+    return names[0], names[1], names[2]
+
+
+def _auto(reader: V.Reader, rotation: str) -> dict:
+    """The settings of `auto` rotation (DESIGN 3.10); checked whatever the mode, so a typo shows at once."""
+    if rotation == "auto" and not reader.raw("WATCHDOG_KEY_VAULT_URL"):
+        reader.problems.append("WATCHDOG_ROTATION=auto needs WATCHDOG_KEY_VAULT_URL: expected the vault that "
+                               "holds the staged replacement and the sign-in")
+    return dict(
+        pat_lifetime_days=reader.parse("WATCHDOG_PAT_LIFETIME_DAYS", 90, V.int_in(1, 365),
+                                       "whole days (1-365; Azure DevOps allows a PAT one year at most)"),
+        revoke_after_days=reader.parse("WATCHDOG_REVOKE_AFTER_DAYS", 7, V.days_or_off,
+                                       "whole days (0-366) or off"),
+        signin_client_id=reader.parse("WATCHDOG_SIGNIN_CLIENT_ID", AZURE_CLI_CLIENT_ID, V.matching(_GUID),
+                                      "the application (client) ID of a public client, a GUID"),
+        signin_tenant=reader.parse("AZURE_TENANT_ID", "organizations", V.matching(_TENANT),
+                                   "the Entra tenant ID (a GUID) or its domain name"))
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -197,7 +239,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     targets = _targets(reader)
     several = len(targets) > 1 or any(not t.is_site for t in targets)
     org_url = _org_url(reader)
-    staged, previous = _secrets(reader, several)
+    staged, previous, signin = _secrets(reader, several)
+    rotation = reader.parse("WATCHDOG_ROTATION", "staged", V.choice("off", "staged", "auto"), "off, staged or auto")
     values = dict(
         targets=targets,
         devops_org_url=org_url,
@@ -213,9 +256,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         reference_vaults=reader.parse("WATCHDOG_REFERENCE_VAULTS", (), V.url_list,
                                       "comma-separated https vault URLs without a path"),
         reenable_subscriptions=reader.parse("WATCHDOG_REENABLE_SUBSCRIPTIONS", True, V.boolean, "true or false"),
-        staged_secret=staged, previous_secret=previous,
-        rotation=reader.parse("WATCHDOG_ROTATION", "staged", V.choice("off", "staged"),
-                              "off or staged (auto is not available yet)"),
+        staged_secret=staged, previous_secret=previous, signin_secret=signin,
+        rotation=rotation, **_auto(reader, rotation),
         rotate_within_days=reader.parse("WATCHDOG_ROTATE_WITHIN_DAYS", 14, V.int_in(0, 366),
                                         "whole days (0-366)"),
         warn_days=reader.parse("WATCHDOG_WARN_DAYS", (30, 14, 7, 3, 1), V.day_list,

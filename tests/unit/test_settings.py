@@ -31,18 +31,35 @@ def test_defaults():
 
 def test_every_problem_at_once_named_with_what_is_expected():
     found = problems({"WATCHDOG_WARN_DAYS": "30,fourteen", "WATCHDOG_CONCURRENCY": "0",
-                      "WATCHDOG_ROTATION": "auto", "WATCHDOG_KEY_VAULT_URL": "http://kv",
+                      "WATCHDOG_ROTATION": "sometimes", "WATCHDOG_KEY_VAULT_URL": "http://kv",
                       "WATCHDOG_PAT_EXPIRES_ON": "next year", "WATCHDOG_SCHEDULE": "daily"})
     text = "\n".join(found)
     for name in ("WATCHDOG_AGGREGATOR_APP is required", "WATCHDOG_DEVOPS_ORG_URL is required",
                  "WATCHDOG_WARN_DAYS='30,fourteen': expected comma-separated whole days",
                  "WATCHDOG_CONCURRENCY='0': expected a whole number 1-64",
-                 "WATCHDOG_ROTATION='auto': expected off or staged",
+                 "WATCHDOG_ROTATION='sometimes': expected off, staged or auto",
                  "WATCHDOG_KEY_VAULT_URL='http://kv': expected an https vault URL",
                  "WATCHDOG_PAT_EXPIRES_ON='next year': expected an ISO 8601 date",
                  "WATCHDOG_SCHEDULE='daily': expected an NCRONTAB expression"):
         assert name in text
     assert len(found) == 8
+
+
+def test_auto_rotation_settings_are_read_and_checked():
+    s = load_settings({**BASE, "WATCHDOG_ROTATION": "AUTO", "WATCHDOG_KEY_VAULT_URL": "https://kv.vault.azure.net",
+                       "WATCHDOG_REVOKE_AFTER_DAYS": "off", "WATCHDOG_PAT_LIFETIME_DAYS": "30",
+                       "AZURE_TENANT_ID": "contoso.onmicrosoft.com"})
+    assert (s.rotation, s.auto, s.rotation_enabled) == ("auto", True, True)
+    assert (s.revoke_after_days, s.pat_lifetime_days, s.signin_tenant) == (None, 30, "contoso.onmicrosoft.com")
+    assert s.signin_client_id == "04b07795-8ddb-461a-bbee-02f9e1bf7b46" and s.signin_name("x") == "pat-watchdog-signin"
+    assert "pat-watchdog-signin" in s.own_secrets("x")
+    found = problems({**BASE, "WATCHDOG_ROTATION": "auto", "WATCHDOG_PAT_LIFETIME_DAYS": "400",
+                      "WATCHDOG_REVOKE_AFTER_DAYS": "never", "WATCHDOG_SIGNIN_CLIENT_ID": "azure-cli",
+                      "WATCHDOG_SIGNIN_SECRET": "aggregator-pat-staged", "AZURE_TENANT_ID": "contoso"})
+    assert [p.split("=")[0].split(" ")[0] for p in found] == [
+        "WATCHDOG_SIGNIN_SECRET", "WATCHDOG_ROTATION", "WATCHDOG_PAT_LIFETIME_DAYS", "WATCHDOG_REVOKE_AFTER_DAYS",
+        "WATCHDOG_SIGNIN_CLIENT_ID", "AZURE_TENANT_ID"]
+    assert "needs WATCHDOG_KEY_VAULT_URL" in found[1] and "or off" in found[3]
 
 
 def test_malformed_resource_id_is_named():

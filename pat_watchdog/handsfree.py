@@ -1,0 +1,208 @@
+"""`auto` rotation (DESIGN 3.10): with a person's stored sign-in, create the replacement PAT, stage it,
+and let the staged protocol rotate it in the same run; revoke what the watchdog created once replaced.
+
+One code path for rotation: a created PAT is staged exactly as a person would stage one (a version of
+the staged secret with `expires`, `scopes` and `authorizationId`, plus `created-by=pat-watchdog`) and
+`Rotation.run` takes it from there. The value lives in memory from the creation's answer until it is
+in Key Vault; a PAT whose value never got there is found by its display name and revoked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pat_watchdog.adapters.pats import CreatedPat, CreationRefused
+from pat_watchdog.adapters.signin import Session, SignIn, SignInRequired
+from pat_watchdog.core import handsfree as H
+from pat_watchdog.core import reasons as R
+from pat_watchdog.core.errors import ServiceError
+from pat_watchdog.core.model import Action, ActionKind, ActionOutcome, InstancePlan, Mode, Note, RotationState
+from pat_watchdog.core.settings import Settings
+from pat_watchdog.core.tags import FINGERPRINT_TAG, SecretVersion, TagLimitError
+from pat_watchdog.core.times import format_utc
+from pat_watchdog.observe import Observed
+from pat_watchdog.ports import Ports
+from pat_watchdog.rotation import Outcome, Rotation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HandsFree:
+    """One instance's `auto` rotation steps in one run; what they did is collected for the report."""
+
+    plan: InstancePlan
+    obs: Observed
+    settings: Settings
+    ports: Ports
+    now: datetime
+    actions: list[Action] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+    @property
+    def signin(self) -> SignIn:
+        return SignIn(self.settings, self.ports.vaults.get(self.settings.key_vault_url),
+                      self.settings.signin_name(self.obs.app.site))
+
+    def _level(self) -> str:
+        """SIGNIN_REQUIRED is a WARNING, CRITICAL once the token is at or under WATCHDOG_CRITICAL_DAYS."""
+        token = self.plan.token
+        urgent = token.live is False or (token.days_left is not None and token.days_left <= self.settings.critical_days)
+        return "CRITICAL" if urgent else "WARNING"
+
+    def _required(self, why: str) -> None:
+        command = "pat-watchdog login" + (f" --instance {self.obs.app.site}" if "{name}" in self.settings.signin_secret
+                                          else "")
+        self.notes.append(Note(R.SIGNIN_REQUIRED.name, f"{why}. Fix: run `{command}` as the token's user "
+                               "(device code sign-in; docs/reference.md, \"Hands-free rotation\")", self._level()))
+
+    # -- the sign-in -------------------------------------------------------------------------
+    def check_presence(self) -> None:
+        """`status` and dry runs: is a sign-in stored at all (metadata only, nothing refreshed)."""
+        try:
+            if self.signin.present() is None:
+                self._required("nobody has signed in for auto rotation")
+        except ServiceError as error:
+            log.warning("the sign-in of %s could not be looked up: %s", self.obs.app.site, error)
+
+    def session(self) -> Session | None:
+        """A fresh delegated token (once per sign-in secret and run), checked to be the token's user."""
+        name = self.settings.signin_name(self.obs.app.site)
+        cached = self.ports.signins.get(name)
+        if cached is None:
+            try:
+                cached = self.signin.session()
+                user = self.ports.pats.user_id(cached.access_token)
+                cached = (cached, user)
+            except SignInRequired as why:
+                cached = str(why)
+            except ServiceError as error:
+                log.warning("the sign-in of %s could not be used now: %s", self.obs.app.site, error)
+                return None     # an outage is not a verdict on the sign-in: the next run tries again
+            self.ports.signins[name] = cached
+        if isinstance(cached, str):
+            self._required(cached)
+            return None
+        session, user = cached
+        owner = self.plan.token.user_id
+        if owner and user and owner != user:
+            self._required(f"the sign-in is {session.username} (Azure DevOps user {user}), but the token "
+                           f"belongs to user {owner}: a PAT created by another user would act as that user")
+            return None
+        return session
+
+    # -- creation ------------------------------------------------------------------------------
+    def create_then_rotate(self, rot: Rotation, why: str) -> Outcome | None:
+        """Under the rotation lock: revoke orphans, create, stage, then the staged protocol (same run)."""
+        failed = H.created_and_failed(rot.obs.staged)
+        if failed is not None:
+            self.actions.append(Action(ActionKind.CREATE, None, "WARNING", ActionOutcome.SKIPPED,
+                                       f"not creating another PAT: the last one the watchdog created ({failed.version})"
+                                       f" was {failed.status}: {failed.tags.get('watchdog-reason', '')}"))
+            return None
+        session = self.session()
+        if session is None:
+            return None
+        try:
+            self._revoke_orphans(session, rot.obs.staged)
+            created = self._create(session)
+        except ServiceError as error:
+            self.actions.append(Action(ActionKind.CREATE, None, "WARNING", ActionOutcome.FAILED,
+                                       f"no replacement created ({why}): {error}; the next run tries again"))
+            return None
+        if created is None:
+            return None
+        version = self._stage(session, rot, created)
+        if version is None:
+            return None
+        rot.obs.staged.append(version)
+        return rot.run(version.version)
+
+    def _create(self, session: Session) -> CreatedPat | None:
+        scope = H.scopes_for(self.plan.token.scopes, self.settings.recommended_scopes, self.settings.required_scopes)
+        asked = self.now + timedelta(days=self.settings.pat_lifetime_days)
+        name = H.display_name(self.obs.app.site, self.now)
+        try:
+            created = self.ports.pats.create(session.access_token, display_name=name, scope=scope, valid_to=asked)
+        except CreationRefused as refused:
+            policy, text = H.refusal(refused.code if not refused.status else f"HTTP {refused.status} {refused.code}")
+            if policy:
+                self.notes.append(Note(R.PAT_CREATION_BLOCKED.name, text))
+            self.actions.append(Action(ActionKind.CREATE, None, "CRITICAL" if policy else "WARNING",
+                                       ActionOutcome.FAILED, f"no replacement created: {text}"))
+            return None
+        record = created.record
+        if H.capped(asked, record.valid_to):
+            self.notes.append(Note(R.PAT_LIFESPAN_CAPPED.name, f"asked for {self.settings.pat_lifetime_days} days "
+                                   f"(until {format_utc(asked)}), Azure DevOps gave until {format_utc(record.valid_to)}"
+                                   ": a lifespan policy caps it; the watchdog rotates earlier accordingly"))
+        return created
+
+    def _stage(self, session: Session, rot: Rotation, created: CreatedPat) -> SecretVersion | None:
+        """The created PAT as a new version of the staged secret; if that fails, revoke it at once."""
+        record, staged_name = created.record, rot.names[0]
+        tags = {H.EXPIRES_TAG: format_utc(record.valid_to), H.SCOPES_TAG: record.scope,
+                H.AUTHORIZATION_TAG: record.authorization_id, H.CREATED_BY_TAG: H.CREATED_BY,
+                FINGERPRINT_TAG: created.token.fingerprint}
+        detail = (f"created PAT \"{record.display_name}\" ({record.authorization_id}, fingerprint "
+                  f"{created.token.fingerprint}, scope {record.scope}, valid to {format_utc(record.valid_to)})")
+        try:
+            version = rot.vault.store(staged_name, created.token, tags=tags, expires_on=record.valid_to)
+        except (ServiceError, TagLimitError) as error:
+            undone = self._revoke(session, record.authorization_id, "its value could not be staged")
+            self.actions.append(Action(ActionKind.CREATE, None, "CRITICAL", ActionOutcome.FAILED,
+                                       f"{detail}, but staging it in {staged_name} failed ({error}); "
+                                       + ("it was revoked" if undone else "revoking it failed too: the next run "
+                                          "finds it by its display name and revokes it")))
+            return None
+        self.actions.append(Action(ActionKind.CREATE, None, "INFO", ActionOutcome.DONE,
+                                   f"{detail}; staged as {staged_name}/{version.version}"))
+        return version
+
+    # -- revocation ------------------------------------------------------------------------------
+    def _revoke_orphans(self, session: Session, staged: list[SecretVersion]) -> None:
+        """PATs this watchdog created for this instance whose value never reached Key Vault."""
+        known = {v.tags.get(H.AUTHORIZATION_TAG) for v in staged} | \
+            {f.authorization_id for f in self.obs.snapshot.facts if f.authorization_id}
+        for record in self.ports.pats.list(session.access_token):
+            if H.made_for(record.display_name, self.obs.app.site) and record.authorization_id not in known:
+                self._revoke(session, record.authorization_id,
+                             f"orphan: \"{record.display_name}\" was created by a run that died before staging it")
+
+    def _revoke(self, session: Session, authorization_id: str, why: str) -> bool:
+        try:
+            self.ports.pats.revoke(session.access_token, authorization_id)
+        except ServiceError as error:
+            self.actions.append(Action(ActionKind.REVOKE, None, "WARNING", ActionOutcome.FAILED,
+                                       f"revoking PAT {authorization_id} ({why}): {error}"))
+            return False
+        self.actions.append(Action(ActionKind.REVOKE, None, "INFO", ActionOutcome.DONE,
+                                   f"revoked PAT {authorization_id}: {why}"))
+        return True
+
+    def revoke_replaced(self, mode: Mode) -> None:
+        """WATCHDOG_REVOKE_AFTER_DAYS after a verified rotation: the replaced PAT, if the watchdog made it."""
+        due = H.due_for_revocation(self.obs.staged, self.plan.token.fingerprint, self.now,
+                                   self.settings.revoke_after_days)
+        if not due:
+            return
+        if not mode.writes:
+            self.actions += [Action(ActionKind.REVOKE, None, "INFO", ActionOutcome.PLANNED,
+                                    f"revoke PAT {v.tags[H.AUTHORIZATION_TAG]} ({v.version}): {why}") for v, why in due]
+            return
+        session = self.session()
+        if session is None:
+            return
+        vault = self.ports.vaults.get(self.settings.key_vault_url)
+        for version, why in due:
+            if self._revoke(session, version.tags[H.AUTHORIZATION_TAG], f"{why} (staged version {version.version})"):
+                try:
+                    vault.set_tags(version, {H.REVOKED_TAG: format_utc(self.now)})
+                except (ServiceError, TagLimitError) as error:
+                    log.warning("revoked, but %s is not tagged: %s", version.version, error)
+
+
+def rotated(outcome: Outcome | None) -> bool:
+    return outcome is not None and outcome.state == RotationState.CURRENT

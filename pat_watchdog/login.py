@@ -1,0 +1,72 @@
+"""`pat-watchdog login [--instance NAME]`: the one-time delegated sign-in of `auto` rotation (DESIGN 3.10).
+
+Device code sign-in with MSAL; the signed-in user must be the user of each instance's current token
+(a PAT the watchdog creates acts as the signed-in user). The sign-in (MSAL's token cache: refresh
+token and account) is stored in Key Vault as `WATCHDOG_SIGNIN_SECRET`, one per instance when the name
+holds `{name}`. Nothing of it is printed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable
+
+from pat_watchdog.adapters.signin import SignIn, device_code_login
+from pat_watchdog.bootstrap import open_ports
+from pat_watchdog.core.errors import ServiceError, WatchdogError
+from pat_watchdog.core.resource_ids import ResourceId
+from pat_watchdog.core.settings import Settings
+from pat_watchdog.observe import observe
+from pat_watchdog.watchdog import resolve_targets
+
+
+def login(settings: Settings, instance: str | None, now: datetime, show: Callable[[str], None], *,
+          credential=None, retry=None) -> list[str]:
+    """Sign in, check the user, store the sign-in; lines saying what was done. Raises WatchdogError."""
+    if not settings.key_vault_url:
+        raise WatchdogError("WATCHDOG_KEY_VAULT_URL is required: the sign-in is kept in that vault")
+    ports = open_ports(settings, credential, retry)
+    try:
+        targets, errors = resolve_targets(settings, ports)
+        chosen = _choose(settings, targets, instance, errors)
+        owners = {app.site: observe(app, settings, ports, now, write=False).snapshot.live.user_id for app in chosen}
+        cache, session = device_code_login(settings, show)
+        user = ports.pats.user_id(session.access_token)
+        strangers = [site for site, owner in owners.items() if owner and owner != user]
+        if strangers:
+            raise WatchdogError(f"signed in as {session.username} (Azure DevOps user {user}), but the token of "
+                                f"{', '.join(strangers)} belongs to another user; a PAT the watchdog creates acts "
+                                "as the signed-in user: sign in as the token's user. Nothing was stored")
+        vault = ports.vaults.get(settings.key_vault_url)
+        lines = [f"signed in as {session.username} (Azure DevOps user {user})"]
+        for name in dict.fromkeys(settings.signin_name(app.site) for app in chosen):
+            SignIn(settings, vault, name).store(cache, session.username)
+            lines.append(f"the sign-in is stored in Key Vault {settings.vault_name}, secret {name}")
+        unknown = [site for site, owner in owners.items() if not owner]
+        if unknown:
+            lines.append(f"note: the current token of {', '.join(unknown)} does not work, so its user could not "
+                         "be compared with the sign-in; a created PAT belongs to the signed-in user")
+        if settings.rotation != "auto":
+            lines.append(f"note: WATCHDOG_ROTATION is {settings.rotation}: the sign-in is used once it is auto")
+        return lines
+    except ServiceError as error:
+        raise WatchdogError(f"sign-in not stored: {error}") from None
+    finally:
+        ports.close()
+
+
+def _choose(settings: Settings, targets: list[ResourceId], instance: str | None, errors: list[str]) -> list[ResourceId]:
+    """The instances this sign-in is for: the one named, else all (one sign-in secret for all of them)."""
+    if errors and not targets:
+        raise WatchdogError("; ".join(errors))
+    if instance:
+        found = [app for app in targets if app.site.lower() == instance.lower()]
+        if not found:
+            raise WatchdogError(f"--instance {instance}: no such instance among the "
+                                f"{len(targets)} watched ({', '.join(sorted(a.site for a in targets)[:10])})")
+        return found
+    if "{name}" in settings.signin_secret and len(targets) > 1:
+        raise WatchdogError("WATCHDOG_SIGNIN_SECRET contains {name}: name the instance with --instance NAME")
+    if not targets:
+        raise WatchdogError("no Aggregator instance found in WATCHDOG_AGGREGATOR_APP")
+    return targets
