@@ -82,8 +82,21 @@ param previousSecretName string = 'aggregator-pat-previous'
 @allowed([
   'off'
   'staged'
+  'auto'
 ])
+@description('off: never write to Aggregator. staged: rotate from a replacement a person staged in Key Vault. auto: the watchdog creates the replacement itself with a person\'s delegated sign-in (run `pat-watchdog login` once after deploying; docs/reference.md, "Hands-free rotation").')
 param rotation string = 'staged'
+
+@description('auto rotation: validity in days of a PAT the watchdog creates (an organization policy may cap it).')
+@minValue(1)
+@maxValue(365)
+param patLifetimeDays int = 90
+
+@description('auto rotation: revoke a replaced PAT the watchdog created this many days after the rotation; off: never.')
+param revokeAfterDays string = '7'
+
+@description('auto rotation: the secret in the staging vault that holds the delegated sign-in (MSAL token cache).')
+param signinSecretName string = 'pat-watchdog-signin'
 
 param rotateWithinDays int = 14
 param warnDays string = '30,14,7,3,1'
@@ -309,6 +322,9 @@ var requiredSettings = {
   WATCHDOG_STAGED_SECRET: aggregatorAccessScope == 'resourceGroup' && !contains(stagedSecretName, '{name}') ? '{name}-${stagedSecretName}' : stagedSecretName
   WATCHDOG_PREVIOUS_SECRET: aggregatorAccessScope == 'resourceGroup' && !contains(previousSecretName, '{name}') ? '{name}-${previousSecretName}' : previousSecretName
   WATCHDOG_ROTATION: rotation
+  WATCHDOG_PAT_LIFETIME_DAYS: string(patLifetimeDays)
+  WATCHDOG_REVOKE_AFTER_DAYS: revokeAfterDays
+  WATCHDOG_SIGNIN_SECRET: signinSecretName
   WATCHDOG_ROTATE_WITHIN_DAYS: string(rotateWithinDays)
   WATCHDOG_WARN_DAYS: warnDays
   WATCHDOG_CRITICAL_DAYS: string(criticalDays)
