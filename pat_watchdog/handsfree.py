@@ -121,24 +121,33 @@ class HandsFree:
         return rot.run(version.version)
 
     def _create(self, session: Session) -> CreatedPat | None:
+        """Create the PAT; a lifespan policy that refuses the lifetime is asked again with shorter ones."""
         scope = H.scopes_for(self.plan.token.scopes, self.settings.recommended_scopes, self.settings.required_scopes)
-        asked = self.now + timedelta(days=self.settings.pat_lifetime_days)
         name = H.display_name(self.obs.app.site, self.now)
-        try:
-            created = self.ports.pats.create(session.access_token, display_name=name, scope=scope, valid_to=asked)
-        except CreationRefused as refused:
-            policy, text = H.refusal(refused.code if not refused.status else f"HTTP {refused.status} {refused.code}")
-            if policy:
-                self.notes.append(Note(R.PAT_CREATION_BLOCKED.name, text))
-            self.actions.append(Action(ActionKind.CREATE, None, "CRITICAL" if policy else "WARNING",
-                                       ActionOutcome.FAILED, f"no replacement created: {text}"))
-            return None
-        record = created.record
-        if H.capped(asked, record.valid_to):
+        wanted = self.now + timedelta(days=self.settings.pat_lifetime_days)
+        for days in H.lifetimes(self.settings.pat_lifetime_days):
+            try:
+                created = self.ports.pats.create(session.access_token, display_name=name, scope=scope,
+                                                 valid_to=self.now + timedelta(days=days))
+                break
+            except CreationRefused as refused:
+                if refused.code == H.LIFESPAN_REFUSED and days != H.lifetimes(self.settings.pat_lifetime_days)[-1]:
+                    continue
+                self._refused(refused)
+                return None
+        valid_to = created.record.valid_to
+        if H.capped(wanted, valid_to):
             self.notes.append(Note(R.PAT_LIFESPAN_CAPPED.name, f"asked for {self.settings.pat_lifetime_days} days "
-                                   f"(until {format_utc(asked)}), Azure DevOps gave until {format_utc(record.valid_to)}"
-                                   ": a lifespan policy caps it; the watchdog rotates earlier accordingly"))
+                                   f"(WATCHDOG_PAT_LIFETIME_DAYS), Azure DevOps gave until {format_utc(valid_to)}: "
+                                   "a lifespan policy caps it, so the next rotation comes earlier"))
         return created
+
+    def _refused(self, refused: CreationRefused) -> None:
+        policy, text = H.refusal(refused.code, refused.status)
+        if policy:
+            self.notes.append(Note(R.PAT_CREATION_BLOCKED.name, text))
+        self.actions.append(Action(ActionKind.CREATE, None, "CRITICAL" if policy else "WARNING",
+                                   ActionOutcome.FAILED, f"no replacement created: {text}"))
 
     def _stage(self, session: Session, rot: Rotation, created: CreatedPat) -> SecretVersion | None:
         """The created PAT as a new version of the staged secret; if that fails, revoke it at once."""

@@ -21,6 +21,12 @@ _POLICIES = {
                                 "creates organization-scoped PATs, so ask an Administrator to check the policy",
     "patLifespanPolicyViolation": "the tenant policy \"Enforce maximum personal access token lifespan\" refuses "
                                   "the lifetime: lower WATCHDOG_PAT_LIFETIME_DAYS to the policy's maximum",
+    "disablePatCreationPolicyViolation": "the organization policy \"Restrict personal access token creation\" "
+                                         "refuses the signed-in user: ask an Azure DevOps Administrator to add the "
+                                         "user to the policy's allow list, or set WATCHDOG_ROTATION=staged and "
+                                         "stage replacements by hand",
+    "globalPATCreationBlocked": "Azure DevOps no longer creates global PATs: the watchdog only asks for "
+                               "organization-scoped ones, so report this",
     "accessDenied": "the organization policy \"Restrict personal access token creation\" (or a missing "
                     "permission) refuses the signed-in user: ask an Azure DevOps Administrator to add the user "
                     "to the policy's allow list, or set WATCHDOG_ROTATION=staged and stage replacements by hand",
@@ -70,13 +76,26 @@ def scopes_for(current: tuple[str, ...] | None, recommended: tuple[str, ...], re
     return " ".join(dict.fromkeys([*wanted, *required]))
 
 
-def refusal(code: str) -> tuple[bool, str]:
+def refusal(code: str, status: int | None = None) -> tuple[bool, str]:
     """(caused by a policy, what to tell the person) for a creation Azure DevOps refused."""
+    said = f"{code} (HTTP {status})" if status else code
     if code in _POLICIES:
-        return True, f"{code}: {_POLICIES[code]}"
-    if code.startswith("HTTP 403"):
-        return True, f"{code}: {_POLICIES['accessDenied']}"
-    return False, f"{code}: Azure DevOps refused the creation; the next run tries again"
+        return True, f"{said}: {_POLICIES[code]}"
+    if status == 403:
+        return True, f"{said}: {_POLICIES['accessDenied']}"
+    return False, f"{said}: Azure DevOps refused the creation; the next run tries again"
+
+
+def lifetimes(days: int) -> list[int]:
+    """Lifetimes to ask for, longest first, when a lifespan policy refuses one: halving down to a week
+    (each refusal creates nothing, so asking again is safe)."""
+    found = [days]
+    while found[-1] // 2 >= 7 and len(found) < 4:
+        found.append(found[-1] // 2)
+    return found
+
+
+LIFESPAN_REFUSED = "patLifespanPolicyViolation"
 
 
 def capped(asked: datetime, got: datetime | None) -> bool:

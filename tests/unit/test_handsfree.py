@@ -63,7 +63,7 @@ def test_display_names_name_the_instance_and_are_recognised():
 
 @pytest.mark.parametrize("code, policy, words", [
     ("accessDenied", True, "Restrict personal access token creation"),
-    ("HTTP 403 AccessCheckException", True, "Restrict personal access token creation"),
+    ("disablePatCreationPolicyViolation", True, "Restrict personal access token creation"),
     ("fullScopePatPolicyViolation", True, "full-scoped"),
     ("patLifespanPolicyViolation", True, "WATCHDOG_PAT_LIFETIME_DAYS"),
     ("globalPatPolicyViolation", True, "global"),
@@ -72,6 +72,17 @@ def test_display_names_name_the_instance_and_are_recognised():
 def test_refusals_name_the_policy_and_the_next_step(code, policy, words):
     is_policy, text = H.refusal(code)
     assert is_policy is policy and words in text and text.startswith(code)
+
+
+def test_a_403_is_the_creation_policy_and_the_status_is_said():
+    assert H.refusal("AccessCheckException", 403) == (True, H.refusal("accessDenied")[1].replace(
+        "accessDenied", "AccessCheckException (HTTP 403)"))
+    assert H.refusal("patLifespanPolicyViolation", 400)[0]
+
+
+def test_a_refused_lifetime_is_asked_again_shorter_down_to_a_week():
+    assert H.lifetimes(90) == [90, 45, 22, 11]
+    assert H.lifetimes(30) == [30, 15, 7] and H.lifetimes(7) == [7]
 
 
 def test_a_capped_lifetime_is_noticed_beyond_a_day():
