@@ -1,5 +1,6 @@
-"""Azure DevOps stand-in: PAT liveness (connectionData), the SessionTokens listing, service hook
-subscriptions and the Project security namespace with its permission checks."""
+"""Azure DevOps stand-in: PAT liveness (connectionData), the SessionTokens listing, the PAT Lifecycle API
+(devops_pats.py), service hook subscriptions and the Project security namespace with its permission checks.
+Delegated Microsoft Entra tokens (entra.py) are accepted as Bearer credentials."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from urllib.parse import quote
 from . import devops_shapes as shapes
 from . import devops_security as security
 from .devops_hooks import ServiceHooks, respond_subscriptions
+from .devops_pats import PatLifecycle
 from .devops_shapes import Pat
+from .entra_shapes import AZURE_DEVOPS
 from .web import Request, Response, html_response, json_response
 
 SERVER_HOST = "tfs.contoso.test"  # an Azure DevOps Server; collections live under /tfs/
@@ -36,7 +39,7 @@ _NAMESPACE = re.compile(r"^/_apis/securitynamespaces/([^/]+)$")
 _PERMISSIONS = re.compile(r"^/_apis/permissions/([^/]+)/([^/]+)$")
 
 
-class DevOps:
+class DevOps(PatLifecycle):
     """Organizations, users and PATs."""
 
     def __init__(self, clock: Callable[[], datetime], tenant_id: str) -> None:
@@ -53,6 +56,8 @@ class DevOps:
         self.scope_denial_status = 401
         self.hooks = ServiceHooks(clock)
         self.permissions = security.Permissions()
+        self.entra: Any = None  # the Entra stand-in whose delegated tokens are accepted (set by the Sandbox)
+        self._init_pat_lifecycle()
 
     def org_url(self, org: str, *, host: str = "dev.azure.com") -> str:
         """Organization URL (host: dev.azure.com, visualstudio.com or tfs.contoso.test)."""
@@ -143,6 +148,8 @@ class DevOps:
             # The token area lives on the token service (vssps) only, as in Azure DevOps.
             if api == "/_apis/token/sessiontokens" and request.method == "GET" and vssps:
                 return self._session_tokens(request, org)
+            if api == "/_apis/tokens/pats" and vssps and request.host != SERVER_HOST:  # Services only
+                return self._pats_call(request, org)
             if not vssps or request.host == SERVER_HOST:
                 routed = self._org_call(request, org, api)
                 if routed is not None:
@@ -191,12 +198,23 @@ class DevOps:
             usable = False
         if usable and pat.valid_from <= now < pat.valid_to:
             return pat, None
+        return None, self._denial(request, expired=usable and now >= pat.valid_to)
+
+    def _denial(self, request: Request, *, expired: bool) -> Response:
+        """The answer to a bad credential."""
         if (request.header("X-TFS-FedAuthRedirect") or "").lower() != "suppress":
             # Without the header a bad credential is "redirected" to a sign-in page: 203 + HTML.
-            return None, html_response(203, shapes.SIGN_IN_PAGE)
-        message = shapes.EXPIRED if usable and now >= pat.valid_to else shapes.NOT_AUTHORIZED
-        headers = shapes.denial_headers(message, self._tenant)
-        return None, html_response(401, shapes.denial_page(message), headers)
+            return html_response(203, shapes.SIGN_IN_PAGE)
+        message = shapes.EXPIRED if expired else shapes.NOT_AUTHORIZED
+        return html_response(401, shapes.denial_page(message), shapes.denial_headers(message, self._tenant))
+
+    def _delegated(self, request: Request) -> Any:
+        """The Entra principal behind "Authorization: Bearer": issued for Azure DevOps, not expired; else None."""
+        scheme, _, token = (request.header("Authorization") or "").partition(" ")
+        principal = self.entra.principal(token.strip()) if self.entra and scheme.lower() == "bearer" else None
+        if principal is None or principal.audience != AZURE_DEVOPS or self._clock() >= principal.expires:
+            return None
+        return principal
 
     def _global_expired(self, pat: Pat, now: datetime) -> bool:
         """Global PATs stop working at the cutoff."""
@@ -204,12 +222,18 @@ class DevOps:
 
     def _connection_data(self, request: Request, org: str) -> Response:
         """GET _apis/connectionData (Microsoft publishes no example for it: shape from the Location service docs)."""
-        pat, denied = self._authenticate(request, org)
-        if denied:
-            return denied
-        name, account = self._users.get(pat.user_id, (f"User {pat.user_id[:8]}",
-                                                      f"user-{pat.user_id[:8]}@contoso.test"))
-        user = shapes.identity(pat.user_id, self._tenant, name, account)
+        if (request.header("Authorization") or "").lower().startswith("bearer "):
+            principal = self._delegated(request)
+            if principal is None:
+                return self._denial(request, expired=False)
+            user_id, known = principal.devops_user_id, (principal.name, principal.upn)
+        else:
+            pat, denied = self._authenticate(request, org)
+            if denied:
+                return denied
+            user_id, known = pat.user_id, (f"User {pat.user_id[:8]}", f"user-{pat.user_id[:8]}@contoso.test")
+        name, account = self._users.get(user_id, known)
+        user = shapes.identity(user_id, self._tenant, name, account)
         body = shapes.connection_data(user, self._orgs[org], self.deployment_id,
                                       hosted=request.host != SERVER_HOST)
         return json_response(200, body, {"ActivityId": str(uuid.uuid4())})

@@ -10,6 +10,8 @@ from typing import Any, Callable
 from .arm import AUDIENCES as ARM_HOSTS
 from .arm import Arm
 from .devops import SERVER_HOST, DevOps
+from .entra import Entra
+from .entra_shapes import HOST as ENTRA_HOST
 from .faults import Fault, FaultSet, Recorded, RequestLog, Step
 from .identity import Identity
 from .keyvault import KeyVault
@@ -29,7 +31,7 @@ def _utcnow() -> datetime:
 
 
 class Sandbox:
-    """ARM, Key Vault, Azure DevOps, Teams, ACS, Table storage, managed identity and SMTP, all local."""
+    """ARM, Key Vault, Entra ID, Azure DevOps, Teams, ACS, Table storage, managed identity and SMTP, all local."""
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.clock: Callable[[], datetime] = clock or _utcnow
@@ -43,7 +45,9 @@ class Sandbox:
         self.vault = KeyVault(self.identity, self._now)
         self.arm.references.secret_version = self.vault.current_version
         self.identity.tenant_id = self.vault.tenant_id
+        self.entra = Entra(self._now, self.vault.tenant_id)
         self.devops = DevOps(self._now, self.vault.tenant_id)
+        self.devops.entra = self.entra  # Azure DevOps accepts the delegated tokens Entra issues
         self.tables = Tables(self.identity, self.arm.resources, self.arm.authorization, self._now)
         self.teams = Teams()
         self.acs = Acs(self.identity)
@@ -207,6 +211,8 @@ class Sandbox:
                 return self.arm.handle(request)
             if host.endswith((".vault.azure.net", ".vault.usgovcloudapi.net")):
                 return self.vault.handle(request)
+            if host == ENTRA_HOST:
+                return self.entra.handle(request)
             if host.endswith(".logic.azure.com"):
                 return self.teams.handle(request)
             if host.endswith(".communication.azure.com"):
