@@ -75,6 +75,7 @@ def world(sandbox, log_tap):
     w.tokens.extend([parse_qs(urlsplit(sandbox.teams.url()).query)["sig"][0], sandbox.smtp.password])
     leaks.TRACKED.append(w.tokens)
     yield w
+    leaks.track(w)
     assert_no_leak(log_tap.text(), w.tokens, where="logs")
     for where, text in sandbox_outputs(sandbox):
         assert_no_leak(text, w.tokens, where=where)
@@ -103,6 +104,7 @@ def run_cli(world):
         code = cli.main(list(argv), env=world.env(**overrides), now=lambda: now, stdout=out, stderr=err,
                         retry=FAST_RETRY)
         result = CliResult(code, out.getvalue(), err.getvalue())
+        leaks.track(world)
         assert_no_leak(result.out, world.tokens, where="stdout")
         assert_no_leak(result.err, world.tokens, where="stderr")
         return result

@@ -15,6 +15,15 @@ _DEVOPS_HOSTS = ("dev.azure.com", "visualstudio.com", "tfs.contoso.test")
 TRACKED: list[list[str]] = []
 
 
+def track(world) -> list[str]:
+    """Add what the sandbox issued since (created PATs, Entra access and refresh tokens, device codes)
+    to the world's secrets, in place, so every leak check and failure scrub covers them; return them."""
+    known = set(world.tokens)
+    sandbox = world.sandbox
+    world.tokens.extend(s for s in [*sandbox.devops.pat_values(), *sandbox.entra.issued_secrets()] if s not in known)
+    return world.tokens
+
+
 def fp(value: str | None) -> str | None:
     """Compare tokens in assertions by fingerprint, so a failing assert never prints one."""
     from pat_watchdog.core.secret import fingerprint
@@ -31,6 +40,8 @@ def scrub(text: str) -> str:
 
 
 def _forms(token: str) -> list[str]:
+    if token.count(".") == 2 and token.startswith("eyJ"):   # a JWT: its header is the same in every token
+        return [token, token.rsplit(".", 1)[1][:32], quote(token, safe="")]
     forms = [token, token[:16], token[-16:], quote(token, safe=""),
              base64.b64encode(b":" + token.encode()).decode(), base64.b64encode(token.encode()).decode()]
     if len(token) == 84:  # a new-format PAT ends in a fixed signature: also look for the end of its random part
@@ -45,7 +56,10 @@ def assert_no_leak(text: str | bytes, tokens: list[str], *, where: str) -> None:
     for index, token in enumerate(tokens):
         for form in _forms(token):
             if form and form in text:
-                raise AssertionError(f"token #{index} (or part of it) leaked into {where}")
+                at = text.find(form)
+                context = text[max(0, at - 200):at].replace(form, "<token>")
+                raise AssertionError(f"token #{index} (or part of it) leaked into {where}, after: "
+                                     f"{scrub(context)!r}")
 
 
 class LogTap(logging.Handler):
@@ -73,7 +87,8 @@ def sandbox_outputs(sandbox):
         path = rec.path.split("?")[0] if host.endswith(".logic.azure.com") else rec.path
         yield f"request headers {rec.method} {host}", repr(headers) + path
         legit_body = (host.startswith("management.") and rec.method == "PUT" and "/config/appsettings" in rec.path) \
-            or (".vault." in host and rec.method == "PUT" and "/secrets/" in rec.path)
+            or (".vault." in host and rec.method == "PUT" and "/secrets/" in rec.path) \
+            or (host == "login.microsoftonline.com" and rec.method == "POST" and "/oauth2/" in rec.path)
         if not legit_body:
             yield f"request body {rec.method} {host}{rec.path.split('?')[0]}", rec.body
     for message in sandbox.smtp.messages:

@@ -27,6 +27,16 @@ SCOPES = [f"{DEVOPS_RESOURCE}/.default"]
 CONTENT_TYPE = "application/vnd.pat-watchdog.signin+json"   # what the secret holds, for whoever looks
 
 
+def _below_warning(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
+
+
+# MSAL logs each token cache event at DEBUG with the device code in clear ("code"): MSAL's records
+# below WARNING never reach a handler, however verbose the logging (filters sit on each logger).
+for _name in [n for n in logging.root.manager.loggerDict if n == "msal" or n.startswith("msal.")]:
+    logging.getLogger(_name).addFilter(_below_warning)
+
+
 class SignInRequired(WatchdogError):
     """No usable sign-in: never signed in, expired, revoked, or another user. The fix is `pat-watchdog login`."""
 

@@ -87,12 +87,9 @@ def refusal(code: str, status: int | None = None) -> tuple[bool, str]:
 
 
 def lifetimes(days: int) -> list[int]:
-    """Lifetimes to ask for, longest first, when a lifespan policy refuses one: halving down to a week
-    (each refusal creates nothing, so asking again is safe)."""
-    found = [days]
-    while found[-1] // 2 >= 7 and len(found) < 4:
-        found.append(found[-1] // 2)
-    return found
+    """Lifetimes to ask for, longest first, when a lifespan policy refuses one: `days`, then the usual
+    policy maxima below it, down to a week (each refusal creates nothing, so asking again is safe)."""
+    return [days] + [d for d in (180, 90, 60, 30, 14, 7) if d < days]
 
 
 LIFESPAN_REFUSED = "patLifespanPolicyViolation"

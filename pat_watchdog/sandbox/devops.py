@@ -104,6 +104,23 @@ class DevOps(PatLifecycle):
         with self._lock:
             self._pats[token].revoked = True
 
+    def works(self, token: str) -> bool:
+        """Whether connectionData would accept this PAT now (known, not revoked, not expired)."""
+        with self._lock:
+            pat = self._pats.get(token)
+            return pat is not None and _state(pat, self._clock()) == "active" and \
+                not self._global_expired(pat, self._clock())
+
+    def is_revoked(self, authorization_id: str) -> bool:
+        """Whether the PAT with this authorization ID was revoked (by a test or through the API)."""
+        with self._lock:
+            return any(p.revoked for p in self._pats.values() if p.authorization_id == authorization_id)
+
+    def pat_values(self) -> list[str]:
+        """Every PAT value the sandbox knows, those the API created included (for leak checks)."""
+        with self._lock:
+            return list(self._pats)
+
     def add_subscription(self, org: str, *, url: str, project_id: str, event_type: str = "workitem.updated",
                          status: str = "enabled", consumer_inputs: dict[str, str] | None = None,
                          created_by: str = OPERATOR_ID) -> str:

@@ -80,9 +80,9 @@ def test_a_403_is_the_creation_policy_and_the_status_is_said():
     assert H.refusal("patLifespanPolicyViolation", 400)[0]
 
 
-def test_a_refused_lifetime_is_asked_again_shorter_down_to_a_week():
-    assert H.lifetimes(90) == [90, 45, 22, 11]
-    assert H.lifetimes(30) == [30, 15, 7] and H.lifetimes(7) == [7]
+def test_a_refused_lifetime_is_asked_again_at_the_usual_maxima_down_to_a_week():
+    assert H.lifetimes(90) == [90, 60, 30, 14, 7]
+    assert H.lifetimes(45) == [45, 30, 14, 7] and H.lifetimes(7) == [7] and H.lifetimes(3) == [3]
 
 
 def test_a_capped_lifetime_is_noticed_beyond_a_day():
