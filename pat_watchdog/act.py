@@ -65,7 +65,7 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
         plan = _redecide(plan, obs, outcome, settings, now)
     if hands_free:
         plan = _hands_free_after(hands_free, plan, obs, settings, mode, now, bool(creating))
-        actions += hands_free.actions
+        actions = hands_free.actions + actions      # what was created (or revoked) before it was rotated in
     plan, reenabled = _reenable(plan, obs, settings, ports, mode, outcome, now)
     actions += reenabled
     count = sum(1 for a in reenabled if a.outcome == ActionOutcome.DONE)

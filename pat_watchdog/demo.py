@@ -184,6 +184,41 @@ def _chapters(story: Story) -> None:
     story.run(**per_name)
     states = sorted(f"{s['status']}" for s in sb.devops.subscriptions(world.org))
     story.say(f"   Subscriptions now: {', '.join(states)}.")
+    _hands_free(story)
+
+
+def _hands_free(story: Story) -> None:
+    """Chapter 8: WATCHDOG_ROTATION=auto, one sign-in, and the watchdog creates and revokes PATs itself."""
+    from pat_watchdog.login import login
+    from pat_watchdog.sandbox.seed import USER_ID
+
+    world, sb = story.world, story.world.sandbox
+    story.chapter(8, "Hands-free", "On a fifth instance nobody will ever stage a replacement. With "
+                  "WATCHDOG_ROTATION=auto, the token's user signs in once (device code); from then on the "
+                  "watchdog creates the replacement PAT itself when rotation is due, stages it in Key Vault, "
+                  "rotates it by the same protocol, and revokes the PAT it created once it is replaced.")
+    token, _ = world.issue(10)
+    world.apps.clear()
+    world.add_instance("adventureaggregator", token)
+    sb.entra.add_user("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", "aggregator-admin@contoso.com", USER_ID)
+    sb.entra.auto_approve, sb.entra.poll_interval = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 0
+    auto = {"WATCHDOG_ROTATION": "auto", "WATCHDOG_STAGED_SECRET": "{name}-pat-staged",
+            "WATCHDOG_PREVIOUS_SECRET": "{name}-pat-previous"}
+    story.say("   $ pat-watchdog login")
+    lines = login(load_settings(world.env(**story.channels(), **auto)), None, story.day,
+                  lambda text: story.say(textwrap.indent(textwrap.fill(text, 74), "   | ")), retry=_RETRY)
+    story.say(textwrap.indent("\n".join(lines), "   | "))
+    story.say("   ... the next run finds 10 days left and nothing staged:")
+    story.run(**auto)
+    story.day += timedelta(days=77)
+    story.say("   ... 77 days later the PAT it created has 13 days left; the run makes the next one:")
+    story.run(**auto)
+    story.day += timedelta(days=7)
+    story.say("   ... a week after that rotation, the PAT it replaced is revoked:")
+    story.run(**auto)
+    created = sb.devops.created_pats()
+    story.say(f"   PATs the watchdog created: {len(created)}; still active: "
+              f"{sum(1 for p in created if not sb.devops.is_revoked(p.authorization_id))}.")
 
 
 def _fp(value: str | None) -> str:

@@ -96,7 +96,7 @@ class HandsFree:
     # -- creation ------------------------------------------------------------------------------
     def create_then_rotate(self, rot: Rotation, why: str) -> Outcome | None:
         """Under the rotation lock: revoke orphans, create, stage, then the staged protocol (same run)."""
-        failed = H.created_and_failed(rot.obs.staged)
+        failed = H.created_and_failed(rot.obs.staged, token_works=self.plan.token.live is True)
         if failed is not None:
             self.actions.append(Action(ActionKind.CREATE, None, "WARNING", ActionOutcome.SKIPPED,
                                        f"not creating another PAT: the last one the watchdog created ({failed.version})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pat_watchdog.core import handsfree as H
 from pat_watchdog.core import listing as L
 from pat_watchdog.core.candidates import scopes_tag
 from pat_watchdog.core.errors import WatchdogError
@@ -75,7 +76,7 @@ class CandidateCheck:
             raise Rejected("its expiry is unknown: stage it with --expires <validTo>")
         if current.state is not Liveness.VALID:   # a working replacement beats a dead token, whatever its date
             return live, (fact,)
-        current_expiry = self._current_expiry(fact, listing)
+        current_expiry = self._current_expiry(fact, listing, created=H.created_by_watchdog(version))
         if current_expiry is None:
             raise Rejected("the current token's expiry is unknown, so a later expiry cannot be checked: stage "
                            "the current token with its expiry (it is adopted) or set WATCHDOG_PAT_AUTHORIZATION_ID")
@@ -139,11 +140,13 @@ class CandidateCheck:
             ids.add(self.settings.pat_authorization_id)
         return frozenset(i.lower() for i in ids)
 
-    def _current_expiry(self, candidate: ExpiryFact, listing) -> datetime | None:
+    def _current_expiry(self, candidate: ExpiryFact, listing, *, created: bool = False) -> datetime | None:
         """The current token's expiry, never the candidate's own: a confident source, else the latest
-        other active PAT of the user in the listing (the candidate must outlive whichever is current)."""
+        other active PAT of the user in the listing (the candidate must outlive whichever is current).
+        A PAT the watchdog created (`auto`) was created because of the expiry the run chose, ambiguous or
+        not: it is compared with that one, not with the user's other PATs (later rotations are its own)."""
         own = (candidate.authorization_id or "").lower()
-        confident = [f.expires_on for f in self.obs.snapshot.facts if f.expires_on and not f.ambiguous
+        confident = [f.expires_on for f in self.obs.snapshot.facts if f.expires_on and (created or not f.ambiguous)
                      and (f.authorization_id or "").lower() != own]
         if confident:
             return min(confident)

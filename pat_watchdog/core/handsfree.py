@@ -57,11 +57,16 @@ def creation_due(plan: InstancePlan, rotate_within_days: int) -> str | None:
     return None
 
 
-def created_and_failed(staged: list[SecretVersion]) -> SecretVersion | None:
-    """The newest staged version, when the watchdog created it and it was rejected or failed: creating
-    another would fail the same way, so a person looks first."""
+def created_by_watchdog(version: SecretVersion) -> bool:
+    return version.tags.get(CREATED_BY_TAG) == CREATED_BY
+
+
+def created_and_failed(staged: list[SecretVersion], token_works: bool = True) -> SecretVersion | None:
+    """The newest staged version, when the watchdog created it and it was rejected or failed, while the
+    token in place still works: another would likely fail the same way, so a person looks first. Once
+    the token is broken, trying again is the only way out (a dead token's checks differ)."""
     newest = max(staged, key=lambda v: v.created_on or datetime.min, default=None)
-    if newest is not None and newest.tags.get(CREATED_BY_TAG) == CREATED_BY and \
+    if token_works and newest is not None and created_by_watchdog(newest) and \
             newest.status in (CandidateState.REJECTED, CandidateState.FAILED):
         return newest
     return None

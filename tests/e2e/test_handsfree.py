@@ -107,6 +107,18 @@ def test_one_run_creates_stages_rotates_and_reports_ok_then_revokes_what_it_repl
     assert week.code == 0 and week.instance(NAME)["status"] == "OK"
 
 
+def test_the_users_other_pats_do_not_block_the_created_one(signed_in, sandbox, world, run_cli, channels):
+    """The user holds a PAT for another tool that outlives the created one: the listing is ambiguous,
+    yet the created PAT is compared with the expiry that made the run create it, and rotated in."""
+    app, old = signed_in
+    world.issue(300)
+    result = run_cli("run", "--json", **channels, **AUTO)
+    inst = result.instance(NAME)
+    assert result.code == 0 and inst["status"] == "OK", inst["reasons"]
+    assert [a["kind"] for a in inst["actions"] if a["kind"] in ("create", "rotate")] == ["create", "rotate"]
+    assert fp(world.token_setting(app)) != fp(old)
+
+
 @pytest.mark.parametrize("days_left, level", [(10, "WARNING"), (2, "CRITICAL")])
 def test_a_revoked_sign_in_is_signin_required_with_the_login_command(world, sandbox, run_cli, person, channels,
                                                                       days_left, level):

@@ -115,3 +115,4 @@ def test_a_created_pat_that_failed_stops_further_creation():
                                  version("c", days_ago=1, status="current")]) is None
     assert H.created_and_failed([version("p", days_ago=1, status="rejected", created=False)]) is None
     assert H.created_and_failed([]) is None
+    assert H.created_and_failed([version("b", days_ago=1, status="failed")], token_works=False) is None
