@@ -44,7 +44,7 @@ def examine(settings: Settings, now: datetime, *, env: Mapping[str, str] | None 
             checks += _discovery(settings, visit.targets, errors)
             for app in visit.targets:
                 checks += instances.check_instance(visit, app)
-            checks += vault.check_vault(visit)
+            checks += vault.check_vault(visit) + vault.check_signins(visit)
         else:
             checks.append(skip("instances", WATCHDOG, "not checked: no credential for Azure Resource Manager"))
         checks += delivery.check_storage(visit) + delivery.check_channels(visit, send_test)

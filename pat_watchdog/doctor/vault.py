@@ -10,6 +10,7 @@ resource is invisible and those checks say how to let the doctor see it.
 
 from __future__ import annotations
 
+from pat_watchdog.adapters.signin import SignIn
 from pat_watchdog.core import fixes
 from pat_watchdog.core import permissions as P
 from pat_watchdog.core.checkup import Check, fix, ok, skip
@@ -54,6 +55,29 @@ def check_vault(visit: Visit) -> list[Check]:
                           "token could be purged at once (turning it on cannot be undone)",
                           fixes.vault_update(vault_id, "--enable-purge-protection")))
     return checks + [_data_actions(visit, vault_id)]
+
+
+def check_signins(visit: Visit) -> list[Check]:
+    """`auto` rotation: a delegated sign-in is stored for each instance (metadata only: nothing is used)."""
+    settings = visit.settings
+    if not settings.auto:
+        return []
+    checks = []
+    per_name = "{name}" in settings.signin_secret
+    for name, site in {settings.signin_name(a.site): a.site for a in visit.targets}.items():
+        scope = f"{settings.key_vault_url}/secrets/{name}"
+        try:
+            user = SignIn(settings, visit.ports.vaults.get(settings.key_vault_url), name).present()
+        except ServiceError as error:
+            checks.append(skip("signin", scope, f"not checked: {error}"))
+            continue
+        command = "pat-watchdog login" + (f" --instance {site}" if per_name else "")
+        checks.append(ok("signin", scope, f"a sign-in for auto rotation is stored ({user}); each run checks it "
+                         "still works") if user else
+                      fix("signin", scope, "WATCHDOG_ROTATION=auto but nobody has signed in: the watchdog cannot "
+                          "create replacements. Run this as the token's user, where `az login` may write secrets "
+                          "in the staging vault", command))
+    return checks
 
 
 def _locate(visit: Visit, name: str) -> tuple[str | None, str]:

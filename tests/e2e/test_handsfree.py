@@ -228,3 +228,17 @@ def test_a_run_killed_around_staging_leaves_no_created_pat_unaccounted_for(world
     if creations == 2:
         assert [a["outcome"] for a in actions(inst, "revoke")] == ["done"]
         assert "orphan" in actions(inst, "revoke")[0]["detail"]
+
+
+def test_the_doctor_says_when_nobody_signed_in_and_how_to(world, sandbox, run_cli, person, channels):
+    old, _ = world.issue(60)
+    world.add_instance(NAME, old)
+    before = run_cli("doctor", "--json", **channels, **AUTO).json
+    [check] = [c for c in before["checks"] if c["id"] == "signin"]
+    assert check["status"] == "FIX" and check["fix"] == "pat-watchdog login" and "nobody has signed in" in check["message"]
+    assert run_cli("login", **channels, **AUTO).code == 0
+    after = run_cli("doctor", "--json", **channels, **AUTO).json
+    [check] = [c for c in after["checks"] if c["id"] == "signin"]
+    assert check["status"] == "OK" and UPN in check["message"]
+    staged = run_cli("doctor", "--json", **channels).json                  # staged rotation: no such check
+    assert [c for c in staged["checks"] if c["id"] == "signin"] == []
