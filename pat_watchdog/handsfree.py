@@ -73,7 +73,7 @@ class HandsFree:
         cached = self.ports.signins.get(name)
         if cached is None:
             try:
-                cached = self.signin.session()
+                cached = self.signin.session(self.now)
                 user = self.ports.pats.user_id(cached.access_token)
                 cached = (cached, user)
             except SignInRequired as why:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Callable
 
 import msal
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
 SCOPES = [f"{DEVOPS_RESOURCE}/.default"]
 CONTENT_TYPE = "application/vnd.pat-watchdog.signin+json"   # what the secret holds, for whoever looks
+STORE_EVERY = timedelta(days=7)
 
 
 def _below_warning(record: logging.LogRecord) -> bool:
@@ -93,10 +95,12 @@ class SignIn:
         newest = max(versions, key=lambda v: v.created_on or v.version)
         return newest.tags.get("user") or "someone"
 
-    def session(self, *, keep: bool = True) -> Session:
-        """A fresh access token from the stored refresh token; the renewed cache is stored back (`keep`)."""
+    def session(self, now: datetime, *, store_every: timedelta = STORE_EVERY) -> Session:
+        """A fresh access token from the stored refresh token. The renewed cache is stored back when the
+        stored one is `store_every` old: Entra keeps earlier refresh tokens valid, and storing weekly
+        keeps the stored one far from its 90 idle days without a new secret version every day."""
         try:
-            stored, _ = self.vault.read(self.name)
+            stored, version = self.vault.read(self.name)
         except EmptySecret:
             raise SignInRequired(f"the sign-in secret {self.name} is empty") from None
         except ServiceError as error:
@@ -116,7 +120,7 @@ class SignIn:
         result = app.acquire_token_silent_with_error(SCOPES, account, force_refresh=True)
         if not result or "access_token" not in result:
             raise SignInRequired(f"the sign-in of {account.get('username')} no longer works: {_failure(result)}")
-        if keep and cache.has_state_changed:
+        if cache.has_state_changed and (version.created_on is None or now - version.created_on >= store_every):
             self.store(cache, account.get("username") or "")
         return Session(result["access_token"], account.get("username") or "")
 

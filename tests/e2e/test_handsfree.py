@@ -242,3 +242,20 @@ def test_the_doctor_says_when_nobody_signed_in_and_how_to(world, sandbox, run_cl
     assert check["status"] == "OK" and UPN in check["message"]
     staged = run_cli("doctor", "--json", **channels).json                  # staged rotation: no such check
     assert [c for c in staged["checks"] if c["id"] == "signin"] == []
+
+
+def test_each_run_uses_the_sign_in_and_stores_it_back_weekly(world, sandbox, run_cli, person, channels):
+    old, _ = world.issue(200)
+    world.add_instance(NAME, old)
+    start = world.now
+    assert run_cli("login", **channels, **AUTO).code == 0
+    refreshed = sandbox.entra.grants["refresh_token"]
+    for day in (1, 2, 8, 9):
+        sandbox.clock = lambda day=day: start + timedelta(days=day)
+        result = run_cli("run", "--json", now=sandbox.clock(), **channels, **AUTO)
+        assert result.code == 0 and result.instance(NAME)["status"] == "OK", result.instance(NAME)["reasons"]
+    assert sandbox.entra.grants["refresh_token"] == refreshed + 4               # used every run: kept alive
+    assert len(sandbox.vault.versions("contoso-kv", "pat-watchdog-signin")) == 2  # stored again after a week
+    sandbox.clock = lambda: start + timedelta(days=120)                  # 111 idle days: Entra ended it
+    late = run_cli("run", "--json", now=sandbox.clock(), **channels, **AUTO).instance(NAME)
+    assert "AADSTS700082" in next(r["message"] for r in late["reasons"] if r["code"] == "SIGNIN_REQUIRED")
