@@ -20,8 +20,8 @@ from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.candidates import version_fact
-from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, SettingsSwap, SwapError,
-                               VerificationPending)
+from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, RollbackStopped, SettingsSwap,
+                               SwapError, VerificationPending)
 from pat_watchdog.core.tags import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
                                 TagLimitError, has_room)
 
@@ -163,7 +163,7 @@ class Rotation:
         except SwapError as error:
             if self._previous_broken() and not isinstance(error, CandidateBroken) and swap.holds():
                 # Putting back a token that does not work would help nobody: keep the working one.
-                return self._promote(version, candidate, live, facts, note=f"kept despite: {error}")
+                return self._promote(version, candidate, live, facts, note=f"kept despite: {error}" + swap.repair())
             return self._undo(version, swap, str(error))
         return self._promote(version, candidate, live, facts)
 
@@ -184,14 +184,20 @@ class Rotation:
                        recovered=recovered, token=candidate)
 
     def _undo(self, version: SecretVersion, swap: SettingsSwap, why: str, previous: Token | None = None) -> Outcome:
-        """Put `previous` back (default: the token observed before the swap) and tag the candidate failed."""
+        """Put `previous` back (default: the token observed before the swap) with the settings as they were
+        before the write, and tag the candidate failed; a token setting someone changed meanwhile is left
+        alone (ROTATION_STOPPED)."""
         previous = previous or self.obs.current
-        undone = swap.restore(previous) if previous else "no previous token is known: check the setting by hand"
         try:
-            self.mark(version, {STATUS_TAG: CandidateState.FAILED.value, REASON_TAG: why})
+            undone = swap.restore(previous) if previous else "no previous token is known: check the setting by hand"
+        except RollbackStopped as stopped:
+            return self._stop(version, f"{why}; {stopped}")
+        detail = f"{why}; {undone}"
+        try:   # the tag keeps what was restored too: later runs' alerts repeat it
+            self.mark(version, {STATUS_TAG: CandidateState.FAILED.value, REASON_TAG: detail})
         except (ServiceError, TagLimitError) as error:
-            undone += f"; the failure could not be tagged ({error})"
-        return Outcome(RotationState.FAILED, f"{why}; {undone}", version.version)
+            detail += f"; the failure could not be tagged ({error})"
+        return Outcome(RotationState.FAILED, detail, version.version)
 
     def _stop(self, version: SecretVersion, why: str) -> Outcome:
         """A person changed the token meanwhile: leave their change, make the candidate pending again."""
