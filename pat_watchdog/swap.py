@@ -180,24 +180,23 @@ class SettingsSwap:
             raise VerificationPending(f"App Service still uses version {found.active_version} of the secret, not "
                                       f"{version}; the next run verifies again")
 
-    def reload(self, version: str | None) -> str | None:
-        """After a crash: make a versionless reference load `version` (restart) and check App Service
-        uses it; None when it does, else why the rotation is not finished yet."""
+    def reload(self, version: str | None) -> None:
+        """After a crash: make a versionless reference load `version` (restart) and verify App Service resolves
+        it to that version. Raises VerificationPending (not in effect yet, or unreadable; also a failed restart,
+        retried next run) or SwapError (App Service does not resolve the reference after the restart)."""
         ref = self.obs.reference
         if ref is None or ref.versioned or version is None:
-            return None
+            return
         try:
             self._verify_platform(version)
-            return None
-        except VerificationPending:
+            return
+        except SwapError:   # not loaded yet, or not resolved: a restart fetches the reference again
+            pass
+        try:
             self._restart()
         except SwapError as error:
-            return str(error)
-        try:
-            self._verify_platform(version)
-        except (VerificationPending, SwapError) as error:
-            return f"the app was restarted to load the new token: {error}"
-        return None
+            raise VerificationPending(str(error)) from None
+        self._verify_platform(version)
 
     # -- undo ---------------------------------------------------------------------------------
     def restore(self, previous: Token) -> str:

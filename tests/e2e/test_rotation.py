@@ -409,16 +409,52 @@ def test_a_disabled_applying_version_does_not_block_a_newer_one(world, run_cli, 
     run_cli("run", **channels)
     sandbox.clear_faults()
     assert tags(sandbox, s.version)["watchdog-status"] == "applying"
-    from azure.identity import ManagedIdentityCredential
-    from azure.keyvault.secrets import SecretClient
-
-    # A person disables the half-done version by hand, as `az keyvault secret set-attributes --enabled false`.
-    SecretClient(sandbox.vault.url("contoso-kv"), ManagedIdentityCredential()).update_secret_properties(
-        STAGED, s.version, enabled=False)
+    disable(sandbox, s.version)      # a person disables the half-done version by hand
     newer, _ = world.issue(400)
     version = world.stage(newer, days=400)
     assert run_cli("run", now=NOW + timedelta(minutes=16), **channels).code == 0
     assert tags(sandbox, version)["watchdog-status"] == "current"
+
+
+def disable(sandbox, version: str) -> None:
+    """A person disables a staged version, as `az keyvault secret set-attributes --enabled false`."""
+    from azure.identity import ManagedIdentityCredential
+    from azure.keyvault.secrets import SecretClient
+
+    SecretClient(sandbox.vault.url("contoso-kv"), ManagedIdentityCredential()).update_secret_properties(
+        STAGED, version, enabled=False)
+
+
+def test_a_disabled_applying_version_not_yet_swapped_is_aborted_not_blocking(world, run_cli, sandbox, channels):
+    """Review: a disabled `applying` version blocked the instance forever ("not reconciled yet")."""
+    s = scene(world)
+    sandbox.inject(**BEFORE_THE_WRITE, status=503, times=None)
+    run_cli("run", **channels)
+    sandbox.clear_faults()
+    disable(sandbox, s.version)
+    result = run_cli("run", "--json", now=NOW + timedelta(minutes=16), **channels)
+    assert result.code == 0 and sandbox.arm.writes == []
+    t = tags(sandbox, s.version)
+    assert t["watchdog-status"] == "rejected" and t["watchdog-reason"].startswith("aborted: the version was disabled")
+    assert result.instance(NAME)["candidate"]["state"] == "rejected"
+    newer, _ = world.issue(400)
+    version = world.stage(newer, days=400)
+    assert run_cli("run", now=NOW + timedelta(minutes=32), **channels).code == 0
+    assert tags(sandbox, version)["watchdog-status"] == "current"
+
+
+def test_a_disabled_applying_version_aggregator_holds_is_aborted_and_rolled_back(world, run_cli, sandbox, channels):
+    s = scene(world)
+    sandbox.inject(**VERIFYING_THE_CANDIDATE, status=503, times=None)    # swapped, not verified: applying
+    run_cli("run", **channels)
+    sandbox.clear_faults()
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.new)
+    disable(sandbox, s.version)
+    result = run_cli("run", "--json", now=NOW + timedelta(minutes=16), **channels)
+    assert result.code == 1 and sandbox.arm.settings(s.app) == s.original
+    t = tags(sandbox, s.version)
+    assert t["watchdog-status"] == "failed" and t["watchdog-reason"].startswith("aborted: the version was disabled")
+    assert f"previous token (fingerprint {fingerprint(s.old)}) put back" in t["watchdog-reason"]
 
 
 def test_a_run_that_lost_its_lock_writes_nothing_more(world, run_cli, sandbox, channels, azurite):
