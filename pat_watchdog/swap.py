@@ -32,7 +32,8 @@ class CandidateBroken(SwapError):
 
 
 class NotWritten(SwapError):
-    """The settings could not be read before the PUT: nothing was written, nothing to undo."""
+    """Nothing is known to be written (no PUT sent, or the re-read after a failed one shows none): nothing to
+    undo; the candidate stays applying and the next run finishes or undoes it."""
 
 
 class RollbackStopped(SwapError):
@@ -88,13 +89,15 @@ class SettingsSwap:
         try:
             self.ports.apps.replace_settings(self.obs.app, merged)
         except ServiceError as error:
-            # A lost answer is not a refusal: if nothing was written, the next run simply tries again.
+            # A lost answer is not a refusal: if the re-read shows nothing written, the next run tries again
+            # (a PUT whose answer was lost may still land later: the next run then finds it in place).
             try:
                 written = self.ports.apps.list_settings(self.obs.app).get(self.name) == value
             except ServiceError:
                 written = None
             if written is False and is_transient_status(error.status):
-                raise NotWritten(f"writing the app settings failed, nothing was written: {error}") from None
+                raise NotWritten(f"writing the app settings failed and the settings re-read do not show the "
+                                 f"write (a PUT is never repeated within the run): {error}") from None
             if not written:
                 raise SwapError(f"writing the app settings failed: {error}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -107,10 +108,27 @@ def test_arm_put_failing_every_time_leaves_the_old_token_and_the_next_run_retrie
     result = run_cli("run", "--json", **channels)
     assert result.code == 1 and sandbox.arm.writes == []
     assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.old)
-    assert "nothing was written" in result.out and tags(sandbox, s.version)["watchdog-status"] == "applying"
+    assert "the settings re-read do not show the write" in result.out
+    assert tags(sandbox, s.version)["watchdog-status"] == "applying" and sandbox.count(method="PUT",
+                                                                                       path="config/appsettings") == 1
     sandbox.clear_faults()   # an outage is not a verdict: the candidate is not failed for good
     assert run_cli("run", now=NOW + timedelta(minutes=16), **channels).code == 0
     assert_rotated(sandbox, s)
+
+
+def test_a_settings_put_whose_answer_is_lost_is_never_sent_twice(world, run_cli, sandbox, channels):
+    """A PUT that timed out may still be applied (replacing every setting): never repeated blindly."""
+    s = scene(world)
+    put = sandbox.inject(method="PUT", path="config/appsettings", hang=3.5)   # FAST_RETRY reads 3 s at most
+    first = run_cli("run", "--json", **channels)
+    assert first.code == 1 and tags(sandbox, s.version)["watchdog-status"] == "applying"
+    deadline = time.monotonic() + 10
+    while not sandbox.arm.writes and time.monotonic() < deadline:   # ARM applies it after the answer was lost
+        time.sleep(0.02)
+    assert put.hits == 1 and sandbox.count(method="PUT", path="config/appsettings") == 1
+    assert run_cli("run", now=NOW + timedelta(minutes=16), **channels).code == 0
+    assert_rotated(sandbox, s)
+    assert sandbox.count(method="PUT", path="config/appsettings") == 1
 
 
 def test_arm_refusing_the_write_rolls_back_and_fails_the_candidate(world, run_cli, sandbox, channels):
