@@ -15,7 +15,7 @@ from pat_watchdog.core.errors import ServiceError, WatchdogError
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.tags import FINGERPRINT_TAG
 from pat_watchdog.observe import observe
-from pat_watchdog.swap import SettingsSwap
+from pat_watchdog.swap import RollbackStopped, SettingsSwap
 from pat_watchdog.watchdog import resolve_targets
 
 
@@ -49,8 +49,16 @@ def _one(obs, settings: Settings, ports, secret: str) -> str:
         swap.verify(obs.current)
         status = ports.apps.reference_status(obs.app, settings.token_setting)
     except (ServiceError, WatchdogError) as error:
-        return f"{name}: NOT migrated ({error}); " + swap.restore(obs.current)
+        return f"{name}: NOT migrated ({error}); " + _put_back(swap, obs.current)
     if not status.resolved:
         return (f"{name}: NOT migrated: App Service reports {status.status} for the reference (give the app's "
-                f"identity Key Vault Secrets User on {secret}); " + swap.restore(obs.current))
+                f"identity Key Vault Secrets User on {secret}); " + _put_back(swap, obs.current))
     return f"{name}: migrated: {settings.token_setting} is now {reference} (fingerprint {obs.current.fingerprint})"
+
+
+def _put_back(swap: SettingsSwap, token) -> str:
+    """The plain token back, unless someone changed the setting meanwhile (then theirs stays)."""
+    try:
+        return swap.restore(token)
+    except RollbackStopped as stopped:
+        return str(stopped)

@@ -20,8 +20,8 @@ from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.candidates import version_fact
-from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, SettingsSwap, SwapError,
-                               VerificationPending)
+from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, RollbackStopped, SettingsSwap,
+                               SwapError, VerificationPending)
 from pat_watchdog.core.tags import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
                                 TagLimitError, has_room)
 
@@ -163,7 +163,7 @@ class Rotation:
         except SwapError as error:
             if self._previous_broken() and not isinstance(error, CandidateBroken) and swap.holds():
                 # Putting back a token that does not work would help nobody: keep the working one.
-                return self._promote(version, candidate, live, facts, note=f"kept despite: {error}")
+                return self._promote(version, candidate, live, facts, note=f"kept despite: {error}" + swap.repair())
             return self._undo(version, swap, str(error))
         return self._promote(version, candidate, live, facts)
 
@@ -184,14 +184,15 @@ class Rotation:
                        recovered=recovered, token=candidate)
 
     def _undo(self, version: SecretVersion, swap: SettingsSwap, why: str, previous: Token | None = None) -> Outcome:
-        """Put `previous` back (default: the token observed before the swap) and tag the candidate failed."""
+        """Put `previous` back (default: the token observed before the swap) with the settings as they were
+        before the write, and tag the candidate failed; a token setting someone changed meanwhile is left
+        alone (ROTATION_STOPPED)."""
         previous = previous or self.obs.current
-        undone = swap.restore(previous) if previous else "no previous token is known: check the setting by hand"
         try:
-            self.mark(version, {STATUS_TAG: CandidateState.FAILED.value, REASON_TAG: why})
-        except (ServiceError, TagLimitError) as error:
-            undone += f"; the failure could not be tagged ({error})"
-        return Outcome(RotationState.FAILED, f"{why}; {undone}", version.version)
+            undone = swap.restore(previous) if previous else "no previous token is known: check the setting by hand"
+        except RollbackStopped as stopped:
+            return self._stop(version, f"{why}; {stopped}")
+        return self._fail(version, f"{why}; {undone}")   # the tag says what was restored: later alerts repeat it
 
     def _stop(self, version: SecretVersion, why: str) -> Outcome:
         """A person changed the token meanwhile: leave their change, make the candidate pending again."""
@@ -215,38 +216,14 @@ class Rotation:
         """A version left `applying`: finish it if Aggregator already uses it and it works; else
         redo the swap (the validation passed before) or put the previous token back."""
         version = self.version(version_id)
+        if not version.enabled:
+            return self._abort_disabled(version)
         try:
             candidate, _ = self.vault.read(version.name, version.version)
         except ServiceError as error:
             return Outcome(RotationState.POSTPONED, f"interrupted rotation not reconciled yet: {error}", version_id)
         if self.obs.current == candidate:
-            try:
-                pending = SettingsSwap(self.obs, self.settings, self.ports).reload(self.obs.reference_version)
-            except SwapError as error:
-                pending = str(error)
-            if pending:  # a versionless reference stored, the restart not done or not yet in effect
-                return Outcome(RotationState.POSTPONED, f"interrupted rotation not finished yet: {pending}",
-                               version_id)
-            live = self.ports.devops.check_live(candidate)
-            if live.state is Liveness.VALID:
-                return self._promote(version, candidate, live, (version_fact(version),), recovered=True)
-            if live.state is Liveness.UNKNOWN:  # an outage is not a verdict: keep `applying`
-                return Outcome(RotationState.POSTPONED,
-                               f"interrupted rotation not verified yet: {live.detail}", version_id)
-            # Aggregator holds the broken candidate: only the saved copy can be put back, never obs.current.
-            try:
-                previous = self._saved_previous()
-            except ServiceError as error:
-                return Outcome(RotationState.POSTPONED,
-                               f"the saved previous token could not be read yet: {error}", version_id)
-            if previous is None:
-                return Outcome(RotationState.FAILED,
-                               f"the interrupted rotation's token does not work ({live.detail}) and no "
-                               f"previous token is saved: put a working PAT in {self.settings.token_setting} by hand",
-                               version_id)
-            swap = SettingsSwap(self.obs, self.settings, self.ports, create=self.create_setting)
-            return self._undo(version, swap, f"the interrupted rotation's token does not work ({live.detail})",
-                              previous=previous)
+            return self._finish(version, candidate)
         try:
             live, facts = self.validate(candidate, version)
         except Rejected as why:  # the previous token is still in place: nothing to undo but the tag
@@ -255,3 +232,60 @@ class Rotation:
         except (Postponed, ServiceError) as why:
             return Outcome(RotationState.POSTPONED, f"interrupted rotation not redone yet: {why}", version_id)
         return self._apply(version, candidate, live, facts)
+
+    def _finish(self, version: SecretVersion, candidate: Token) -> Outcome:
+        """Aggregator's setting gives it the candidate: a versionless reference is loaded by a restart and
+        App Service's resolution verified (DESIGN 3.8); then the candidate must work. Else undo."""
+        swap = SettingsSwap(self.obs, self.settings, self.ports, create=self.create_setting)
+        try:
+            swap.reload(self.obs.reference_version)
+        except VerificationPending as error:   # the restart not done or not in effect yet: not a verdict
+            return Outcome(RotationState.POSTPONED, f"interrupted rotation not finished yet: {error}", version.version)
+        except SwapError as error:
+            return self._undo_to_saved(version, swap, f"the interrupted rotation did not take: {error}")
+        live = self.ports.devops.check_live(candidate)
+        if live.state is Liveness.VALID:
+            return self._promote(version, candidate, live, (version_fact(version),), recovered=True)
+        if live.state is Liveness.UNKNOWN:  # an outage is not a verdict: keep `applying`
+            return Outcome(RotationState.POSTPONED, f"interrupted rotation not verified yet: {live.detail}",
+                           version.version)
+        return self._undo_to_saved(version, swap, f"the interrupted rotation's token does not work ({live.detail})")
+
+    def _undo_to_saved(self, version: SecretVersion, swap: SettingsSwap, why: str) -> Outcome:
+        """Aggregator holds the candidate: only the saved copy can be put back, never obs.current."""
+        try:
+            previous = self._saved_previous()
+        except ServiceError as error:
+            return Outcome(RotationState.POSTPONED, f"the saved previous token could not be read yet: {error}",
+                           version.version)
+        if previous is None:
+            return Outcome(RotationState.FAILED, f"{why} and no previous token is saved: put a working PAT in "
+                           f"{self.settings.token_setting} by hand", version.version)
+        return self._undo(version, swap, why, previous=previous)
+
+    def _abort_disabled(self, version: SecretVersion) -> Outcome:
+        """A person disabled the version while it was applying (Key Vault no longer gives its value): the
+        rotation is aborted, never left blocking the instance. Aggregator does not hold it: rejected, nothing
+        to undo. Aggregator holds it (its fingerprint tag): the saved previous token is put back if it works."""
+        why = "aborted: the version was disabled in Key Vault while its rotation was applying"
+        current = self.obs.current
+        if current is None or version.tags.get(FINGERPRINT_TAG) != current.fingerprint:
+            return self._reject(version, f"{why}; Aggregator keeps the token it holds")
+        swap = SettingsSwap(self.obs, self.settings, self.ports, create=self.create_setting)
+        try:
+            previous = self._saved_previous()
+        except ServiceError as error:
+            return Outcome(RotationState.POSTPONED, f"{why}; the saved previous token could not be read yet: "
+                           f"{error}", version.version)
+        works = previous is not None and self.ports.devops.check_live(previous).state is Liveness.VALID
+        if not works:   # never a dead (or unknown) token put back over the one Aggregator holds
+            return self._fail(version, f"{why}; Aggregator keeps it: the previous token is not saved or does "
+                                       "not work")
+        return self._undo(version, swap, why, previous=previous)
+
+    def _fail(self, version: SecretVersion, why: str) -> Outcome:
+        try:
+            self.mark(version, {STATUS_TAG: CandidateState.FAILED.value, REASON_TAG: why})
+        except (ServiceError, TagLimitError) as error:
+            why += f"; the failure could not be tagged ({error})"
+        return Outcome(RotationState.FAILED, why, version.version)

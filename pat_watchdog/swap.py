@@ -32,7 +32,12 @@ class CandidateBroken(SwapError):
 
 
 class NotWritten(SwapError):
-    """The settings could not be read before the PUT: nothing was written, nothing to undo."""
+    """Nothing is known to be written (no PUT sent, or the re-read after a failed one shows none): nothing to
+    undo; the candidate stays applying and the next run finishes or undoes it."""
+
+
+class RollbackStopped(SwapError):
+    """The token setting no longer holds what the rotation wrote: someone changed it; nothing is put back."""
 
 
 class VerificationPending(SwapError):
@@ -45,7 +50,8 @@ class SettingsSwap:
     def __init__(self, obs: Observed, settings: Settings, ports: Ports, *, create: bool = False):
         self.obs, self.ports, self.name, self.create = obs, ports, settings.token_setting, create
         self.original = obs.settings.get(self.name)     # the value observed at the start of the run
-        self.before: dict | None = None                 # the settings listed right before the PUT
+        self.before: dict | None = None                 # the settings listed right before the PUT (snapshot)
+        self._pending: list[str] = []                   # settings a rollback still has to restore
         self.expected: str | None = None
         self.stored_version: str | None = None          # the secret version a versionless reference should load
 
@@ -69,8 +75,8 @@ class SettingsSwap:
             fresh = self.ports.apps.list_settings(self.obs.app)
         except ServiceError as error:
             raise NotWritten(f"the settings could not be read before writing: {error}") from None
-        self.before, self.expected = fresh, value
         if fresh.get(self.name) == value:
+            self.before, self.expected = fresh, value
             return  # an earlier, interrupted run already wrote it
         if self.name not in fresh and not self.create:
             raise ConcurrentChange(f"the app has no setting {self.name}: it is never created without "
@@ -78,17 +84,20 @@ class SettingsSwap:
         if fresh.get(self.name) != self.original:
             raise ConcurrentChange(f"{self.name} was changed by someone else since it was read "
                             f"(now fingerprint {_fp(fresh.get(self.name))}); nothing written")
+        self.before, self.expected = fresh, value      # the snapshot a rollback restores
         merged = {**fresh, self.name: value, TOKEN_TYPE: "PAT"}
         try:
             self.ports.apps.replace_settings(self.obs.app, merged)
         except ServiceError as error:
-            # A lost answer is not a refusal: if nothing was written, the next run simply tries again.
+            # A lost answer is not a refusal: if the re-read shows nothing written, the next run tries again
+            # (a PUT whose answer was lost may still land later: the next run then finds it in place).
             try:
                 written = self.ports.apps.list_settings(self.obs.app).get(self.name) == value
             except ServiceError:
                 written = None
             if written is False and is_transient_status(error.status):
-                raise NotWritten(f"writing the app settings failed, nothing was written: {error}") from None
+                raise NotWritten(f"writing the app settings failed and the settings re-read do not show the "
+                                 f"write (a PUT is never repeated within the run): {error}") from None
             if not written:
                 raise SwapError(f"writing the app settings failed: {error}") from None
 
@@ -174,40 +183,77 @@ class SettingsSwap:
             raise VerificationPending(f"App Service still uses version {found.active_version} of the secret, not "
                                       f"{version}; the next run verifies again")
 
-    def reload(self, version: str | None) -> str | None:
-        """After a crash: make a versionless reference load `version` (restart) and check App Service
-        uses it; None when it does, else why the rotation is not finished yet."""
+    def reload(self, version: str | None) -> None:
+        """After a crash: make a versionless reference load `version` (restart) and verify App Service resolves
+        it to that version. Raises VerificationPending (not in effect yet, or unreadable; also a failed restart,
+        retried next run) or SwapError (App Service does not resolve the reference after the restart)."""
         ref = self.obs.reference
         if ref is None or ref.versioned or version is None:
-            return None
+            return
         try:
             self._verify_platform(version)
-            return None
-        except VerificationPending:
+            return
+        except SwapError:   # not loaded yet, or not resolved: a restart fetches the reference again
+            pass
+        try:
             self._restart()
         except SwapError as error:
-            return str(error)
-        try:
-            self._verify_platform(version)
-        except (VerificationPending, SwapError) as error:
-            return f"the app was restarted to load the new token: {error}"
-        return None
+            raise VerificationPending(str(error)) from None
+        self._verify_platform(version)
 
     # -- undo ---------------------------------------------------------------------------------
     def restore(self, previous: Token) -> str:
-        """Put the previous token back by the same read-merge-replace; say what happened."""
+        """Put back what was: `previous` in the token setting and, from the settings listed right before the
+        write (the snapshot), every other setting that is missing or different now; settings added meanwhile
+        are kept. Only while the token setting still holds what the rotation wrote (compare-and-swap):
+        otherwise raise RollbackStopped and write nothing. Returns what was and was not restored."""
         try:
+            fresh = self._list()
+            self._guard(fresh.get(self.name), previous)
             ref = self.obs.reference
             if ref is not None and not ref.versioned:
                 self._store_in_reference(previous, newest_only=True)
                 self._restart()
                 self._verify_reference(previous, version=None)
-            else:
-                self._put_back(self._restore_value(previous))
+                return (f"previous token (fingerprint {previous.fingerprint}) put back as the newest version of "
+                        f"{ref.secret_name} and the app restarted")
+            value = self._restore_value(previous)
+            head = f"previous token (fingerprint {previous.fingerprint}) " + (
+                "put back" if fresh.get(self.name) != value else "in place, not written again")
+            return "; ".join([head, *self._put_back(fresh, value)])
+        except RollbackStopped:
+            raise
         except (ServiceError, SwapError) as error:
             return (f"ROLLBACK FAILED ({error}): check {self.name} of {self.obs.app.site} by hand; the previous "
-                    f"token (fingerprint {previous.fingerprint}) is saved in the previous-token secret")
-        return f"the previous token (fingerprint {previous.fingerprint}) was put back"
+                    f"token (fingerprint {previous.fingerprint}) is saved in the previous-token secret"
+                    + self._unrestored_note())
+
+    def repair(self) -> str:
+        """The candidate stays (the previous token is dead): restore only the other settings from the
+        snapshot, while the token setting still holds what the rotation wrote. Says what it did, never raises."""
+        if self.expected is None or self.before is None or (self.obs.reference and not self.obs.reference.versioned):
+            return ""
+        try:
+            fresh = self._list()
+            if fresh.get(self.name) != self.expected:
+                return f"; the other settings were not restored: {self.name} changed meanwhile"
+            return "".join(f"; {part}" for part in self._put_back(fresh, self.expected))
+        except SwapError as error:
+            return f"; the other settings could not be restored ({error})" + self._unrestored_note()
+
+    def _guard(self, now: str | None, previous: Token) -> None:
+        """Compare-and-swap: the setting holds what the rotation wrote (or already the previous token)."""
+        wrote = self.expected if self.expected is not None else self.original
+        if now == wrote or (now is not None and self._shows(now, previous)):
+            return
+        raise RollbackStopped(f"{self.name} was changed by someone else after the write (it now holds "
+                              f"{_describe(now)}): left as it is, nothing put back")
+
+    def _shows(self, value: str, previous: Token) -> bool:
+        """Whether the setting's `value` already gives Aggregator the previous token."""
+        if self.obs.reference is None:
+            return bool(value.strip()) and not references.is_reference(value) and Token(value) == previous
+        return value == self.original and self.obs.current == previous
 
     def _restore_value(self, previous: Token) -> str:
         ref = self.obs.reference
@@ -217,15 +263,45 @@ class SettingsSwap:
             return self.original
         return ref.as_setting(self._store_in_reference(previous))  # after a crash: point at it again
 
-    def _put_back(self, value: str) -> None:
-        fresh = self._list()
-        if fresh.get(self.name) != value:
+    def _put_back(self, fresh: dict, value: str) -> list[str]:
+        """One read-merge-replace of the token setting with `value` and of the snapshot's other settings that
+        differ now (missing or changed); settings added since the snapshot are kept. Then re-read and say
+        what was restored and what was not (setting names, never values)."""
+        snapshot = self.before or {}
+        changed = {k: v for k, v in snapshot.items() if k not in (self.name, TOKEN_TYPE) and fresh.get(k) != v}
+        added = sorted(k for k in fresh if k not in snapshot and k not in (self.name, TOKEN_TYPE)) \
+            if self.before is not None else []
+        self._pending = sorted(changed)
+        if fresh.get(self.name) != value or changed:
             try:
-                self.ports.apps.replace_settings(self.obs.app, {**fresh, self.name: value, TOKEN_TYPE: "PAT"})
+                self.ports.apps.replace_settings(self.obs.app, {**fresh, **changed, self.name: value,
+                                                                TOKEN_TYPE: "PAT"})
             except ServiceError as error:
                 raise SwapError(f"writing the app settings failed: {error}") from None
-        if self._list().get(self.name) != value:
-            raise SwapError("the settings re-read after the rollback do not show the previous token")
+        after = self._list()
+        if after.get(self.name) != value:
+            raise SwapError(f"the settings re-read afterwards do not show the token in {self.name}")
+        lost = [k for k in sorted(changed) if after.get(k) != snapshot[k]]
+        self._pending = []
+        missing = [k for k in sorted(changed) if k not in fresh and k not in lost]
+        different = [k for k in sorted(changed) if k in fresh and k not in lost]
+        parts = []
+        if missing:
+            parts.append(_names("restored {n} setting{s} missing since the write", missing))
+        if different:
+            parts.append(_names("restored the value before the rotation of {n} setting{s} changed since the "
+                                "write", different))
+        if added:
+            parts.append(_names("kept {n} setting{s} added meanwhile", added))
+        if lost:
+            parts.append(_names("could not restore {n} setting{s} (still missing or different)", lost))
+        if self.before is None:
+            parts.append("the other settings were left as they are (this run does not know their values "
+                         "before the write)")
+        return parts
+
+    def _unrestored_note(self) -> str:
+        return "; " + _names("not restored: {n} setting{s}", self._pending) if self._pending else ""
 
     def _list(self) -> dict:
         try:
@@ -236,4 +312,23 @@ class SettingsSwap:
 
 def _fp(value: str | None) -> str:
     return fingerprint(value) if value else "none"
+
+
+def _describe(value: str | None) -> str:
+    """What a token setting holds, in words, never its value."""
+    if value is None:
+        return "nothing (the setting is gone)"
+    if references.is_reference(value):
+        try:
+            ref = references.parse_reference(value)
+        except ValueError:
+            return "a Key Vault reference"
+        return f"a Key Vault reference to {ref.secret_name}" + (f" version {ref.version}" if ref.version else "")
+    return f"a token with fingerprint {_fp(value)}"
+
+
+def _names(text: str, shown: list[str]) -> str:
+    """`text` with the count filled in, then the setting names (outside text: escaped where shown)."""
+    listed = ", ".join(shown[:10]) + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
+    return text.format(n=len(shown), s="" if len(shown) == 1 else "s") + ": " + listed
 

@@ -18,6 +18,15 @@ from pat_watchdog.adapters.retry import RetryPolicy
 from pat_watchdog.adapters.sdk_errors import service_error
 from pat_watchdog.core.resource_ids import ResourceId
 
+# azure-core retries a time-out or a lost connection only for the methods in `retry_on_methods` (by
+# default HEAD GET PUT DELETE OPTIONS TRACE: never POST), per call. `config/appsettings/list` is a read
+# despite its POST, so it is retried like one. The settings PUT replaces every setting and may have been
+# applied although its answer was lost: it is never sent again blindly (only a 429 with Retry-After, which
+# ARM answers before doing anything, is); swap.py re-reads to learn whether it was written.
+_SAFE = frozenset({"HEAD", "GET", "OPTIONS", "TRACE"})
+READ = {"retry_on_methods": _SAFE | {"POST"}}
+WRITE = {"retry_on_methods": _SAFE}
+
 PERMISSIONS_API = "2022-04-01"   # Microsoft.Authorization permissions
 RESOURCES_API = "2021-04-01"     # Microsoft.Resources resource listing
 KEYVAULT_API = "2023-07-01"      # Microsoft.KeyVault vaults
@@ -85,7 +94,8 @@ class AggregatorApps:
 
     def list_settings(self, app: ResourceId) -> dict[str, str]:
         try:
-            result = self.client(app.subscription).web_apps.list_application_settings(app.resource_group, app.site)
+            result = self.client(app.subscription).web_apps.list_application_settings(
+                app.resource_group, app.site, **READ)
         except AzureError as error:
             raise service_error("Azure Resource Manager", error, f"listing the app settings of {app.site}") from None
         parts = (result.id or "").split("/")
@@ -138,7 +148,7 @@ class AggregatorApps:
         """Replace ALL settings (ARM semantics); callers do read-merge-replace."""
         try:
             result = self.client(app.subscription).web_apps.update_application_settings(
-                app.resource_group, app.site, StringDictionary(properties=dict(settings)))
+                app.resource_group, app.site, StringDictionary(properties=dict(settings)), **WRITE)
         except AzureError as error:
             raise service_error("Azure Resource Manager", error, f"replacing the app settings of {app.site}") from None
         return dict(result.properties or {})

@@ -84,8 +84,8 @@ def _next_step(reason: Reason, settings: Settings, plan: InstancePlan) -> tuple[
         return (f"Fix what the rejection names, then stage a new version with the command below{when}",
                 _stage_command(settings, plan))
     if reason.code == R.ROTATION_FAILED.name:
-        return ("The previous token was put back. Check the reason, then stage the replacement again as a "
-                "new version.", _stage_command(settings, plan))
+        return ("The rotation was rolled back: the reason says what was put back and what could not be. Fix "
+                "what it names, then stage the replacement again as a new version.", _stage_command(settings, plan))
     if reason.code == R.TAG_LIMIT.name:
         return ("Remove tags from that version (the watchdog needs 4 of Key Vault's 15) or stage it again.", None)
     if reason.condition == "UNCHECKED" or reason.code == R.KEYVAULT_UNAVAILABLE.name:

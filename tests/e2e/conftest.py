@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
@@ -122,6 +123,24 @@ def tagging(status: str, version: str | None = None) -> dict:
 # Aggregator's own vault, where the token setting's Key Vault reference points in the reference tests;
 # the watchdog follows a reference there only when told (DESIGN 3.9).
 REFERENCE_VAULT = {"WATCHDOG_REFERENCE_VAULTS": "https://aggregator-kv.vault.azure.net"}
+
+
+def reference_instance(world, sandbox, *, days: float = 100) -> tuple[str, str]:
+    """An instance whose token setting is a versionless reference to Aggregator's own vault; (token, app)."""
+    token, _ = world.issue(days)
+    sandbox.vault.set_secret("aggregator-kv", "aggregator-pat", token, expires_on=world.now + timedelta(days=days))
+    uri = f"{sandbox.vault.url('aggregator-kv')}/secrets/aggregator-pat/"
+    return token, world.add_instance(NAME, f"@Microsoft.KeyVault(SecretUri={uri})")
+
+
+def app_service_view(app: str):
+    """What App Service reports for the token setting, asked with the real SDK."""
+    from azure.identity import ManagedIdentityCredential
+    from azure.mgmt.web import WebSiteManagementClient
+
+    parts = app.split("/")
+    web = WebSiteManagementClient(ManagedIdentityCredential(), parts[2])
+    return web.web_apps.get_app_setting_key_vault_reference(parts[4], parts[8], "Aggregator_VstsToken")
 
 SETTINGS_LIST = dict(method="POST", path="appsettings/list")
 # The settings re-read right before the write: the first list after the candidate is tagged applying.

@@ -9,7 +9,7 @@ import pytest
 
 from pat_watchdog.sandbox.arm_references import STATUSES
 from tests.conftest import NOW
-from tests.e2e.conftest import NAME, REFERENCE_VAULT, scene, titles
+from tests.e2e.conftest import NAME, REFERENCE_VAULT, app_service_view, reference_instance, scene, titles
 
 pytestmark = pytest.mark.usefixtures("sandbox")
 
@@ -55,13 +55,6 @@ def test_every_token_type_form(world, run_cli, sandbox, value, works):
 # The reference as App Service resolves it, with Aggregator's identity
 # ---------------------------------------------------------------------------------------------
 
-def reference_instance(world, sandbox, *, days: float = 100) -> tuple[str, str]:
-    token, _ = world.issue(days)
-    sandbox.vault.set_secret("aggregator-kv", "aggregator-pat", token, expires_on=NOW + timedelta(days=days))
-    uri = f"{sandbox.vault.url('aggregator-kv')}/secrets/aggregator-pat/"
-    return token, world.add_instance(NAME, f"@Microsoft.KeyVault(SecretUri={uri})")
-
-
 @pytest.mark.parametrize("status", [s for s in STATUSES if s != "Resolved"])
 def test_every_reference_status_but_resolved_is_critical(world, run_cli, sandbox, status):
     _, app = reference_instance(world, sandbox)
@@ -89,16 +82,6 @@ def test_a_versionless_rotation_is_verified_by_what_app_service_loaded(world, ru
     assert [a.lower() for a in sandbox.arm.restarts] == [app.lower()]
     newest = sandbox.vault.versions("aggregator-kv", "aggregator-pat")[-1]["version"]
     assert app_service_view(app).properties.active_version == newest
-
-
-def app_service_view(app: str):
-    """What App Service reports for the token setting, asked with the real SDK."""
-    from azure.identity import ManagedIdentityCredential
-    from azure.mgmt.web import WebSiteManagementClient
-
-    parts = app.split("/")
-    web = WebSiteManagementClient(ManagedIdentityCredential(), parts[2])
-    return web.web_apps.get_app_setting_key_vault_reference(parts[4], parts[8], "Aggregator_VstsToken")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import pytest
 
 from pat_watchdog.sandbox import Step
 from tests.e2e.conftest import (
-    BEFORE_THE_WRITE, NAME, VERIFYING_SETTINGS, assert_rotated, assert_safe_history, scene, tagging, tags,
+    BEFORE_THE_WRITE, NAME, REFERENCE_VAULT, VERIFYING_SETTINGS, app_service_view, assert_rotated, assert_safe_history,
+    reference_instance, scene, tagging, tags,
 )
 from tests.azurite import expire_locks
 from tests.leaks import assert_no_leak, fp
@@ -86,3 +87,46 @@ def test_a_run_killed_after_each_step_is_finished_by_the_next(world, run_cli, sa
     assert_rotated(sandbox, s)
     assert_safe_history(sandbox, s)
     assert result.instance(NAME)["candidate"]["state"] == "current"
+
+
+def killed_before_the_restart(world, sandbox, channels) -> tuple[str, str, str, list, datetime]:
+    """A versionless-reference rotation whose run died after storing the new secret version, before the
+    restart; returns (app, new token, staged version, the referenced secret's versions, a later moment)."""
+    sandbox.clock = lambda: datetime.now(timezone.utc)
+    _, app = reference_instance(world, sandbox, days=5)
+    new, _ = world.issue(365)
+    version = world.stage(new, days=365)
+    fault = sandbox.inject(method="POST", path="/restart", hang=60, drop=True)
+    kill_after(sandbox, world, {**channels, **REFERENCE_VAULT}, fault)
+    stored = sandbox.vault.versions("aggregator-kv", "aggregator-pat")
+    assert fp(stored[-1]["value"]) == fp(new) and tags(sandbox, version)["watchdog-status"] == "applying"
+    assert app_service_view(app).properties.active_version == stored[0]["version"]   # still the old token
+    sandbox.clear_faults()
+    later = datetime.now(timezone.utc) + timedelta(minutes=16)
+    expire_locks(channels["AzureWebJobsStorage"], channels["WATCHDOG_STATE_TABLE"])
+    sandbox.clock = lambda: later
+    return app, new, version, stored, later
+
+
+def test_a_run_killed_before_restarting_for_a_versionless_reference_is_finished_with_the_restart(
+        world, run_cli, sandbox, channels):
+    """Review: recovery through a versionless reference finished without the restart, so App Service kept
+    the old token (a versionless reference is fetched again only on restart, else within 24 hours)."""
+    app, new, version, stored, later = killed_before_the_restart(world, sandbox, channels)
+    result = run_cli("run", "--json", now=later, **channels, **REFERENCE_VAULT)
+    assert result.code == 0 and "finished an interrupted rotation" in result.out
+    assert [a.lower() for a in sandbox.arm.restarts] == [app.lower()]
+    view = app_service_view(app).properties
+    assert view.status == "Resolved" and view.active_version == stored[-1]["version"]
+    assert tags(sandbox, version)["watchdog-status"] == "current" and sandbox.arm.writes == []
+
+
+def test_a_versionless_reference_app_service_cannot_resolve_after_the_restart_is_rolled_back(
+        world, run_cli, sandbox, channels):
+    app, new, version, stored, later = killed_before_the_restart(world, sandbox, channels)
+    sandbox.arm.set_reference_status(app, "Aggregator_VstsToken", "AccessToKeyVaultDenied")
+    result = run_cli("run", "--json", now=later, **channels, **REFERENCE_VAULT)
+    assert result.code == 1 and len(sandbox.arm.restarts) == 2      # to load the new token, then the old one
+    t = tags(sandbox, version)
+    assert t["watchdog-status"] == "failed" and "AccessToKeyVaultDenied" in t["watchdog-reason"]
+    assert fp(sandbox.vault.versions("aggregator-kv", "aggregator-pat")[-1]["value"]) == fp(stored[0]["value"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,8 @@ from pat_watchdog.core.secret import fingerprint
 from tests.conftest import FAST_RETRY, NOW
 from tests.e2e.conftest import (
     BEFORE_THE_WRITE, NAME, REFERENCE_VAULT, RECHECK_UNDER_THE_LOCK, STAGED, VERIFYING_SETTINGS, VERIFYING_THE_CANDIDATE,
-    assert_rolled_back, assert_rotated, assert_safe_history, scene, tagging, tags, titles,
+    assert_rolled_back, assert_rotated, assert_safe_history, card_texts, card_title, scene, shown, tagging, tags,
+    titles,
 )
 from tests.leaks import fp
 
@@ -106,10 +108,27 @@ def test_arm_put_failing_every_time_leaves_the_old_token_and_the_next_run_retrie
     result = run_cli("run", "--json", **channels)
     assert result.code == 1 and sandbox.arm.writes == []
     assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.old)
-    assert "nothing was written" in result.out and tags(sandbox, s.version)["watchdog-status"] == "applying"
+    assert "the settings re-read do not show the write" in result.out
+    assert tags(sandbox, s.version)["watchdog-status"] == "applying" and sandbox.count(method="PUT",
+                                                                                       path="config/appsettings") == 1
     sandbox.clear_faults()   # an outage is not a verdict: the candidate is not failed for good
     assert run_cli("run", now=NOW + timedelta(minutes=16), **channels).code == 0
     assert_rotated(sandbox, s)
+
+
+def test_a_settings_put_whose_answer_is_lost_is_never_sent_twice(world, run_cli, sandbox, channels):
+    """A PUT that timed out may still be applied (replacing every setting): never repeated blindly."""
+    s = scene(world)
+    put = sandbox.inject(method="PUT", path="config/appsettings", hang=3.5)   # FAST_RETRY reads 3 s at most
+    first = run_cli("run", "--json", **channels)
+    assert first.code == 1 and tags(sandbox, s.version)["watchdog-status"] == "applying"
+    deadline = time.monotonic() + 10
+    while not sandbox.arm.writes and time.monotonic() < deadline:   # ARM applies it after the answer was lost
+        time.sleep(0.02)
+    assert put.hits == 1 and sandbox.count(method="PUT", path="config/appsettings") == 1
+    assert run_cli("run", now=NOW + timedelta(minutes=16), **channels).code == 0
+    assert_rotated(sandbox, s)
+    assert sandbox.count(method="PUT", path="config/appsettings") == 1
 
 
 def test_arm_refusing_the_write_rolls_back_and_fails_the_candidate(world, run_cli, sandbox, channels):
@@ -131,6 +150,59 @@ def test_an_unrelated_setting_changing_during_the_swap_is_rolled_back_and_kept(w
     assert result.code == 1
     assert_rolled_back(sandbox, s, "other settings changed during the rotation: Rule_Owner")
     assert sandbox.arm.settings(s.app)["Rule_Owner"] == "team-b"  # their change is not lost
+
+
+def test_a_setting_arm_dropped_on_the_write_is_restored_by_the_rollback(world, run_cli, sandbox, channels):
+    """Review "rollback that restores what was": the rollback merged onto the fresh list, so the lost setting
+    stayed lost, and the message said only that the previous token "was put back"."""
+    s = scene(world)
+    sandbox.inject(**VERIFYING_SETTINGS, action=lambda: arm_drops(sandbox, s.app, "Aggregator_Note"))
+    result = run_cli("run", "--json", **channels)
+    assert result.code == 1
+    assert_rolled_back(sandbox, s, "other settings changed during the rotation: Aggregator_Note")
+    assert sandbox.arm.settings(s.app) == s.original      # the dropped setting is back, with its value
+    failed = next(r["message"] for r in result.instance(NAME)["reasons"] if r["code"] == "ROTATION_FAILED")
+    said = f"previous token (fingerprint {fingerprint(s.old)}) put back; restored 1 setting missing since the " \
+           "write: Aggregator_Note"
+    assert said in failed and said in tags(sandbox, s.version)["watchdog-reason"]
+    card = next(e for e in sandbox.teams.received if f"CRITICAL: {NAME}" in card_title(e))
+    assert any(said in shown(text) for text in card_texts(card))
+
+
+def arm_drops(sandbox, app: str, setting: str) -> None:
+    """What ARM stored lacks a setting the PUT carried (seen by the first re-read after the write)."""
+    stored = sandbox.arm.settings(app)
+    del stored[setting]
+    sandbox.arm.set_settings(app, stored)
+
+
+def test_a_setting_arm_dropped_is_restored_when_the_new_token_is_kept(world, run_cli, sandbox, channels):
+    s = scene(world, days_left=-1)     # the previous token is dead: the working new one stays
+    sandbox.inject(**VERIFYING_SETTINGS, action=lambda: arm_drops(sandbox, s.app, "Aggregator_Note"))
+    result = run_cli("run", "--json", **channels)
+    assert result.code == 0 and sandbox.arm.settings(s.app) == {**s.original, "Aggregator_VstsToken": s.new}
+    rotated = next(a["detail"] for a in result.instance(NAME)["actions"] if a["kind"] == "rotate")
+    assert "kept despite: other settings changed during the rotation: Aggregator_Note; restored 1 setting " \
+           "missing since the write: Aggregator_Note" in rotated
+
+
+def test_a_token_fixed_by_hand_before_the_rollback_is_not_overwritten(world, run_cli, sandbox, channels):
+    """Review: the put-back did not check that the setting still held the candidate (compare-and-swap)."""
+    s = scene(world)
+    by_hand, _ = world.issue(300)
+
+    def candidate_dies_and_a_person_fixes_the_token():
+        sandbox.devops.revoke(s.new)
+        sandbox.arm.set_settings(s.app, {**sandbox.arm.settings(s.app), "Aggregator_VstsToken": by_hand})
+
+    sandbox.inject(**VERIFYING_THE_CANDIDATE, action=candidate_dies_and_a_person_fixes_the_token)
+    result = run_cli("run", "--json", **channels)
+    assert result.code == 1 and len(sandbox.arm.writes) == 1           # the rotation's write, no rollback
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(by_hand)
+    stopped = next(r["message"] for r in result.instance(NAME)["reasons"] if r["code"] == "ROTATION_STOPPED")
+    assert f"changed by someone else after the write (it now holds a token with fingerprint " \
+           f"{fingerprint(by_hand)}): left as it is, nothing put back" in stopped
+    assert "watchdog-status" not in tags(sandbox, s.version)   # pending: the next run validates it again
 
 
 def test_a_concurrent_token_change_stops_the_rotation_without_touching_it(world, run_cli, sandbox, channels):
@@ -355,16 +427,52 @@ def test_a_disabled_applying_version_does_not_block_a_newer_one(world, run_cli, 
     run_cli("run", **channels)
     sandbox.clear_faults()
     assert tags(sandbox, s.version)["watchdog-status"] == "applying"
-    from azure.identity import ManagedIdentityCredential
-    from azure.keyvault.secrets import SecretClient
-
-    # A person disables the half-done version by hand, as `az keyvault secret set-attributes --enabled false`.
-    SecretClient(sandbox.vault.url("contoso-kv"), ManagedIdentityCredential()).update_secret_properties(
-        STAGED, s.version, enabled=False)
+    disable(sandbox, s.version)      # a person disables the half-done version by hand
     newer, _ = world.issue(400)
     version = world.stage(newer, days=400)
     assert run_cli("run", now=NOW + timedelta(minutes=16), **channels).code == 0
     assert tags(sandbox, version)["watchdog-status"] == "current"
+
+
+def disable(sandbox, version: str) -> None:
+    """A person disables a staged version, as `az keyvault secret set-attributes --enabled false`."""
+    from azure.identity import ManagedIdentityCredential
+    from azure.keyvault.secrets import SecretClient
+
+    SecretClient(sandbox.vault.url("contoso-kv"), ManagedIdentityCredential()).update_secret_properties(
+        STAGED, version, enabled=False)
+
+
+def test_a_disabled_applying_version_not_yet_swapped_is_aborted_not_blocking(world, run_cli, sandbox, channels):
+    """Review: a disabled `applying` version blocked the instance forever ("not reconciled yet")."""
+    s = scene(world)
+    sandbox.inject(**BEFORE_THE_WRITE, status=503, times=None)
+    run_cli("run", **channels)
+    sandbox.clear_faults()
+    disable(sandbox, s.version)
+    result = run_cli("run", "--json", now=NOW + timedelta(minutes=16), **channels)
+    assert result.code == 0 and sandbox.arm.writes == []
+    t = tags(sandbox, s.version)
+    assert t["watchdog-status"] == "rejected" and t["watchdog-reason"].startswith("aborted: the version was disabled")
+    assert result.instance(NAME)["candidate"]["state"] == "rejected"
+    newer, _ = world.issue(400)
+    version = world.stage(newer, days=400)
+    assert run_cli("run", now=NOW + timedelta(minutes=32), **channels).code == 0
+    assert tags(sandbox, version)["watchdog-status"] == "current"
+
+
+def test_a_disabled_applying_version_aggregator_holds_is_aborted_and_rolled_back(world, run_cli, sandbox, channels):
+    s = scene(world)
+    sandbox.inject(**VERIFYING_THE_CANDIDATE, status=503, times=None)    # swapped, not verified: applying
+    run_cli("run", **channels)
+    sandbox.clear_faults()
+    assert fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.new)
+    disable(sandbox, s.version)
+    result = run_cli("run", "--json", now=NOW + timedelta(minutes=16), **channels)
+    assert result.code == 1 and sandbox.arm.settings(s.app) == s.original
+    t = tags(sandbox, s.version)
+    assert t["watchdog-status"] == "failed" and t["watchdog-reason"].startswith("aborted: the version was disabled")
+    assert f"previous token (fingerprint {fingerprint(s.old)}) put back" in t["watchdog-reason"]
 
 
 def test_a_run_that_lost_its_lock_writes_nothing_more(world, run_cli, sandbox, channels, azurite):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from pat_watchdog.sandbox.seed import SUBSCRIPTION, USER_ID
-from tests.e2e.conftest import REFERENCE_VAULT
+from tests.e2e.conftest import REFERENCE_VAULT, SETTINGS_LIST
 from tests.conftest import NOW
 
 NAME = "contosoaggregator"
@@ -233,6 +233,16 @@ def test_devops_throttling_is_honoured_then_succeeds(world, run_cli, sandbox):
     result = run_cli("status", "--json")
     assert result.code == 0
     assert sandbox.count(host="dev.azure.com", path="connectionData") == 2
+
+
+def test_a_hang_on_the_arm_settings_list_is_retried(world, run_cli, sandbox):
+    """`config/appsettings/list` is a read despite its POST: a read time-out (3.5 s against FAST_RETRY's 3 s)
+    is retried like any read (azure-core retries no POST on a time-out by default)."""
+    healthy(world)
+    hang = sandbox.inject(**SETTINGS_LIST, hang=3.5)
+    result = run_cli("status", "--json")
+    # the hung list timed out (FAST_RETRY.read_timeout is 3 s) and the read was asked again
+    assert hang.hits == 1 and result.code == 0 and result.instance(NAME)["status"] == "OK"
 
 
 def test_devops_down_is_unknown_after_the_retries(world, run_cli, sandbox):

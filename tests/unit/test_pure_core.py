@@ -120,7 +120,7 @@ NEXT_STEP = {
     R.EXPIRES_SOON.name: ("Create a new PAT in Azure DevOps for https://dev.azure.com/contoso", STAGE),
     R.EXPIRY_UNKNOWN.name: ("Stage the CURRENT token with its expiry date", '--value "<current PAT>"'),
     R.CANDIDATE_REJECTED.name: ("Fix what the rejection names", STAGE),
-    R.ROTATION_FAILED.name: ("The previous token was put back", STAGE),
+    R.ROTATION_FAILED.name: ("The rotation was rolled back: the reason says what was put back", STAGE),
     R.TAG_LIMIT.name: ("Remove tags from that version", None),
     R.KEYVAULT_UNAVAILABLE.name: ("Check the watchdog's access", None),
     R.TOKEN_TYPE_INVALID.name: ("Set Aggregator_VstsTokenType to PAT", None),
