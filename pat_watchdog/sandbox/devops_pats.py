@@ -141,7 +141,7 @@ class PatLifecycle:
             return self._refused(error)
         token = new_pat(issued=now.date())
         authorization_id = self.add_pat(org, token, user_id=user_id, valid_to=sql_datetime(valid_to),
-                                        valid_from=sql_datetime(now), scope=scope, global_pat=all_orgs,
+                                        valid_from=sql_datetime(now, down=True), scope=scope, global_pat=all_orgs,
                                         display_name=name)
         self._created.append(CreatedPat(authorization_id, name, user_id))
         return json_response(200, {"patToken": self._pat_shape(self._pats[token], token),
@@ -268,10 +268,11 @@ def _parse_date(value: Any) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-def sql_datetime(moment: datetime) -> datetime:
-    """The moment at SQL Server datetime precision (1/300 s), as the service stores PAT dates."""
+def sql_datetime(moment: datetime, *, down: bool = False) -> datetime:
+    """The moment at SQL Server datetime precision (1/300 s), as the service stores PAT dates. `down`: never
+    later than `moment` (a PAT is usable the moment it is created, also under a sandbox clock that stands still)."""
     moment = moment.astimezone(timezone.utc)
-    ticks = round(moment.microsecond * 300 / 1_000_000)
+    ticks = (int if down else round)(moment.microsecond * 300 / 1_000_000)
     return moment.replace(microsecond=0) + timedelta(microseconds=round(ticks * 1_000_000 / 300))
 
 

@@ -220,7 +220,7 @@ def test_a_run_killed_around_staging_leaves_no_created_pat_unaccounted_for(world
     sandbox.clock = lambda: later
     result = run_cli("run", "--json", now=later, **channels, **AUTO)
     inst = result.instance(NAME)
-    assert result.code == 0 and inst["status"] == "OK", inst["reasons"]
+    assert result.code == 0 and inst["status"] == "OK", (inst["reasons"], inst["actions"])
     assert len(sandbox.devops.created_pats()) == creations
     holds = world.token_setting(app)
     assert fp(holds) != fp(old) and sandbox.devops.works(holds)

@@ -223,3 +223,15 @@ def test_created_token_value_is_shown_only_in_the_creation_answer(sb, user):
              requests.put(user["url"], headers=user["headers"], json={**wanted, "displayName": "again"}).text]
     assert [secret in view for view in views] == [False, False, False]
     assert all('"token": null' in view for view in views)
+
+
+def test_a_created_pat_works_at_once_under_a_clock_that_stands_still():
+    """SQL datetime precision rounds validFrom; rounding it up would make a new PAT not valid yet."""
+    from datetime import datetime, timezone
+
+    from pat_watchdog.sandbox.devops_pats import sql_datetime
+
+    for micro in range(0, 1_000_000, 997):
+        moment = datetime(2026, 11, 30, 6, 0, 0, micro, tzinfo=timezone.utc)
+        assert sql_datetime(moment, down=True) <= moment
+        assert abs(sql_datetime(moment) - moment).total_seconds() <= 1 / 600 + 1e-6
