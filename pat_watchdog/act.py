@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from pat_watchdog.core import alerts as A
 from pat_watchdog.core import drift
+from pat_watchdog.core.candidates import revived
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, CandidateState, CandidateView, InstancePlan,
@@ -41,6 +42,8 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
     lock_ok = local_lock or ports.ledger.shared
     actions: list[Action] = []
     outcome: Outcome | None = None
+    if not (plan.rotate or plan.adopt):
+        plan = _revive(plan, obs, settings, now)
     cand = plan.candidate
     if cand.state == CandidateState.APPLYING:
         outcome = _locked(plan, obs, settings, ports, mode, now, actions, "finish the interrupted rotation",
@@ -108,6 +111,17 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock
     obs.snapshot, obs.staged, obs.current = fresh.snapshot, fresh.staged, fresh.current
     actions.append(_rotation_action(outcome))
     return outcome
+
+
+def _revive(plan: InstancePlan, obs: Observed, settings: Settings, now: datetime) -> InstancePlan:
+    """The token in place is dead and the newest staged version was kept out only against it (or was in
+    place before): plan its rotation again; it is validated like any candidate (core/candidates.revived)."""
+    found = revived(obs.snapshot)
+    if found is None:
+        return plan
+    view, why = found
+    again = decide(replace(obs.snapshot, candidate=view), Policy.from_settings(settings, obs.app.site), now)
+    return replace(again, rotate_why=f"{again.rotate_why}; {why}") if again.rotate else plan
 
 
 def _drift_notice(plan: InstancePlan) -> list[A.Alert]:

@@ -118,7 +118,10 @@ class Rotation:
         return self._apply(version, candidate, live, facts)
 
     def _inconclusive(self, version: SecretVersion, why: str) -> Outcome:
-        """Only a definitive answer rejects a candidate; runs without one are counted in its reason tag."""
+        """Only a definitive answer rejects a candidate; runs without one are counted in its reason tag (not
+        for a version handled before and tried again: its reason stays what kept it out)."""
+        if version.status is not None:
+            return Outcome(RotationState.POSTPONED, f"rotation postponed, nothing changed: {why}", version.version)
         seen = version.tags.get(REASON_TAG) or ""
         count = int(seen.split("/")[0].removeprefix("inconclusive ")) if seen.startswith("inconclusive ") else 0
         if count + 1 >= INCONCLUSIVE_RUNS:
