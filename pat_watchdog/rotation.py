@@ -20,8 +20,9 @@ from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.candidates import version_fact
-from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, RollbackStopped, SettingsSwap,
-                               SwapError, VerificationPending)
+from pat_watchdog.rollback import Rollback, RollbackStopped
+from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, SettingsSwap, SwapError,
+                               VerificationPending)
 from pat_watchdog.core.tags import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
                                 TagLimitError, has_room)
 
@@ -166,7 +167,8 @@ class Rotation:
         except SwapError as error:
             if self._previous_broken() and not isinstance(error, CandidateBroken) and swap.holds():
                 # Putting back a token that does not work would help nobody: keep the working one.
-                return self._promote(version, candidate, live, facts, note=f"kept despite: {error}" + swap.repair())
+                return self._promote(version, candidate, live, facts, note=f"kept despite: {error}"
+                                     + Rollback(swap).repair())
             return self._undo(version, swap, str(error))
         return self._promote(version, candidate, live, facts)
 
@@ -192,7 +194,8 @@ class Rotation:
         alone (ROTATION_STOPPED)."""
         previous = previous or self.obs.current
         try:
-            undone = swap.restore(previous) if previous else "no previous token is known: check the setting by hand"
+            undone = Rollback(swap).restore(previous) if previous else \
+                "no previous token is known: check the setting by hand"
         except RollbackStopped as stopped:
             return self._stop(version, f"{why}; {stopped}")
         return self._fail(version, f"{why}; {undone}")   # the tag says what was restored: later alerts repeat it
