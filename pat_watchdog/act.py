@@ -117,8 +117,8 @@ def _revive(plan: InstancePlan, obs: Observed, settings: Settings, now: datetime
     """The token in place is dead and the newest staged version was kept out only against it (or was in
     place before): plan its rotation again; it is validated like any candidate (core/candidates.revived)."""
     found = revived(obs.snapshot)
-    if found is None:
-        return plan
+    if found is None or not any(v.version == found[0].version and v.enabled for v in obs.staged):
+        return plan          # a disabled version cannot even be read: a person took it out
     view, why = found
     again = decide(replace(obs.snapshot, candidate=view), Policy.from_settings(settings, obs.app.site), now)
     return replace(again, rotate_why=f"{again.rotate_why}; {why}") if again.rotate else plan

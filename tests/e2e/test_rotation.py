@@ -569,6 +569,18 @@ def test_a_version_rejected_against_a_token_that_later_died_is_used_then(world, 
     assert tags(sandbox, version)["watchdog-status"] == "current"
 
 
+def test_a_disabled_version_is_not_tried_again_for_a_dead_token(world, run_cli, sandbox, channels):
+    s = scene(world)
+    assert run_cli("run", **channels).code == 0
+    by_hand, _ = world.issue(100)
+    sandbox.arm.set_settings(s.app, {**sandbox.arm.settings(s.app), "Aggregator_VstsToken": by_hand})
+    sandbox.devops.revoke(by_hand)
+    disable(sandbox, s.version)                 # a person took the old version out
+    result = run_cli("run", "--json", now=NOW + timedelta(days=1), **channels)
+    assert result.code == 0 and result.instance(NAME)["status"] == "CRITICAL"
+    assert not [a for a in result.instance(NAME)["actions"] if a["kind"] == "rotate"]
+
+
 def test_a_version_tried_again_for_a_dead_token_is_never_rotated_to_when_it_fails(world, run_cli, sandbox, channels):
     s = scene(world)
     assert run_cli("run", **channels).code == 0
