@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pat_watchdog.core import alerts as A
 from pat_watchdog.core import drift
 from pat_watchdog.core import handsfree as H
+from pat_watchdog.core.candidates import revived
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, CandidateState, CandidateView, InstancePlan,
@@ -43,6 +44,8 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
     lock_ok = local_lock or ports.ledger.shared
     actions: list[Action] = []
     outcome: Outcome | None = None
+    if not (plan.rotate or plan.adopt):
+        plan = _revive(plan, obs, settings, now)
     cand = plan.candidate
     hands_free = HandsFree(plan, obs, settings, ports, now) if settings.auto and not obs.snapshot.unreachable \
         else None
@@ -146,6 +149,17 @@ def _hands_free_after(hands_free: HandsFree, plan, obs, settings, mode, now, cre
         return plan
     obs.snapshot = replace(obs.snapshot, notes=obs.snapshot.notes + tuple(hands_free.notes))
     return replace(decide(obs.snapshot, Policy.from_settings(settings, obs.app.site), now), candidate=plan.candidate)
+
+
+def _revive(plan: InstancePlan, obs: Observed, settings: Settings, now: datetime) -> InstancePlan:
+    """The token in place is dead and the newest staged version was kept out only against it (or was in
+    place before): plan its rotation again; it is validated like any candidate (core/candidates.revived)."""
+    found = revived(obs.snapshot)
+    if found is None or not any(v.version == found[0].version and v.enabled for v in obs.staged):
+        return plan          # a disabled version cannot even be read: a person took it out
+    view, why = found
+    again = decide(replace(obs.snapshot, candidate=view), Policy.from_settings(settings, obs.app.site), now)
+    return replace(again, rotate_why=f"{again.rotate_why}; {why}") if again.rotate else plan
 
 
 def _drift_notice(plan: InstancePlan) -> list[A.Alert]:

@@ -15,7 +15,8 @@ from pat_watchdog.core.errors import ServiceError, WatchdogError
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.tags import FINGERPRINT_TAG
 from pat_watchdog.observe import observe
-from pat_watchdog.swap import RollbackStopped, SettingsSwap
+from pat_watchdog.rollback import Rollback, RollbackStopped
+from pat_watchdog.swap import SettingsSwap
 from pat_watchdog.watchdog import resolve_targets
 
 
@@ -59,6 +60,6 @@ def _one(obs, settings: Settings, ports, secret: str) -> str:
 def _put_back(swap: SettingsSwap, token) -> str:
     """The plain token back, unless someone changed the setting meanwhile (then theirs stays)."""
     try:
-        return swap.restore(token)
+        return Rollback(swap).restore(token)
     except RollbackStopped as stopped:
         return str(stopped)

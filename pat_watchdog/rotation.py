@@ -20,8 +20,9 @@ from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.candidates import version_fact
-from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, RollbackStopped, SettingsSwap,
-                               SwapError, VerificationPending)
+from pat_watchdog.rollback import Rollback, RollbackStopped
+from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, SettingsSwap, SwapError,
+                               VerificationPending)
 from pat_watchdog.core.tags import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
                                 TagLimitError, has_room)
 
@@ -118,7 +119,10 @@ class Rotation:
         return self._apply(version, candidate, live, facts)
 
     def _inconclusive(self, version: SecretVersion, why: str) -> Outcome:
-        """Only a definitive answer rejects a candidate; runs without one are counted in its reason tag."""
+        """Only a definitive answer rejects a candidate; runs without one are counted in its reason tag (not
+        for a version handled before and tried again: its reason stays what kept it out)."""
+        if version.status is not None:
+            return Outcome(RotationState.POSTPONED, f"rotation postponed, nothing changed: {why}", version.version)
         seen = version.tags.get(REASON_TAG) or ""
         count = int(seen.split("/")[0].removeprefix("inconclusive ")) if seen.startswith("inconclusive ") else 0
         if count + 1 >= INCONCLUSIVE_RUNS:
@@ -163,7 +167,8 @@ class Rotation:
         except SwapError as error:
             if self._previous_broken() and not isinstance(error, CandidateBroken) and swap.holds():
                 # Putting back a token that does not work would help nobody: keep the working one.
-                return self._promote(version, candidate, live, facts, note=f"kept despite: {error}" + swap.repair())
+                return self._promote(version, candidate, live, facts, note=f"kept despite: {error}"
+                                     + Rollback(swap).repair())
             return self._undo(version, swap, str(error))
         return self._promote(version, candidate, live, facts)
 
@@ -189,7 +194,8 @@ class Rotation:
         alone (ROTATION_STOPPED)."""
         previous = previous or self.obs.current
         try:
-            undone = swap.restore(previous) if previous else "no previous token is known: check the setting by hand"
+            undone = Rollback(swap).restore(previous) if previous else \
+                "no previous token is known: check the setting by hand"
         except RollbackStopped as stopped:
             return self._stop(version, f"{why}; {stopped}")
         return self._fail(version, f"{why}; {undone}")   # the tag says what was restored: later alerts repeat it

@@ -25,7 +25,8 @@ from pat_watchdog.ports import Ports
 
 
 class Rejected(WatchdogError):
-    """The candidate fails validation: it is tagged `rejected` and never tried again."""
+    """The candidate fails validation: it is tagged `rejected`, and tried again only when the reason held
+    against the token in place and that token has died (core/candidates.revived)."""
 
 
 class Postponed(WatchdogError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -39,11 +40,27 @@ class Listing:
 class DevOps:
     """One organization: `connectionData` for liveness, the token listing for expiry and scopes."""
 
-    def __init__(self, session: requests.Session, org_url: str, vssps_url: str, retry: RetryPolicy):
+    def __init__(self, session: requests.Session, org_url: str, vssps_url: str, retry: RetryPolicy, *,
+                 sleep=time.sleep):
         self.session, self.org_url, self.vssps_url, self.retry = session, org_url, vssps_url, retry
+        self._sleep = sleep
 
     def check_live(self, token: Token) -> LiveCheck:
-        """GET {org}/_apis/connectionData with the PAT and classify the answer (200, 203, 401, 429, 5xx)."""
+        """GET {org}/_apis/connectionData with the PAT and classify the answer (200, 203, 401, 429, 5xx).
+
+        A sign-in page (203, or HTML with 200) is asked again once, after a pause, before it counts: Azure
+        DevOps serves one now and then to a working token, and that made a day-long CRITICAL TOKEN_INVALID.
+        A second sign-in page stays invalid (DESIGN 3.3), still marked not definitive."""
+        found = self._ask(token)
+        if found.state is not Liveness.INVALID or found.definitive:
+            return found
+        self._sleep(self.retry.pause(1, None))
+        again = self._ask(token)
+        if again.state is Liveness.INVALID and not again.definitive:
+            return LiveCheck(Liveness.INVALID, detail=f"{again.detail}, twice in a row", definitive=False)
+        return again
+
+    def _ask(self, token: Token) -> LiveCheck:
         try:
             response = send(self.session, "GET", f"{self.org_url}/_apis/connectionData", system="Azure DevOps",
                             policy=self.retry, headers=_headers(token))

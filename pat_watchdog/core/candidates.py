@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from pat_watchdog.core.model import CandidateState, CandidateView, ExpiryFact
+from pat_watchdog.core.model import CandidateState, CandidateView, ExpiryFact, InstanceSnapshot, Liveness
 from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.tags import FINGERPRINT_TAG, REASON_TAG, SecretVersion, has_room
 
@@ -88,3 +88,31 @@ def _view(chosen: SecretVersion, fingerprints: dict[str, str], superseded: tuple
         fingerprint=chosen.tags.get(FINGERPRINT_TAG) or fingerprints.get(chosen.version),
         expires_on=chosen.expires_on, reason=chosen.tags.get(REASON_TAG), scopes=scopes_tag(chosen),
         superseded=superseded, room=has_room(chosen.tags))
+
+
+# Why validation.py rejects a candidate when it measures it against the token in place (or got no verdict
+# at all): none of these holds against a token that no longer works. Narrower scopes than the token in place
+# are not among them: validation still compares with a dead token's scopes (DESIGN 3.8).
+AGAINST_THE_TOKEN_IN_PLACE = ("not later than the current token", "another user than the current token",
+                              "the current token's expiry is unknown", "without a definitive answer")
+
+
+def revived(snap: InstanceSnapshot) -> tuple[CandidateView, str] | None:
+    """When the token in place is dead (DESIGN 3.5: rotate at once to a valid replacement), the newest staged
+    version the watchdog handled before is a candidate again if what kept it out held only against that
+    token: rejected relative to it (or without a verdict), or tagged `current` and replaced by hand since.
+    Returns (the view as pending, why); it is validated again like any candidate, never rotated to when it
+    fails. `failed` versions stay out: a rotation to them failed, or a person marked them."""
+    cand = snap.candidate
+    dead = snap.token_present and snap.live.definitive and snap.live.state in (Liveness.EXPIRED, Liveness.INVALID)
+    if not dead or cand.version is None or not cand.room or snap.unreachable:
+        return None
+    other = cand.fingerprint is not None and cand.fingerprint != snap.token_fingerprint
+    if cand.state == CandidateState.CURRENT and other:
+        why = f"version {cand.version} was in place before (tagged current) and is staged still"
+    elif cand.state == CandidateState.REJECTED and cand.fingerprint != snap.token_fingerprint and \
+            any(phrase in (cand.reason or "") for phrase in AGAINST_THE_TOKEN_IN_PLACE):
+        why = f"version {cand.version} was rejected only against the token in place ({cand.reason})"
+    else:
+        return None
+    return replace(cand, state=CandidateState.PENDING, reason=None), f"{why}: validated again"

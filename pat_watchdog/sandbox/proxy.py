@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import select
+import selectors
 import socket
 import socketserver
 import threading
@@ -70,10 +70,22 @@ def _connect_target(head: bytes) -> tuple[str, int] | None:
 
 
 def _relay(client: socket.socket, upstream: socket.socket) -> None:
-    """Copy bytes both ways until both sides have finished sending."""
+    """Copy bytes both ways until both sides have finished sending.
+
+    A selector, not select.select(): select() refuses descriptors above 1023, which a long simulation
+    reaches (the sandbox, unlike Azure, never closes an idle keep-alive connection)."""
     open_ends = {client: upstream, upstream: client}
+    with selectors.DefaultSelector() as selector:
+        for sock in open_ends:
+            selector.register(sock, selectors.EVENT_READ)
+        _pump(open_ends, selector)
+
+
+def _pump(open_ends: dict, selector: selectors.BaseSelector) -> None:
     while open_ends:
-        readable, _, _ = select.select(list(open_ends), [], [], 1.0)
+        if any(sock.fileno() < 0 for sock in open_ends):   # closed by stop(): epoll just forgets it
+            return
+        readable = [key.fileobj for key, _ in selector.select(1.0)]
         for source in readable:
             try:
                 data = source.recv(65536)
@@ -88,6 +100,7 @@ def _relay(client: socket.socket, upstream: socket.socket) -> None:
                     return
             # EOF: pass the half-close on so the other side sees it too.
             del open_ends[source]
+            selector.unregister(source)
             try:
                 sink.shutdown(socket.SHUT_WR)
             except OSError:

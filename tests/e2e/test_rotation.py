@@ -532,3 +532,68 @@ def test_a_working_replacement_beats_a_dead_token_whatever_else_the_user_holds(w
     world.stage(new, days=90)
     assert run_cli("run", **channels).code == 0
     assert fp(sandbox.arm.settings(app)["Aggregator_VstsToken"]) == fp(new)
+
+
+def test_a_dead_token_put_in_by_hand_gives_way_to_the_version_in_place_before_it(world, run_cli, sandbox, channels):
+    """Found by the simulation (seed 13): a person's token replaced a rotated-in version, then was revoked;
+    the version tagged `current` still worked but was never looked at again."""
+    s = scene(world)
+    assert run_cli("run", **channels).code == 0 and tags(sandbox, s.version)["watchdog-status"] == "current"
+    by_hand, _ = world.issue(100)
+    sandbox.arm.set_settings(s.app, {**sandbox.arm.settings(s.app), "Aggregator_VstsToken": by_hand})
+    run_cli("run", now=NOW + timedelta(days=1), **channels)
+    sandbox.devops.revoke(by_hand)
+    dry = run_cli("run", "--dry-run", "--json", now=NOW + timedelta(days=2), **channels)
+    planned = next(a["detail"] for a in dry.instance(NAME)["actions"] if a["kind"] == "rotate")
+    assert f"version {s.version} was in place before (tagged current)" in planned
+    result = run_cli("run", "--json", now=NOW + timedelta(days=2), **channels)
+    assert result.code == 0 and fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(s.new)
+    assert result.instance(NAME)["status"] == "OK" and tags(sandbox, s.version)["watchdog-status"] == "current"
+
+
+def test_a_version_rejected_against_a_token_that_later_died_is_used_then(world, run_cli, sandbox, channels):
+    """Found by the simulation (seeds 14, 17): rejected as "not later than the current token", which then died."""
+    old, _ = world.issue(200)
+    app = world.add_instance(NAME, old)
+    world.stage(old, days=200, tags={"watchdog-status": "current"})
+    new, _ = world.issue(90)
+    version = world.stage(new, days=90)
+    assert run_cli("rotate", "--force", **channels).code == 3
+    assert "not later than the current token" in tags(sandbox, version)["watchdog-reason"]
+    sandbox.devops.revoke(old)
+    dry = run_cli("run", "--dry-run", "--json", now=NOW + timedelta(days=1), **channels)
+    planned = next(a for a in dry.instance(NAME)["actions"] if a["kind"] == "rotate")
+    assert planned["outcome"] == "planned" and "rejected only against the token in place" in planned["detail"]
+    assert run_cli("run", now=NOW + timedelta(days=1), **channels).code == 0
+    assert fp(sandbox.arm.settings(app)["Aggregator_VstsToken"]) == fp(new)
+    assert tags(sandbox, version)["watchdog-status"] == "current"
+
+
+def test_a_disabled_version_is_not_tried_again_for_a_dead_token(world, run_cli, sandbox, channels):
+    s = scene(world)
+    assert run_cli("run", **channels).code == 0
+    by_hand, _ = world.issue(100)
+    sandbox.arm.set_settings(s.app, {**sandbox.arm.settings(s.app), "Aggregator_VstsToken": by_hand})
+    sandbox.devops.revoke(by_hand)
+    disable(sandbox, s.version)                 # a person took the old version out
+    result = run_cli("run", "--json", now=NOW + timedelta(days=1), **channels)
+    assert result.code == 0 and result.instance(NAME)["status"] == "CRITICAL"
+    assert not [a for a in result.instance(NAME)["actions"] if a["kind"] == "rotate"]
+
+
+def test_a_version_tried_again_for_a_dead_token_is_never_rotated_to_when_it_fails(world, run_cli, sandbox, channels):
+    s = scene(world)
+    assert run_cli("run", **channels).code == 0
+    by_hand, _ = world.issue(100)
+    sandbox.arm.set_settings(s.app, {**sandbox.arm.settings(s.app), "Aggregator_VstsToken": by_hand})
+    for token in (by_hand, s.new):
+        sandbox.devops.revoke(token)
+    writes = len(sandbox.arm.writes)
+    result = run_cli("run", "--json", now=NOW + timedelta(days=1), **channels)
+    assert len(sandbox.arm.writes) == writes and fp(sandbox.arm.settings(s.app)["Aggregator_VstsToken"]) == fp(by_hand)
+    t = tags(sandbox, s.version)
+    assert t["watchdog-status"] == "rejected" and "does not work" in t["watchdog-reason"]
+    assert result.instance(NAME)["status"] == "CRITICAL"
+    patches = sandbox.count(method="PATCH", path=s.version)
+    run_cli("run", now=NOW + timedelta(days=2), **channels)     # rejected for good: not tried every day
+    assert sandbox.count(method="PATCH", path=s.version) == patches

@@ -24,7 +24,9 @@ The invariants:
 3. Every instance the report calls CRITICAL had a CRITICAL alert delivered on every channel
    (Teams card and email naming it) since it became CRITICAL, or the run exited 1.
 4. At most one rotation per staged version: the ARM writes that put a staged token in place
-   (restoring the token of the write just before, a rollback, does not count) number one at most.
+   (restoring the token of the write just before, a rollback, does not count) number one at most,
+   counted since the last time a person put a token in place by hand (after that, a version that was in
+   place before is rightly used again once the person's token dies).
 5. No secret in any output: every run's stdout and stderr, and at teardown every log record and
    everything the sandbox received (the `world` fixture).
 """
@@ -214,6 +216,9 @@ class Simulation:
             settings = self.sandbox.arm.settings(inst.app)
             settings[TOKEN] = token
             self.sandbox.arm.set_settings(inst.app, settings)
+            # Invariant 4 counts rotations between hand changes: once this token dies, a staged version that
+            # was in place before is rotated to again (docs/rotation.md, "When the token in place dies").
+            inst.rotations.clear()
             self.note(f"{inst.name}: a person puts a working token ({days} days) in the token setting")
         elif kind == "edit tags":
             if not inst.staged:

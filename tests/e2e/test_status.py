@@ -85,12 +85,28 @@ def test_revoked_token(world, run_cli, sandbox):
     assert result.code == 2 and codes(result.instance(NAME)) == ["TOKEN_INVALID"]
 
 
-def test_sign_in_page_means_invalid(world, run_cli, sandbox):
+SIGN_IN = dict(host="dev.azure.com", path="connectionData", body="<html><body>Sign in</body></html>",
+               headers={"Content-Type": "text/html"})
+
+
+@pytest.mark.parametrize("status", [203, 200])
+def test_sign_in_page_means_invalid(world, run_cli, sandbox, status):
     healthy(world)
-    sandbox.inject(host="dev.azure.com", path="connectionData", status=203,
-                   body="<html><body>Sign in</body></html>", headers={"Content-Type": "text/html"})
+    sandbox.inject(**SIGN_IN, status=status, times=None)
     result = run_cli("status", "--json")
     assert result.code == 2 and codes(result.instance(NAME)) == ["TOKEN_INVALID"]
+    assert "twice in a row" in result.instance(NAME)["reasons"][0]["message"]
+    assert sandbox.count(host="dev.azure.com", path="connectionData") == 2
+
+
+@pytest.mark.parametrize("status", [203, 200])
+def test_a_single_sign_in_page_is_asked_again_before_it_counts(world, run_cli, sandbox, status):
+    """A transient sign-in page (200 text/html) made a working token CRITICAL TOKEN_INVALID for a day."""
+    healthy(world)
+    sandbox.inject(**SIGN_IN, status=status)
+    result = run_cli("status", "--json")
+    assert result.code == 0 and result.instance(NAME)["status"] == "OK"
+    assert sandbox.count(host="dev.azure.com", path="connectionData") == 2
 
 
 @pytest.mark.parametrize("scope, code, exit_code, named", [

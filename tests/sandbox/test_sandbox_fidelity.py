@@ -53,6 +53,20 @@ def test_tls_is_real_and_the_proxy_refuses_other_hosts(sb):
             assert raw.recv(100).startswith(b"HTTP/1.1 502")
 
 
+def test_the_proxy_tunnels_sockets_numbered_past_1023(sb):
+    """select() refuses descriptors above 1023: a long simulation got there and every tunnel broke
+    (SSLError everywhere from simulated day 53 of seed 17)."""
+    import os
+
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        answer = requests.get("https://dev.azure.com/contoso/_apis/connectionData", timeout=10)
+        assert answer.status_code == 404      # an answer (no such organization here), not an SSLError
+    finally:
+        for fd in filler:
+            os.close(fd)
+
+
 # -- ARM ----------------------------------------------------------------------------------
 
 def test_arm_app_settings_list_update_restart(sb, cred):

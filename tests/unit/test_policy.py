@@ -167,3 +167,41 @@ def test_each_failed_rotation_is_its_own_condition():
     two = decide(snap(100, candidate=CandidateView(version="v2", state="failed", reason="y")), POLICY, NOW)
     conditions = [r.condition for p in (one, two) for r in p.reasons if r.code == "ROTATION_FAILED"]
     assert conditions == ["ROTATION_FAILED:v1", "ROTATION_FAILED:v2"]
+
+
+# -- a staged version handled before, tried again when the token in place is dead -----------------
+
+DEAD = LiveCheck(Liveness.INVALID, detail="HTTP 401")
+NOT_LATER = "it expires 2027-01-17T15:00:00Z, not later than the current token (2027-12-17T22:00:00Z)"
+
+
+@pytest.mark.parametrize("live, state, fingerprint, reason, tried", [
+    (DEAD, "current", "bbbbbbbb", None, True),                    # in place before, replaced by hand since
+    (DEAD, "current", "aaaaaaaa", None, False),                   # the dead token itself
+    (DEAD, "current", None, None, False),                         # which token it holds is unknown
+    (DEAD, "rejected", "bbbbbbbb", NOT_LATER, True),
+    (DEAD, "rejected", "bbbbbbbb", "the candidate belongs to another user than the current token", True),
+    (DEAD, "rejected", "bbbbbbbb", "3 runs without a definitive answer from Azure DevOps, the last: 503", True),
+    (DEAD, "rejected", "bbbbbbbb", "the candidate does not work (invalid: HTTP 401)", False),
+    (DEAD, "rejected", "bbbbbbbb", "missing required scopes: vso.work_write", False),
+    (DEAD, "rejected", "bbbbbbbb", "it lacks vso.identity, which the token in place holds (a rotation never "
+                                   "narrows what works today; WATCHDOG_RECOMMENDED_SCOPES)", False),
+    (DEAD, "failed", "bbbbbbbb", "fails connectionData after the swap", False),
+    (LiveCheck(Liveness.EXPIRED), "current", "bbbbbbbb", None, True),
+    (LiveCheck(Liveness.VALID), "current", "bbbbbbbb", None, False),                      # the token works
+    (LiveCheck(Liveness.UNKNOWN), "rejected", "bbbbbbbb", NOT_LATER, False),              # an outage
+    (LiveCheck(Liveness.INVALID, definitive=False), "current", "bbbbbbbb", None, False),  # a sign-in page
+])
+def test_a_version_kept_out_only_against_a_dead_token_is_tried_again(live, state, fingerprint, reason, tried):
+    from pat_watchdog.core.candidates import revived
+    from pat_watchdog.core.model import CandidateState
+
+    cand = CandidateView("v2", CandidateState(state), fingerprint, NOW + timedelta(days=90), reason=reason)
+    snap = InstanceSnapshot("app", "contosoaggregator", token_present=True, token_fingerprint="aaaaaaaa",
+                            live=live, candidate=cand)
+    found = revived(snap)
+    assert (found is not None) is tried
+    if tried:
+        assert found[0].state == CandidateState.PENDING and found[0].version == "v2"
+        plan = decide(replace(snap, candidate=found[0]), Policy(), NOW)
+        assert plan.rotate
