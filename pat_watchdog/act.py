@@ -67,7 +67,7 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
     if outcome is not None:
         plan = _redecide(plan, obs, outcome, settings, now)
     if hands_free:
-        plan = _hands_free_after(hands_free, plan, obs, settings, mode, now, bool(creating))
+        plan = hands_free.after(plan, mode, created=bool(creating))
         actions = hands_free.actions + actions      # what was created (or revoked) before it was rotated in
     plan, reenabled = _reenable(plan, obs, settings, ports, mode, outcome, now)
     actions += reenabled
@@ -133,22 +133,6 @@ def _create(hands_free: HandsFree, plan, obs, settings, ports, mode, now, action
         return None
     return _locked(plan, obs, settings, ports, mode, now, actions, f"create a replacement: {why}",
                    lambda rot: hands_free.create_then_rotate(rot, why), lock_ok)
-
-
-def _hands_free_after(hands_free: HandsFree, plan, obs, settings, mode, now, created: bool) -> InstancePlan:
-    """Keep the sign-in alive (and find out early when it stopped working), revoke what is due, and turn
-    what was found into reasons of the plan."""
-    hands_free.plan = plan
-    if not created:
-        if mode.writes:
-            hands_free.session()
-        else:
-            hands_free.check_presence()
-    hands_free.revoke_replaced(mode)
-    if not hands_free.notes:
-        return plan
-    obs.snapshot = replace(obs.snapshot, notes=obs.snapshot.notes + tuple(hands_free.notes))
-    return replace(decide(obs.snapshot, Policy.from_settings(settings, obs.app.site), now), candidate=plan.candidate)
 
 
 def _revive(plan: InstancePlan, obs: Observed, settings: Settings, now: datetime) -> InstancePlan:

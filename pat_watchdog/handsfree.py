@@ -10,7 +10,7 @@ in Key Vault; a PAT whose value never got there is found by its display name and
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from pat_watchdog.adapters.pats import CreatedPat, CreationRefused
@@ -19,6 +19,7 @@ from pat_watchdog.core import handsfree as H
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import Action, ActionKind, ActionOutcome, InstancePlan, Mode, Note, RotationState
+from pat_watchdog.core.policy import Policy, decide
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.tags import FINGERPRINT_TAG, SecretVersion, TagLimitError
 from pat_watchdog.core.times import format_utc
@@ -57,6 +58,22 @@ class HandsFree:
                                           else "")
         self.notes.append(Note(R.SIGNIN_REQUIRED.name, f"{why}. Fix: run `{command}` as the token's user "
                                "(device code sign-in; docs/reference.md, \"Hands-free rotation\")", self._level()))
+
+    def after(self, plan: InstancePlan, mode: Mode, *, created: bool) -> InstancePlan:
+        """Keep the sign-in alive (and find out early when it stopped working), revoke what is due, and
+        turn what was found into reasons of the plan."""
+        self.plan = plan
+        if not created:
+            if mode.writes:
+                self.session()
+            else:
+                self.check_presence()
+        self.revoke_replaced(mode)
+        if not self.notes:
+            return plan
+        self.obs.snapshot = replace(self.obs.snapshot, notes=self.obs.snapshot.notes + tuple(self.notes))
+        return replace(decide(self.obs.snapshot, Policy.from_settings(self.settings, self.obs.app.site), self.now),
+                       candidate=plan.candidate)
 
     # -- the sign-in -------------------------------------------------------------------------
     def check_presence(self) -> None:
