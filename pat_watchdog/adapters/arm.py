@@ -14,7 +14,7 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.web import WebSiteManagementClient
 from azure.mgmt.web.models import StringDictionary
 
-from pat_watchdog.adapters.retry import RetryPolicy
+from pat_watchdog.adapters.retry import RetryPolicy, sdk_transport
 from pat_watchdog.adapters.sdk_errors import service_error
 from pat_watchdog.core.resource_ids import ResourceId
 
@@ -62,8 +62,9 @@ class AggregatorApps:
     """`POST config/appsettings/list` and `PUT config/appsettings` through azure-mgmt-web."""
 
     def __init__(self, credential: TokenCredential, arm_endpoint: str, retry: RetryPolicy, *,
-                 sleep=time.sleep):
+                 sleep=time.sleep, pool_size: int = 10):
         self._credential = credential
+        self._pool_size = pool_size
         self._endpoint = arm_endpoint
         self._retry = retry
         self._clients: dict[str, WebSiteManagementClient] = {}
@@ -80,7 +81,8 @@ class AggregatorApps:
                 scope = self._endpoint.rstrip("/") + "/.default"
                 self._clients[subscription] = WebSiteManagementClient(
                     self._credential, subscription, base_url=self._endpoint,
-                    credential_scopes=[scope], per_call_policies=[self.throttle], **self._retry.sdk_kwargs())
+                    credential_scopes=[scope], per_call_policies=[self.throttle],
+                    transport=sdk_transport(self._retry, self._pool_size), **self._retry.sdk_kwargs())
             return self._clients[subscription]
 
     def list_settings(self, app: ResourceId) -> dict[str, str]:

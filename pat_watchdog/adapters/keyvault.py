@@ -9,7 +9,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
-from pat_watchdog.adapters.retry import RetryPolicy
+from pat_watchdog.adapters.retry import RetryPolicy, sdk_transport
 from pat_watchdog.adapters.sdk_errors import service_error
 from pat_watchdog.core.errors import EmptySecret
 from pat_watchdog.core.secret import Token
@@ -18,9 +18,10 @@ from pat_watchdog.core.tags import SecretVersion, merge_tags
 class Vault:
     """One vault, through `azure-keyvault-secrets`; values are returned as Tokens only."""
 
-    def __init__(self, credential: TokenCredential, vault_url: str, retry: RetryPolicy):
+    def __init__(self, credential: TokenCredential, vault_url: str, retry: RetryPolicy, pool_size: int = 10):
         self.url = vault_url.rstrip("/")
-        self._client = SecretClient(self.url, credential, **retry.sdk_kwargs())
+        self._client = SecretClient(self.url, credential, transport=sdk_transport(retry, pool_size),
+                                    **retry.sdk_kwargs())
 
     def versions(self, name: str) -> list[SecretVersion]:
         """Every version's properties, without values; [] when the secret does not exist."""
@@ -78,8 +79,8 @@ def _version(props) -> SecretVersion:
 class Vaults:
     """Vault clients by URL, shared by all instances of a run (one challenge, one token)."""
 
-    def __init__(self, credential: TokenCredential, retry: RetryPolicy):
-        self._credential, self._retry = credential, retry
+    def __init__(self, credential: TokenCredential, retry: RetryPolicy, pool_size: int = 10):
+        self._credential, self._retry, self._pool_size = credential, retry, pool_size
         self._vaults: dict[str, Vault] = {}
         self._lock = threading.Lock()
 
@@ -87,7 +88,7 @@ class Vaults:
         key = url.rstrip("/").lower()
         with self._lock:
             if key not in self._vaults:
-                self._vaults[key] = Vault(self._credential, url, self._retry)
+                self._vaults[key] = Vault(self._credential, url, self._retry, self._pool_size)
             return self._vaults[key]
 
     def close(self) -> None:
