@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Iterator
 from urllib.parse import quote, urlencode
 
 from azure.core.credentials import TokenCredential
@@ -18,6 +19,7 @@ from pat_watchdog.adapters.retry import RetryPolicy, sdk_transport
 from pat_watchdog.adapters.sdk_errors import service_error
 from pat_watchdog.core.resource_ids import ResourceId
 
+SITES_API = "2025-05-01"         # Microsoft.Web sites, the version azure-mgmt-web 11 asks for
 PERMISSIONS_API = "2022-04-01"   # Microsoft.Authorization permissions
 RESOURCES_API = "2021-04-01"     # Microsoft.Resources resource listing
 KEYVAULT_API = "2023-07-01"      # Microsoft.KeyVault vaults
@@ -111,25 +113,22 @@ class AggregatorApps:
 
     def is_aggregator_site(self, app: ResourceId) -> bool:
         """One GET of the site: whether it is an Aggregator instance (tag or naming)."""
-        try:
-            site = self.client(app.subscription).web_apps.get(app.resource_group, app.site)
-        except AzureError as error:
-            raise service_error("Azure Resource Manager", error, f"reading the site {app.site}") from None
-        return is_aggregator(site)
+        return is_aggregator(self._site(app))
 
     def host_names(self, app: ResourceId) -> tuple[str, ...]:
         """The app's host names as ARM reports them (`defaultHostName`, `enabledHostNames`): never built
         from the site name, since apps made since late 2024 get a unique default host name."""
         if app.key not in self._hosts:
-            try:
-                site = self.client(app.subscription).web_apps.get(app.resource_group, app.site)
-            except AzureError as error:
-                raise service_error("Azure Resource Manager", error, f"reading the site {app.site}") from None
-            self.remember_hosts(app, site)
+            self.remember_hosts(app, self._site(app))
         return self._hosts[app.key]
 
-    def remember_hosts(self, app: ResourceId, site) -> None:
-        hosts = [site.default_host_name, *(site.enabled_host_names or ())]
+    def _site(self, app: ResourceId) -> dict:
+        """WebApps_Get as ARM's JSON: the few fields read here, without building the SDK's whole Site model."""
+        return self.get(f"{_path(app)}?api-version={SITES_API}", f"reading the site {app.site}")
+
+    def remember_hosts(self, app: ResourceId, site: dict) -> None:
+        props = site.get("properties") or {}
+        hosts = [props.get("defaultHostName"), *(props.get("enabledHostNames") or ())]
         self._hosts[app.key] = tuple(dict.fromkeys(h.lower() for h in hosts if h))
 
     def site_name(self, app: ResourceId) -> str:
@@ -191,15 +190,15 @@ class AggregatorApps:
             client.close()
 
 
-def is_aggregator(site) -> bool:
+def is_aggregator(site: dict) -> bool:
     """aggregator-cli tags what it creates with `aggregatorVersion`; its naming is `<name>aggregator`
-    in `aggregator-<name>` (built-in naming template)."""
-    if "functionapp" not in (site.kind or "").lower():
+    in `aggregator-<name>` (built-in naming template). `site`: a Microsoft.Web/sites resource as ARM's JSON."""
+    if "functionapp" not in (site.get("kind") or "").lower():
         return False
-    if any(key.lower() == "aggregatorversion" for key in (site.tags or {})):
+    if any(key.lower() == "aggregatorversion" for key in (site.get("tags") or {})):
         return True
-    group = (getattr(site, "resource_group", None) or _group_of(site.id) or "").lower()
-    return site.name.lower().endswith("aggregator") and group.startswith("aggregator-")
+    group = ((site.get("properties") or {}).get("resourceGroup") or _group_of(site.get("id")) or "").lower()
+    return (site.get("name") or "").lower().endswith("aggregator") and group.startswith("aggregator-")
 
 
 def _group_of(resource_id: str | None) -> str | None:
@@ -208,16 +207,34 @@ def _group_of(resource_id: str | None) -> str | None:
     return parts[lowered.index("resourcegroups") + 1] if "resourcegroups" in lowered else None
 
 
+def _path(scope: ResourceId) -> str:
+    """The ARM path of a subscription, group or site, each name quoted as the SDK quotes it."""
+    path = f"/subscriptions/{quote(scope.subscription, safe='')}"
+    if scope.resource_group:
+        path += f"/resourceGroups/{quote(scope.resource_group, safe='')}"
+    if scope.site:
+        path += f"/providers/Microsoft.Web/sites/{quote(scope.site, safe='')}"
+    return path
+
+
+def discover_pages(apps: AggregatorApps, scope: ResourceId) -> Iterator[list[ResourceId]]:
+    """The Aggregator Function Apps in a subscription or resource group, a page at a time as ARM sends
+    them (WebApps_List, WebApps_ListByResourceGroup; every nextLink followed), with their host names
+    remembered: no GET per instance later. The pages are read as JSON: the SDK's Site model of every
+    site in a subscription costs far more than the few fields read here."""
+    page: str | None = f"{_path(scope)}/providers/Microsoft.Web/sites?api-version={SITES_API}"
+    while page:
+        body = apps.get(page, f"listing the Function Apps of {scope}")
+        found = []
+        for site in body.get("value") or []:
+            if is_aggregator(site) and site.get("name"):
+                app = ResourceId(scope.subscription, _group_of(site.get("id")) or scope.resource_group, site["name"])
+                apps.remember_hosts(app, site)
+                found.append(app)
+        yield found
+        page = body.get("nextLink")
+
+
 def discover(apps: AggregatorApps, scope: ResourceId) -> list[ResourceId]:
     """Every Aggregator Function App in a subscription or resource group (all pages followed)."""
-    client = apps.client(scope.subscription)
-    try:
-        pages = client.web_apps.list_by_resource_group(scope.resource_group) if scope.resource_group \
-            else client.web_apps.list()
-        sites = [s for s in pages if is_aggregator(s)]
-    except AzureError as error:
-        raise service_error("Azure Resource Manager", error, f"listing the Function Apps of {scope}") from None
-    found = [ResourceId(scope.subscription, _group_of(s.id) or scope.resource_group, s.name) for s in sites]
-    for app, site in zip(found, sites, strict=True):
-        apps.remember_hosts(app, site)      # the listing has them: no GET per instance later
-    return found
+    return [app for page in discover_pages(apps, scope) for app in page]
