@@ -83,6 +83,7 @@ def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | No
         outbox = _outbox(ports, settings, mode)
         plans = [_act_safely(plan, obs, settings, ports, mode, outbox, now, local_lock)
                  for plan, obs in zip(plans, observed, strict=True)]
+        del observed    # every instance's settings and staged versions: the report needs only the plans
         result = RunResult(report.build(plans, now, command=mode, errors=errors, problems=outbox.problems),
                            tuple(plans), len(ports.channels))
         _record(result, ports, mode)
