@@ -35,7 +35,8 @@ def open_ports(settings: Settings, credential: TokenCredential | None = None,
                            "expected a storage connection string or AzureWebJobsStorage__accountName"]) from None
     session = new_session(settings.concurrency)
     pool = max(10, settings.concurrency)    # azure-core's own pool holds 10
-    return Ports(apps=AggregatorApps(credential, settings.arm_endpoint, retry, pool_size=pool),
+    return Ports(apps=AggregatorApps(credential, settings.arm_endpoint, retry, pool_size=pool,
+                                      named=settings.targets),
                  vaults=Vaults(credential, retry, pool),
                  devops=DevOps(session, settings.devops_org_url, settings.vssps_url, retry),
                  listings=ListingCache(),

@@ -3,10 +3,11 @@ the doctor, what the caller may do and the staging vault's properties."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 from urllib.parse import quote, urlencode
 
 from azure.core.credentials import TokenCredential
@@ -17,7 +18,10 @@ from azure.mgmt.web.models import StringDictionary
 
 from pat_watchdog.adapters.retry import RetryPolicy, sdk_transport
 from pat_watchdog.adapters.sdk_errors import service_error
+from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.resource_ids import ResourceId
+
+log = logging.getLogger(__name__)
 
 SITES_API = "2025-05-01"         # Microsoft.Web sites, the version azure-mgmt-web 11 asks for
 PERMISSIONS_API = "2022-04-01"   # Microsoft.Authorization permissions
@@ -63,8 +67,15 @@ class ArmThrottle(SansIOHTTPPolicy):
 class AggregatorApps:
     """`POST config/appsettings/list` and `PUT config/appsettings` through azure-mgmt-web."""
 
+    HOSTS_FROM_LISTING = 3      # sites named in one subscription from which one listing beats a GET each
+
     def __init__(self, credential: TokenCredential, arm_endpoint: str, retry: RetryPolicy, *,
-                 sleep=time.sleep, pool_size: int = 10):
+                 sleep=time.sleep, pool_size: int = 10, named: Iterable[ResourceId] = ()):
+        self._named: dict[str, set[str]] = {}       # subscription -> keys of the sites named in it
+        for app in named:
+            if app.is_site:
+                self._named.setdefault(app.subscription.lower(), set()).add(app.key)
+        self._listed: dict[str, threading.Lock] = {}  # subscriptions whose listing was read (or is being)
         self._credential = credential
         self._pool_size = pool_size
         self._endpoint = arm_endpoint
@@ -119,17 +130,52 @@ class AggregatorApps:
         """The app's host names as ARM reports them (`defaultHostName`, `enabledHostNames`): never built
         from the site name, since apps made since late 2024 get a unique default host name."""
         if app.key not in self._hosts:
+            self._hosts_from_listing(app.subscription)
+        if app.key not in self._hosts:
             self.remember_hosts(app, self._site(app))
         return self._hosts[app.key]
+
+    def _hosts_from_listing(self, subscription: str) -> None:
+        """Many sites named in one subscription: their host names from the listing of its sites
+        (WebApps_List: the same Site resources a GET returns) instead of a GET each. Read once per run,
+        and at most half as many pages as the GETs it replaces, so a subscription full of other sites
+        costs little; a site it did not reach is read on its own."""
+        named = self._named.get(subscription.lower(), set())
+        if len(named) < self.HOSTS_FROM_LISTING:
+            return
+        with self._lock:
+            first = subscription.lower() not in self._listed
+            lock = self._listed.setdefault(subscription.lower(), threading.Lock())
+            if first:
+                lock.acquire()      # the others wait for this listing instead of each GETting their site
+        if not first:
+            with lock:
+                return
+        try:
+            page: str | None = _sites(ResourceId(subscription))
+            pages = max(1, len(named) // 2)
+            while page and pages and not named <= self._hosts.keys():
+                body = self.get(page, f"listing the sites of /subscriptions/{subscription}")
+                for site in body.get("value") or []:
+                    if str(site.get("id") or "").lower() in named:
+                        self._remember(str(site["id"]).lower(), site)
+                page, pages = body.get("nextLink"), pages - 1
+        except ServiceError as error:   # not a verdict: each site is read on its own
+            log.info("the sites of /subscriptions/%s could not be listed: %s", subscription, error)
+        finally:
+            lock.release()
 
     def _site(self, app: ResourceId) -> dict:
         """WebApps_Get as ARM's JSON: the few fields read here, without building the SDK's whole Site model."""
         return self.get(f"{_path(app)}?api-version={SITES_API}", f"reading the site {app.site}")
 
     def remember_hosts(self, app: ResourceId, site: dict) -> None:
+        self._remember(app.key, site)
+
+    def _remember(self, key: str, site: dict) -> None:
         props = site.get("properties") or {}
         hosts = [props.get("defaultHostName"), *(props.get("enabledHostNames") or ())]
-        self._hosts[app.key] = tuple(dict.fromkeys(h.lower() for h in hosts if h))
+        self._hosts[key] = tuple(dict.fromkeys(h.lower() for h in hosts if h))
 
     def site_name(self, app: ResourceId) -> str:
         """The site's name as ARM spells it (known once its settings were listed)."""
@@ -221,12 +267,17 @@ def _path(scope: ResourceId) -> str:
     return path
 
 
+def _sites(scope: ResourceId) -> str:
+    """WebApps_List (a subscription) or WebApps_ListByResourceGroup, first page."""
+    return f"{_path(scope)}/providers/Microsoft.Web/sites?api-version={SITES_API}"
+
+
 def discover_pages(apps: AggregatorApps, scope: ResourceId) -> Iterator[list[ResourceId]]:
     """The Aggregator Function Apps in a subscription or resource group, a page at a time as ARM sends
     them (WebApps_List, WebApps_ListByResourceGroup; every nextLink followed), with their host names
     remembered: no GET per instance later. The pages are read as JSON: the SDK's Site model of every
     site in a subscription costs far more than the few fields read here."""
-    page: str | None = f"{_path(scope)}/providers/Microsoft.Web/sites?api-version={SITES_API}"
+    page: str | None = _sites(scope)
     while page:
         body = apps.get(page, f"listing the Function Apps of {scope}")
         found = []
