@@ -51,15 +51,16 @@ def _fp(value: str) -> str:
     return fingerprint(value)
 
 
-def run_child(world: World, command: list[str], **env: str) -> tuple[float, float, int]:
-    """Run the CLI in a child process: (wall seconds, peak RSS MiB, exit code)."""
+def run_child(world: World, command: list[str], **env: str) -> tuple[float, float, int, float]:
+    """Run the CLI in a child process: (wall seconds, peak RSS MiB, exit code, its CPU seconds)."""
     child_env = {**os.environ, **world.env(WATCHDOG_STAGED_SECRET="{name}-pat-staged",
                                            WATCHDOG_PREVIOUS_SECRET="{name}-pat-previous", **env)}
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "pat_watchdog", *command], cwd=ROOT, env=child_env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    return (time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status),
+            usage.ru_utime + usage.ru_stime)
 
 
 def service_requests(sandbox: Sandbox) -> int:
@@ -67,21 +68,21 @@ def service_requests(sandbox: Sandbox) -> int:
     return sum(1 for r in sandbox.requests if r.host != "127.0.0.1" and not (".vault." in r.host and r.status == 401))
 
 
-def measure(count: int, latency: float, repeat: int) -> dict:
+def measure(count: int, latency: float, repeat: int, serial: bool = True) -> dict:
     with Sandbox(clock=lambda: datetime.now(timezone.utc)) as sandbox:
         os.environ.update(sandbox.env())
         world = World(sandbox)
         seed(world, count)
         sandbox.latency = latency
         figures = {"instances": count}
-        for label, concurrency, times in (("parallel", "8", repeat), ("serial", "1", 1)):
+        for label, concurrency, times in (("parallel", "8", repeat), ("serial", "1", 1 if serial else 0)):
             runs = []
             for _ in range(times):
                 sandbox.reset_requests()
-                wall, rss, code = run_child(world, ["status"], WATCHDOG_CONCURRENCY=concurrency)
+                wall, rss, code, cpu = run_child(world, ["status"], WATCHDOG_CONCURRENCY=concurrency)
                 assert code == 0, f"status exited {code}"
-                runs.append((wall, rss, service_requests(sandbox) / count))
-            figures[label] = sorted(runs)[len(runs) // 2]  # the median run
+                runs.append((wall, rss, service_requests(sandbox) / count, cpu))
+            figures[label] = sorted(runs)[len(runs) // 2] if runs else (float("nan"),) * 4  # the median run
         return figures
 
 
@@ -102,6 +103,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="1,20,100,500")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--repeat", type=int, default=3, help="parallel runs per size (the median is shown)")
+    parser.add_argument("--serial", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time each size with WATCHDOG_CONCURRENCY=1 (--no-serial: skip)")
     parser.add_argument("--large", type=int, default=5000,
                         help="instances for the one-run scale figures and the run-history write (0: skip)")
     args = parser.parse_args()
@@ -111,12 +114,14 @@ def main() -> int:
     print(f"requests per healthy instance, `run`: {healthy_run_requests():.1f}")
     print(f"\n`status` against the sandbox, {args.latency * 1000:.0f} ms latency per request "
           f"(parallel: median of {args.repeat} runs):")
-    print(f"{'instances':>9}  {'parallel (8)':>14}  {'serial':>10}  {'req/inst':>8}  {'floor':>7}  {'peak RSS':>9}")
+    print(f"{'instances':>9}  {'parallel (8)':>14}  {'CPU':>8}  {'serial':>10}  {'req/inst':>8}  {'floor':>7}  "
+          f"{'x floor':>7}  {'peak RSS':>9}")
     for count in (int(n) for n in args.sizes.split(",")):
-        f = measure(count, args.latency, args.repeat)
-        (pw, prss, preq), (sw, _, _) = f["parallel"], f["serial"]
+        f = measure(count, args.latency, args.repeat, args.serial)
+        (pw, prss, preq, pcpu), (sw, _, _, _) = f["parallel"], f["serial"]
         floor = count * preq * args.latency / 8
-        print(f"{count:>9}  {pw:>12.2f} s  {sw:>8.2f} s  {preq:>8.2f}  {floor:>5.2f} s  {prss:>6.0f} MiB")
+        print(f"{count:>9}  {pw:>12.2f} s  {pcpu:>6.2f} s  {sw:>8.2f} s  {preq:>8.2f}  {floor:>5.2f} s  "
+              f"{pw / floor:>6.2f}x  {prss:>6.0f} MiB")
     if args.large:
         from bench import scale
 

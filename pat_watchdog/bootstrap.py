@@ -35,8 +35,10 @@ def open_ports(settings: Settings, credential: TokenCredential | None = None,
         raise ConfigError([f"AzureWebJobsStorage: the storage client cannot use it ({type(error).__name__}): "
                            "expected a storage connection string or AzureWebJobsStorage__accountName"]) from None
     session = new_session(settings.concurrency)
-    return Ports(apps=AggregatorApps(credential, settings.arm_endpoint, retry),
-                 vaults=Vaults(credential, retry),
+    pool = max(10, settings.concurrency)    # azure-core's own pool holds 10
+    return Ports(apps=AggregatorApps(credential, settings.arm_endpoint, retry, pool_size=pool,
+                                      named=settings.targets),
+                 vaults=Vaults(credential, retry, pool),
                  devops=DevOps(session, settings.devops_org_url, settings.vssps_url, retry),
                  listings=ListingCache(),
                  ledger=ledger,

@@ -6,6 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Iterator
 
 from pat_watchdog.act import act
 from pat_watchdog.adapters import arm
@@ -48,17 +49,24 @@ def _outbox(ports: Ports, settings: Settings, mode: Mode) -> Outbox:
 
 def resolve_targets(settings: Settings, ports: Ports) -> tuple[list[ResourceId], list[str]]:
     """Sites named directly plus those discovered in subscriptions and groups; duplicates once."""
-    found: dict[str, ResourceId] = {}
     errors: list[str] = []
+    return list(iter_targets(settings, ports, errors)), errors
+
+
+def iter_targets(settings: Settings, ports: Ports, errors: list[str]) -> Iterator[ResourceId]:
+    """The targets as ARM's listing pages arrive, so a run observes the first page's instances while
+    the next is fetched; duplicates once. A failed discovery is added to `errors` (what it found
+    before failing is still watched)."""
+    seen: set[str] = set()
     for target in settings.targets:
         try:
-            sites = [target] if target.is_site else arm.discover(ports.apps, target)
+            for page in ([target],) if target.is_site else arm.discover_pages(ports.apps, target):
+                for site in page:
+                    if site.key not in seen:
+                        seen.add(site.key)
+                        yield site
         except ServiceError as error:
             errors.append(f"discovery in {target} failed: {error}")
-            continue
-        for site in sites:
-            found.setdefault(site.key, site)
-    return list(found.values()), errors
 
 
 def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | None = None,
@@ -68,13 +76,14 @@ def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | No
     own = ports is None
     ports = ports or open_ports(settings, credential, retry, ledger)
     try:
-        targets, errors = resolve_targets(settings, ports)
-        observed = _observe_all(targets, settings, ports, now, write=mode.writes)
+        errors: list[str] = []
+        observed = _observe_all(iter_targets(settings, ports, errors), settings, ports, now, write=mode.writes)
         plans = [decide(o.snapshot, Policy.from_settings(settings, o.app.site), now, force_rotation=force)
                  for o in observed]
         outbox = _outbox(ports, settings, mode)
         plans = [_act_safely(plan, obs, settings, ports, mode, outbox, now, local_lock)
                  for plan, obs in zip(plans, observed, strict=True)]
+        del observed    # every instance's settings and staged versions: the report needs only the plans
         result = RunResult(report.build(plans, now, command=mode, errors=errors, problems=outbox.problems),
                            tuple(plans), len(ports.channels))
         _record(result, ports, mode)
@@ -124,7 +133,9 @@ def _record(result: RunResult, ports: Ports, mode: Mode) -> None:
     result.report["last_run"] = last and {k: last.get(k) for k in ("generated_at", "command", "status", "outcome")}
 
 
-def _observe_all(targets, settings, ports, now, *, write) -> list[Observed]:
+def _observe_all(targets: Iterator[ResourceId], settings, ports, now, *, write) -> list[Observed]:
+    """Every target, `settings.concurrency` at a time, in the order they come (the pool starts on the
+    first while the rest are still being listed)."""
     def one(app: ResourceId) -> Observed:
         try:
             return observe(app, settings, ports, now, write=write)

@@ -3,9 +3,11 @@ the doctor, what the caller may do and the staging vault's properties."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 from urllib.parse import quote, urlencode
 
 from azure.core.credentials import TokenCredential
@@ -14,8 +16,9 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.web import WebSiteManagementClient
 from azure.mgmt.web.models import StringDictionary
 
-from pat_watchdog.adapters.retry import RetryPolicy
+from pat_watchdog.adapters.retry import RetryPolicy, sdk_transport
 from pat_watchdog.adapters.sdk_errors import service_error
+from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.resource_ids import ResourceId
 
 # azure-core retries a time-out or a lost connection only for the methods in `retry_on_methods` (by
@@ -27,6 +30,9 @@ _SAFE = frozenset({"HEAD", "GET", "OPTIONS", "TRACE"})
 READ = {"retry_on_methods": _SAFE | {"POST"}}
 WRITE = {"retry_on_methods": _SAFE}
 
+log = logging.getLogger(__name__)
+
+SITES_API = "2025-05-01"         # Microsoft.Web sites, the version azure-mgmt-web 11 asks for
 PERMISSIONS_API = "2022-04-01"   # Microsoft.Authorization permissions
 RESOURCES_API = "2021-04-01"     # Microsoft.Resources resource listing
 KEYVAULT_API = "2023-07-01"      # Microsoft.KeyVault vaults
@@ -70,9 +76,17 @@ class ArmThrottle(SansIOHTTPPolicy):
 class AggregatorApps:
     """`POST config/appsettings/list` and `PUT config/appsettings` through azure-mgmt-web."""
 
+    HOSTS_FROM_LISTING = 3      # sites named in one subscription from which one listing beats a GET each
+
     def __init__(self, credential: TokenCredential, arm_endpoint: str, retry: RetryPolicy, *,
-                 sleep=time.sleep):
+                 sleep=time.sleep, pool_size: int = 10, named: Iterable[ResourceId] = ()):
+        self._named: dict[str, set[str]] = {}       # subscription -> keys of the sites named in it
+        for app in named:
+            if app.is_site:
+                self._named.setdefault(app.subscription.lower(), set()).add(app.key)
+        self._listed: dict[str, threading.Lock] = {}  # subscriptions whose listing was read (or is being)
         self._credential = credential
+        self._pool_size = pool_size
         self._endpoint = arm_endpoint
         self._retry = retry
         self._clients: dict[str, WebSiteManagementClient] = {}
@@ -89,19 +103,19 @@ class AggregatorApps:
                 scope = self._endpoint.rstrip("/") + "/.default"
                 self._clients[subscription] = WebSiteManagementClient(
                     self._credential, subscription, base_url=self._endpoint,
-                    credential_scopes=[scope], per_call_policies=[self.throttle], **self._retry.sdk_kwargs())
+                    credential_scopes=[scope], per_call_policies=[self.throttle],
+                    transport=sdk_transport(self._retry, self._pool_size), **self._retry.sdk_kwargs())
             return self._clients[subscription]
 
     def list_settings(self, app: ResourceId) -> dict[str, str]:
-        try:
-            result = self.client(app.subscription).web_apps.list_application_settings(
-                app.resource_group, app.site, **READ)
-        except AzureError as error:
-            raise service_error("Azure Resource Manager", error, f"listing the app settings of {app.site}") from None
-        parts = (result.id or "").split("/")
+        """POST config/appsettings/list (WebApps_ListApplicationSettings) through the client's pipeline, read
+        as ARM's JSON: azure-mgmt-web's model of it cost more CPU than the request, once per instance."""
+        body = self._send("POST", f"{_path(app)}/config/appsettings/list?api-version={SITES_API}",
+                          f"listing the app settings of {app.site}", **READ)
+        parts = str(body.get("id") or "").split("/")
         if "sites" in parts[:-1]:   # ARM's own spelling of the name, whatever the setting's casing
             self._names[app.key] = parts[parts.index("sites") + 1]
-        return dict(result.properties or {})
+        return dict(body.get("properties") or {})
 
     def reference_status(self, app: ResourceId, setting: str) -> ReferenceStatus:
         """How App Service resolved the Key Vault reference in `setting`, with the app's identity:
@@ -119,26 +133,58 @@ class AggregatorApps:
 
     def is_aggregator_site(self, app: ResourceId) -> bool:
         """One GET of the site: whether it is an Aggregator instance (tag or naming)."""
-        try:
-            site = self.client(app.subscription).web_apps.get(app.resource_group, app.site)
-        except AzureError as error:
-            raise service_error("Azure Resource Manager", error, f"reading the site {app.site}") from None
-        return is_aggregator(site)
+        return is_aggregator(self._site(app))
 
     def host_names(self, app: ResourceId) -> tuple[str, ...]:
         """The app's host names as ARM reports them (`defaultHostName`, `enabledHostNames`): never built
         from the site name, since apps made since late 2024 get a unique default host name."""
         if app.key not in self._hosts:
-            try:
-                site = self.client(app.subscription).web_apps.get(app.resource_group, app.site)
-            except AzureError as error:
-                raise service_error("Azure Resource Manager", error, f"reading the site {app.site}") from None
-            self.remember_hosts(app, site)
+            self._hosts_from_listing(app.subscription)
+        if app.key not in self._hosts:
+            self.remember_hosts(app, self._site(app))
         return self._hosts[app.key]
 
-    def remember_hosts(self, app: ResourceId, site) -> None:
-        hosts = [site.default_host_name, *(site.enabled_host_names or ())]
-        self._hosts[app.key] = tuple(dict.fromkeys(h.lower() for h in hosts if h))
+    def _hosts_from_listing(self, subscription: str) -> None:
+        """Many sites named in one subscription: their host names from the listing of its sites
+        (WebApps_List: the same Site resources a GET returns) instead of a GET each. Read once per run,
+        and at most half as many pages as the GETs it replaces, so a subscription full of other sites
+        costs little; a site it did not reach is read on its own."""
+        named = self._named.get(subscription.lower(), set())
+        if len(named) < self.HOSTS_FROM_LISTING:
+            return
+        with self._lock:
+            first = subscription.lower() not in self._listed
+            lock = self._listed.setdefault(subscription.lower(), threading.Lock())
+            if first:
+                lock.acquire()      # the others wait for this listing instead of each GETting their site
+        if not first:
+            with lock:
+                return
+        try:
+            page: str | None = _sites(ResourceId(subscription))
+            pages = max(1, len(named) // 2)
+            while page and pages and not named <= self._hosts.keys():
+                body = self.get(page, f"listing the sites of /subscriptions/{subscription}")
+                for site in body.get("value") or []:
+                    if str(site.get("id") or "").lower() in named:
+                        self._remember(str(site["id"]).lower(), site)
+                page, pages = body.get("nextLink"), pages - 1
+        except ServiceError as error:   # not a verdict: each site is read on its own
+            log.info("the sites of /subscriptions/%s could not be listed: %s", subscription, error)
+        finally:
+            lock.release()
+
+    def _site(self, app: ResourceId) -> dict:
+        """WebApps_Get as ARM's JSON: the few fields read here, without building the SDK's whole Site model."""
+        return self.get(f"{_path(app)}?api-version={SITES_API}", f"reading the site {app.site}")
+
+    def remember_hosts(self, app: ResourceId, site: dict) -> None:
+        self._remember(app.key, site)
+
+    def _remember(self, key: str, site: dict) -> None:
+        props = site.get("properties") or {}
+        hosts = [props.get("defaultHostName"), *(props.get("enabledHostNames") or ())]
+        self._hosts[key] = tuple(dict.fromkeys(h.lower() for h in hosts if h))
 
     def site_name(self, app: ResourceId) -> str:
         """The site's name as ARM spells it (known once its settings were listed)."""
@@ -163,11 +209,15 @@ class AggregatorApps:
     def get(self, path: str, what: str) -> dict:
         """A plain ARM GET (`path` from /subscriptions/..., or a nextLink) through the client's pipeline:
         the same credential, retries and throttle, for the APIs azure-mgmt-web does not cover."""
+        return self._send("GET", path, what)
+
+    def _send(self, method: str, path: str, what: str, **options) -> dict:
         from azure.core.rest import HttpRequest
 
         subscription = path.split("/subscriptions/", 1)[1].split("/", 1)[0]
         try:
-            response = self.client(subscription).send_request(HttpRequest("GET", path))
+            response = self.client(subscription).send_request(
+                HttpRequest(method, path, headers={"Accept": "application/json"}), **options)
             response.raise_for_status()
             return response.json()
         except AzureError as error:
@@ -199,15 +249,15 @@ class AggregatorApps:
             client.close()
 
 
-def is_aggregator(site) -> bool:
+def is_aggregator(site: dict) -> bool:
     """aggregator-cli tags what it creates with `aggregatorVersion`; its naming is `<name>aggregator`
-    in `aggregator-<name>` (built-in naming template)."""
-    if "functionapp" not in (site.kind or "").lower():
+    in `aggregator-<name>` (built-in naming template). `site`: a Microsoft.Web/sites resource as ARM's JSON."""
+    if "functionapp" not in (site.get("kind") or "").lower():
         return False
-    if any(key.lower() == "aggregatorversion" for key in (site.tags or {})):
+    if any(key.lower() == "aggregatorversion" for key in (site.get("tags") or {})):
         return True
-    group = (getattr(site, "resource_group", None) or _group_of(site.id) or "").lower()
-    return site.name.lower().endswith("aggregator") and group.startswith("aggregator-")
+    group = ((site.get("properties") or {}).get("resourceGroup") or _group_of(site.get("id")) or "").lower()
+    return (site.get("name") or "").lower().endswith("aggregator") and group.startswith("aggregator-")
 
 
 def _group_of(resource_id: str | None) -> str | None:
@@ -216,16 +266,39 @@ def _group_of(resource_id: str | None) -> str | None:
     return parts[lowered.index("resourcegroups") + 1] if "resourcegroups" in lowered else None
 
 
+def _path(scope: ResourceId) -> str:
+    """The ARM path of a subscription, group or site, each name quoted as the SDK quotes it."""
+    path = f"/subscriptions/{quote(scope.subscription, safe='')}"
+    if scope.resource_group:
+        path += f"/resourceGroups/{quote(scope.resource_group, safe='')}"
+    if scope.site:
+        path += f"/providers/Microsoft.Web/sites/{quote(scope.site, safe='')}"
+    return path
+
+
+def _sites(scope: ResourceId) -> str:
+    """WebApps_List (a subscription) or WebApps_ListByResourceGroup, first page."""
+    return f"{_path(scope)}/providers/Microsoft.Web/sites?api-version={SITES_API}"
+
+
+def discover_pages(apps: AggregatorApps, scope: ResourceId) -> Iterator[list[ResourceId]]:
+    """The Aggregator Function Apps in a subscription or resource group, a page at a time as ARM sends
+    them (WebApps_List, WebApps_ListByResourceGroup; every nextLink followed), with their host names
+    remembered: no GET per instance later. The pages are read as JSON: the SDK's Site model of every
+    site in a subscription costs far more than the few fields read here."""
+    page: str | None = _sites(scope)
+    while page:
+        body = apps.get(page, f"listing the Function Apps of {scope}")
+        found = []
+        for site in body.get("value") or []:
+            if is_aggregator(site) and site.get("name"):
+                app = ResourceId(scope.subscription, _group_of(site.get("id")) or scope.resource_group, site["name"])
+                apps.remember_hosts(app, site)
+                found.append(app)
+        yield found
+        page = body.get("nextLink")
+
+
 def discover(apps: AggregatorApps, scope: ResourceId) -> list[ResourceId]:
     """Every Aggregator Function App in a subscription or resource group (all pages followed)."""
-    client = apps.client(scope.subscription)
-    try:
-        pages = client.web_apps.list_by_resource_group(scope.resource_group) if scope.resource_group \
-            else client.web_apps.list()
-        sites = [s for s in pages if is_aggregator(s)]
-    except AzureError as error:
-        raise service_error("Azure Resource Manager", error, f"listing the Function Apps of {scope}") from None
-    found = [ResourceId(scope.subscription, _group_of(s.id) or scope.resource_group, s.name) for s in sites]
-    for app, site in zip(found, sites, strict=True):
-        apps.remember_hosts(app, site)      # the listing has them: no GET per instance later
-    return found
+    return [app for page in discover_pages(apps, scope) for app in page]

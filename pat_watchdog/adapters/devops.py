@@ -11,6 +11,7 @@ import requests
 
 from pat_watchdog.adapters.retry import RetryPolicy, send
 from pat_watchdog.core.errors import ServiceError
+from pat_watchdog.core.listing import Entries
 from pat_watchdog.core.model import LiveCheck, Liveness
 from pat_watchdog.core.secret import Token
 
@@ -77,7 +78,7 @@ class DevOps:
             return Listing(unavailable=str(error))
         if response.status_code != 200 or "json" not in response.headers.get("Content-Type", ""):
             return Listing(unavailable=f"HTTP {response.status_code} from the token listing")
-        return Listing(tuple(response.json().get("value") or ()))
+        return Listing(Entries(response.json().get("value") or ()))   # indexed once, for every instance
 
 
 def _liveness(response: requests.Response) -> LiveCheck:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.sessions import merge_setting
+from requests.utils import get_environ_proxies
+from urllib3.util.retry import Retry
 
 from pat_watchdog.core.errors import ServiceError, is_transient_status
 
@@ -43,13 +48,56 @@ class RetryPolicy:
         return min(self.backoff * (2 ** (attempt - 1)), self.backoff_max)
 
 
-def new_session(pool_size: int = 8) -> requests.Session:
+class RunSession(requests.Session):
+    """A requests session that reads the environment once per host instead of on every request.
+
+    requests looks up the proxies (HTTPS_PROXY, NO_PROXY) and the CA bundle (REQUESTS_CA_BUNDLE,
+    CURL_CA_BUNDLE) before each request, walking every environment variable twice; a Function App
+    has a hundred or more, and with thousands of instances that walk was a large share of the
+    run's CPU. The answers are the same as requests' own, kept for the session's life (one run).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._environment: dict[tuple, tuple[dict, str | None]] = {}
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        if not self.trust_env:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        no_proxy = proxies.get("no_proxy") if proxies is not None else None
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, no_proxy)
+        found = self._environment.get(key)
+        if found is None:   # two threads may both look it up: the same answer
+            found = self._environment[key] = (
+                get_environ_proxies(url, no_proxy=no_proxy),
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"))
+        env_proxies, bundle = found
+        if proxies is not None:
+            for name, value in env_proxies.items():
+                proxies.setdefault(name, value)
+        if verify is True or verify is None:
+            verify = bundle or verify
+        return {"proxies": merge_setting(proxies, self.proxies), "stream": merge_setting(stream, self.stream),
+                "verify": merge_setting(verify, self.verify), "cert": merge_setting(cert, self.cert)}
+
+
+def new_session(pool_size: int = 8, *, retries=0) -> requests.Session:
     """A session with a connection pool big enough for the configured concurrency."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session = RunSession()
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=retries)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+def sdk_transport(retry: RetryPolicy, pool_size: int = 10):
+    """An azure-core transport on a RunSession, with the policy's timeouts (a client given its own
+    transport does not pass them on). Retries stay azure-core's: urllib3's are off, as in its own session."""
+    from azure.core.pipeline.transport import RequestsTransport
+
+    session = new_session(pool_size, retries=Retry(total=False, redirect=False, raise_on_status=False))
+    return RequestsTransport(session=session, session_owner=True, **retry.sdk_kwargs())
 
 
 class Retryable(Exception):

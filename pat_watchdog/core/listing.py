@@ -15,6 +15,41 @@ class Match:
     not_found: str | None = None       # the authorization id that matched nothing
 
 
+class Entries(tuple):
+    """A listing's entries, indexed once: a run looks up every instance of one user in the same
+    listing, and a scan per instance makes thousands of instances cost their square."""
+
+    def __new__(cls, entries=()):
+        self = super().__new__(cls, entries)
+        self.by_id = {}
+        for e in self:
+            self.by_id.setdefault(_id(e), e)
+        self.valid_to: dict[int, datetime | None] = {}   # id(entry) -> validTo, parsed when first needed
+        self._active: dict = {}     # (now, user) -> that user's active entries, in listing order
+        return self
+
+    @classmethod
+    def of(cls, entries) -> Entries:
+        return entries if isinstance(entries, Entries) else cls(entries)
+
+    def active(self, now: datetime, user_id: str | None) -> tuple[dict, ...]:
+        key = (now, user_id)
+        if key not in self._active:     # the same answer if two threads race: no lock needed
+            self._active[key] = tuple(
+                e for e in self if e.get("isValid", True) and (self._valid_to(e) or now) > now
+                and (user_id is None or e.get("userId") in (None, user_id)))
+        return self._active[key]
+
+    def _valid_to(self, entry: dict) -> datetime | None:
+        if id(entry) not in self.valid_to:
+            self.valid_to[id(entry)] = parse_time(entry.get("validTo"))
+        return self.valid_to[id(entry)]
+
+
+def _id(entry: dict) -> str:
+    return str(entry.get("authorizationId", "")).lower()
+
+
 def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
                 user_id: str | None = None, known_expiry: datetime | None = None,
                 exclude: frozenset[str] = frozenset(), others_expire: tuple[datetime, ...] = ()) -> Match:
@@ -24,20 +59,20 @@ def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
     `others_expire`: expiries of other tokens staged without an ID; a guess never picks an entry
     within a day of one of them (it is most likely that replacement, not the current token).
     """
-    if exclude:
-        entries = [e for e in entries if str(e.get("authorizationId", "")).lower() not in exclude]
+    entries = Entries.of(entries)
     if authorization_id:
-        found = [e for e in entries if str(e.get("authorizationId", "")).lower() == authorization_id.lower()]
-        return Match(found[0]) if found else Match(None, not_found=authorization_id)
-    active = active_entries(entries, now, user_id)
+        found = None if authorization_id.lower() in exclude else entries.by_id.get(authorization_id.lower())
+        return Match(found) if found else Match(None, not_found=authorization_id)
+    valid_to = entries.valid_to
+    active = active_entries(entries, now, user_id, exclude)
     if known_expiry is not None:
-        close = [e for e in active if abs(parse_time(e.get("validTo")) - known_expiry) <= timedelta(days=1)]
+        close = [e for e in active if abs(valid_to[id(e)] - known_expiry) <= timedelta(days=1)]
         if close:
-            return Match(min(close, key=lambda e: abs(parse_time(e["validTo"]) - known_expiry)))
+            return Match(min(close, key=lambda e: abs(valid_to[id(e)] - known_expiry)))
         # No entry near the known date: a PAT extended in place no longer matches it, but the only
         # active PAT of the user is still this one; several are a guess, never over the known date.
     if len(active) > 1 and others_expire:
-        narrowed = [e for e in active if all(abs(parse_time(e.get("validTo")) - when) > timedelta(days=1)
+        narrowed = [e for e in active if all(abs(valid_to[id(e)] - when) > timedelta(days=1)
                                              for when in others_expire)]
         if len(narrowed) == 1:    # an inference, not a match: reported as ambiguous
             return Match(narrowed[0], ambiguous=True)
@@ -45,16 +80,15 @@ def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
     if len(active) == 1:
         return Match(active[0])
     if active:
-        return Match(min(active, key=lambda e: parse_time(e["validTo"])), ambiguous=True)
+        return Match(min(active, key=lambda e: valid_to[id(e)]), ambiguous=True)
     return Match(None)
 
 
 def active_entries(entries, now: datetime, user_id: str | None,
                    exclude: frozenset[str] = frozenset()) -> list[dict]:
     """The user's entries that still work, without the excluded authorization IDs."""
-    return [e for e in entries if e.get("isValid", True) and (parse_time(e.get("validTo")) or now) > now
-            and (user_id is None or e.get("userId") in (None, user_id))
-            and str(e.get("authorizationId", "")).lower() not in exclude]
+    active = Entries.of(entries).active(now, user_id)
+    return [e for e in active if _id(e) not in exclude] if exclude else list(active)
 
 
 def fact_from_entry(entry: dict, *, ambiguous: bool = False, among: int = 1) -> ExpiryFact:

@@ -70,7 +70,8 @@ class Sandbox:
         # A short poll interval keeps stop() quick: shutdown() waits for one poll.
         threading.Thread(target=self._https.serve_forever, kwargs={"poll_interval": 0.02},
                          name="sandbox-https", daemon=True).start()
-        self._proxy = ConnectProxy(self.port, self._tunnel_allowed, self._refused)
+        self._proxy = ConnectProxy(self.port, self._tunnel_allowed, self._refused,
+                                   serve=self._https.process_request_thread)
         self._proxy.start()
         self.smtp.start(self._certs.server_context)
         return self

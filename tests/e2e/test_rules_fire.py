@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pat_watchdog.sandbox.seed import PROJECT_ID, USER_ID
+from pat_watchdog.sandbox.seed import PROJECT_ID, SUBSCRIPTION, USER_ID
 from tests.e2e.conftest import NAME, scene
 
 OTHER_PROJECT = "0d1e8c0a-2b7f-4e6c-9a1d-3f5e7b9c1a2d"
@@ -146,6 +146,35 @@ def test_discovered_instances_take_their_host_names_from_the_listing(world, run_
     site_gets = [r for r in sandbox.requests if r.method == "GET" and r.host == "management.azure.com"
                  and r.path.split("?")[0].rstrip("/").split("/")[-2:-1] == ["sites"]]
     assert site_gets == [] and sandbox.count(path="hooks/subscriptions") == 1
+
+
+def test_instances_named_by_id_take_their_host_names_from_one_listing_of_their_subscription(
+        world, run_cli, sandbox):
+    sandbox.arm.page_size = 2           # the listing's pages are followed
+    names = [f"team{i}aggregator" for i in range(4)]
+    for name in names:
+        token, _ = world.issue(100)
+        app = world.add_instance(name, token, default_host="unique")
+        world.map_rule(app, "close-parent", status="disabledBySystem")
+    sandbox.reset_requests()
+    result = run_cli("status", "--json", WATCHDOG_STAGED_SECRET="{name}-s", WATCHDOG_PREVIOUS_SECRET="{name}-p")
+    assert {i["name"]: len(i["subscriptions"]) for i in result.json["instances"]} == dict.fromkeys(names, 1)
+    arm = [r.path.split("?")[0] for r in sandbox.requests if r.method == "GET" and r.host == "management.azure.com"]
+    assert arm == [f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Web/sites"] * 2   # 2 pages, no GET per site
+
+
+def test_a_named_instance_the_listing_misses_reads_its_own_site(world, run_cli, sandbox):
+    names = [f"team{i}aggregator" for i in range(3)]
+    apps = []
+    for name in names:
+        token, _ = world.issue(100)
+        apps.append(world.add_instance(name, token, default_host="unique"))
+        world.map_rule(apps[-1], "close-parent", status="disabledBySystem")
+    sandbox.inject(method="GET", host="management.azure.com", path=r"/providers/Microsoft\.Web/sites\?",
+                   status=503, times=None)
+    result = run_cli("status", "--json", WATCHDOG_STAGED_SECRET="{name}-s", WATCHDOG_PREVIOUS_SECRET="{name}-p")
+    assert {i["name"]: len(i["subscriptions"]) for i in result.json["instances"]} == dict.fromkeys(names, 1)
+    assert sandbox.count(method="GET", host="management.azure.com", path=r"/sites/team\daggregator\?") == 3
 
 
 def test_a_reenable_that_fails_is_exit_1_with_the_subscription_named(world, run_cli, sandbox, channels):
