@@ -6,15 +6,20 @@ an extra call elsewhere in a run must not move a fault to another step.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import timedelta
 
 import pytest
 
 from pat_watchdog.core.secret import fingerprint
 from pat_watchdog.sandbox import Step
-from tests.leaks import fp
+from tests.leaks import assert_no_leak, fp, track
 
 NAME = "contosoaggregator"
 STAGED, PREVIOUS = "aggregator-pat-staged", "aggregator-pat-previous"
@@ -152,3 +157,19 @@ CONNECTION_DATA = dict(host="dev.azure.com", path="connectionData")
 VERIFYING_THE_CANDIDATE = dict(CONNECTION_DATA, after=Step("PUT", path="config/appsettings"))
 # The token's re-check under the rotation lock: the first liveness check after the staging vault was read.
 RECHECK_UNDER_THE_LOCK = dict(CONNECTION_DATA, after=Step("GET", path="aggregator-pat-staged/versions"))
+
+
+def kill_after(sandbox, world, env: dict, fault) -> str:
+    """Start a real `pat-watchdog run`, wait until it reaches the request `fault` holds, kill it there
+    (a run that dies right after the step before); return its output, which passes the leak check."""
+    process = subprocess.Popen([sys.executable, "-m", "pat_watchdog", "run"], cwd=Path(__file__).resolve().parents[2],
+                               env={**os.environ, **world.env(**env)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while fault.hits == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fault.hits == 1, f"the run never reached the step (exit {process.poll()})"
+    process.kill()
+    output = process.communicate(timeout=10)[0].decode()
+    assert_no_leak(output, track(world), where="killed run output")
+    return output

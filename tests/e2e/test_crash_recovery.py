@@ -7,10 +7,6 @@ moment Aggregator held the old or the new token (both working) with every other 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,10 +15,10 @@ import pytest
 from pat_watchdog.sandbox import Step
 from tests.e2e.conftest import (
     BEFORE_THE_WRITE, NAME, REFERENCE_VAULT, VERIFYING_SETTINGS, app_service_view, assert_rotated, assert_safe_history,
-    reference_instance, scene, tagging, tags,
+    kill_after, reference_instance, scene, tagging, tags,
 )
 from tests.azurite import expire_locks
-from tests.leaks import assert_no_leak, fp
+from tests.leaks import fp
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,21 +45,6 @@ def at_version(where: dict, version: str) -> dict:
             return Step(value.method, value.host, fill(value.path), value.body)
         return value.format(version=version) if isinstance(value, str) and "{version}" in value else value
     return {key: fill(value) for key, value in where.items()}
-
-
-def kill_after(sandbox, world, env: dict, fault) -> str:
-    """Start a real `run`, wait until it reaches the held request, kill it; return its output."""
-    child_env = {**os.environ, **world.env(**env)}
-    process = subprocess.Popen([sys.executable, "-m", "pat_watchdog", "run"], cwd=ROOT, env=child_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while fault.hits == 0 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert fault.hits == 1, f"the run never reached the step (exit {process.poll()})"
-    process.kill()
-    output = process.communicate(timeout=10)[0].decode()
-    assert_no_leak(output, world.tokens, where="killed run output")
-    return output
 
 
 @pytest.mark.parametrize("step", AFTER_STEP, ids=list(AFTER_STEP))

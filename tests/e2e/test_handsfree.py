@@ -3,10 +3,6 @@ MSAL client: sign in once, then the watchdog creates, stages, rotates and later 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,9 +10,9 @@ import pytest
 
 from pat_watchdog.sandbox import Step
 from pat_watchdog.sandbox.seed import USER_ID
-from tests.e2e.conftest import NAME, STAGED, titles
+from tests.e2e.conftest import NAME, STAGED, kill_after, titles
 from tests.azurite import expire_locks
-from tests.leaks import assert_no_leak, fp, track
+from tests.leaks import fp
 
 ROOT = Path(__file__).resolve().parents[2]
 OID, UPN = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", "aggregator-admin@contoso.com"
@@ -185,20 +181,6 @@ def test_login_as_another_user_stores_nothing(world, sandbox, run_cli, channels)
 
 
 # -- a run that dies between creation and staging -------------------------------------------------
-def kill_at(sandbox, world, env: dict, fault) -> None:
-    """Start a real `run`, wait until it reaches the held request, kill it."""
-    process = subprocess.Popen([sys.executable, "-m", "pat_watchdog", "run"], cwd=ROOT,
-                               env={**os.environ, **world.env(**env)},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while fault.hits == 0 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert fault.hits == 1, f"the run never reached the step (exit {process.poll()})"
-    process.kill()
-    output = process.communicate(timeout=10)[0].decode()
-    assert_no_leak(output, track(world), where="killed run output")
-
-
 @pytest.mark.parametrize("where, creations", [
     ("before the value reached Key Vault", 2),        # the orphan is revoked, one new PAT is created
     ("after the value reached Key Vault", 1),         # the staged PAT is adopted, none created
@@ -212,7 +194,7 @@ def test_a_run_killed_around_staging_leaves_no_created_pat_unaccounted_for(world
     held = STAGING if creations == 2 else dict(method="GET", path=f"secrets/{STAGED}/[0-9a-f]{{32}}",
                                                 after=Step("PUT", path=f"secrets/{STAGED}"))
     fault = sandbox.inject(hang=60, drop=True, **held)
-    kill_at(sandbox, world, {**channels, **AUTO}, fault)
+    kill_after(sandbox, world, {**channels, **AUTO}, fault)
     assert len(sandbox.devops.created_pats()) == 1 and world.token_setting(app) == old
     sandbox.clear_faults()
     expire_locks(channels["AzureWebJobsStorage"], channels["WATCHDOG_STATE_TABLE"])   # the dead run's lease
