@@ -13,7 +13,7 @@ from markdown_it import MarkdownIt
 
 from pat_watchdog.core import setting_values as V
 from pat_watchdog.core.errors import ConfigError
-from pat_watchdog.core.listing import match_entry
+from pat_watchdog.core.listing import Entries, Match, active_entries, match_entry
 from pat_watchdog.core.references import is_reference, not_allowed, parse_reference
 from pat_watchdog.core.resource_ids import parse_resource_id
 from pat_watchdog.core.secret import looks_like_pat
@@ -163,3 +163,53 @@ def test_a_listing_match_never_picks_an_excluded_or_dead_entry(listing: list, da
     if match.entry is not None:
         assert match.entry["authorizationId"] not in excluded
         assert match.entry["isValid"] and parse_utc(match.entry["validTo"]) > NOW and match.entry["userId"] == "u1"
+
+
+def scanned(entries, now, *, authorization_id=None, user_id=None, known_expiry=None, exclude=frozenset(),
+            others_expire=()) -> Match:
+    """The matching as it was before the listing was indexed: every entry scanned on every call."""
+    entries = [e for e in entries if str(e.get("authorizationId", "")).lower() not in exclude]
+    if authorization_id:
+        found = [e for e in entries if str(e.get("authorizationId", "")).lower() == authorization_id.lower()]
+        return Match(found[0]) if found else Match(None, not_found=authorization_id)
+    active = [e for e in entries if e.get("isValid", True) and (parse_utc(e.get("validTo")) or now) > now
+              and (user_id is None or e.get("userId") in (None, user_id))]
+    if known_expiry is not None:
+        close = [e for e in active if abs(parse_utc(e["validTo"]) - known_expiry) <= timedelta(days=1)]
+        if close:
+            return Match(min(close, key=lambda e: abs(parse_utc(e["validTo"]) - known_expiry)))
+    if len(active) > 1 and others_expire:
+        narrowed = [e for e in active if all(abs(parse_utc(e["validTo"]) - when) > timedelta(days=1)
+                                             for when in others_expire)]
+        if len(narrowed) == 1:
+            return Match(narrowed[0], ambiguous=True)
+        active = narrowed or active
+    if len(active) == 1:
+        return Match(active[0])
+    if active:
+        return Match(min(active, key=lambda e: parse_utc(e["validTo"])), ambiguous=True)
+    return Match(None)
+
+
+@FAST
+@given(entries, st.lists(st.tuples(st.sampled_from([None, "u1", "u2"]), st.integers(-1, 8),
+                                   st.none() | st.integers(-5, 400), st.lists(st.integers(-5, 400), max_size=2),
+                                   st.lists(st.integers(0, 7), max_size=3), st.booleans()), max_size=6))
+def test_one_indexed_listing_answers_every_query_of_a_run_as_a_scan_does(listing: list, queries) -> None:
+    """A run builds the index once and asks it for every instance: each answer is the scan's."""
+    shared = Entries(listing)
+    for user, pick, known, others, excluded, upper in queries:
+        ids = [e["authorizationId"] for e in listing]
+        wanted = ids[pick] if 0 <= pick < len(ids) else ("no-such-id" if pick >= 0 else None)
+        query = dict(authorization_id=wanted.upper() if wanted and upper else wanted, user_id=user,
+                     known_expiry=None if known is None else NOW + timedelta(days=known, hours=3),
+                     exclude=frozenset(ids[i].lower() for i in excluded if i < len(ids)),
+                     others_expire=tuple(NOW + timedelta(days=d) for d in others))
+        assert match_entry(shared, NOW, **query) == scanned(listing, NOW, **query)
+        assert active_entries(shared, NOW, user, query["exclude"]) == \
+            [e for e in scanned_active(listing, user) if e["authorizationId"].lower() not in query["exclude"]]
+
+
+def scanned_active(listing: list, user) -> list:
+    return [e for e in listing if e.get("isValid", True) and parse_utc(e["validTo"]) > NOW
+            and (user is None or e.get("userId") in (None, user))]
