@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from azure.core.credentials import TokenCredential
 
 from pat_watchdog.adapters.arm import AggregatorApps
@@ -17,6 +19,8 @@ from pat_watchdog.core.errors import ConfigError
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.ports import Channel, Ports, StateStore
 
+log = logging.getLogger(__name__)
+
 
 def default_credential() -> TokenCredential:
     """Managed identity in Azure (AZURE_CLIENT_ID picks a user-assigned one), Azure CLI on a laptop."""
@@ -28,9 +32,14 @@ def open_ports(settings: Settings, credential: TokenCredential | None = None,
                retry: RetryPolicy | None = None, ledger: StateStore | None = None) -> Ports:
     """Every adapter of one run."""
     retry = retry or RetryPolicy()
-    credential = credential or default_credential()
+    owned: list = []            # what this run opened, it closes; what the caller gave stays open
+    if credential is None:
+        credential = default_credential()
+        owned.append(credential)
     try:
-        ledger = ledger or open_ledger(settings, credential, retry)
+        if ledger is None:
+            ledger = open_ledger(settings, credential, retry)
+            owned.append(ledger)
     except ValueError as error:  # the storage SDK refused what the settings' own check let through
         raise ConfigError([f"AzureWebJobsStorage: the storage client cannot use it ({type(error).__name__}): "
                            "expected a storage connection string or AzureWebJobsStorage__accountName"]) from None
@@ -43,9 +52,21 @@ def open_ports(settings: Settings, credential: TokenCredential | None = None,
                  listings=ListingCache(),
                  ledger=ledger,
                  channels=open_channels(settings, session, credential, retry),
-                 credential=credential, close_session=session.close,
+                 credential=credential, close_session=lambda: _close(session, *owned),
                  rules=DevOpsRules(session, settings.devops_org_url, retry), once=ListingCache(),
                  pats=PatLifecycle(session, settings.devops_org_url, settings.vssps_url, retry))
+
+
+def _close(*resources) -> None:
+    """Close the run's HTTP session, and the ledger and credential when the run opened them (a warm
+    Functions worker runs many times: left open, their connections pile up)."""
+    for resource in resources:
+        close = getattr(resource, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as error:  # noqa: BLE001 - closing must never fail a finished run
+                log.debug("closing %s: %s", type(resource).__name__, error)
 
 
 def open_channels(settings: Settings, session, credential, retry: RetryPolicy) -> list[Channel]:

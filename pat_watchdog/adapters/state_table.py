@@ -117,6 +117,10 @@ class TableLedger(TableMemories):
         self._table = service.get_table_client(table)
         self._ready = False
 
+    def close(self) -> None:
+        """Close the table client's connections."""
+        self._table.close()
+
     @classmethod
     def on(cls, table_client) -> TableLedger:
         """A ledger on a given TableClient (the tests pass one that checks every write against the limits)."""
