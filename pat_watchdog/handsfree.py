@@ -139,19 +139,20 @@ class HandsFree:
 
     def _create(self, session: Session) -> CreatedPat | None:
         """Create the PAT; a lifespan policy that refuses the lifetime is asked again with shorter ones."""
-        scope = H.scopes_for(self.plan.token.scopes, self.settings.recommended_scopes, self.settings.required_scopes)
+        scope = H.scopes_for(H.reported_scopes(self.obs.snapshot.facts), self.settings.recommended_scopes,
+                             self.settings.required_scopes)
         name = H.display_name(self.obs.app.site, self.now)
         wanted = self.now + timedelta(days=self.settings.pat_lifetime_days)
-        for days in H.lifetimes(self.settings.pat_lifetime_days):
+        *longer, shortest = H.lifetimes(self.settings.pat_lifetime_days)
+        for days in (*longer, shortest):
             try:
                 created = self.ports.pats.create(session.access_token, display_name=name, scope=scope,
                                                  valid_to=self.now + timedelta(days=days))
                 break
             except CreationRefused as refused:
-                if refused.code == H.LIFESPAN_REFUSED and days != H.lifetimes(self.settings.pat_lifetime_days)[-1]:
-                    continue
-                self._refused(refused)
-                return None
+                if refused.code != H.LIFESPAN_REFUSED or days == shortest:
+                    self._refused(refused)
+                    return None
         valid_to = created.record.valid_to
         if H.capped(wanted, valid_to):
             self.notes.append(Note(R.PAT_LIFESPAN_CAPPED.name, f"asked for {self.settings.pat_lifetime_days} days "

@@ -268,12 +268,7 @@ def _group_of(resource_id: str | None) -> str | None:
 
 def _path(scope: ResourceId) -> str:
     """The ARM path of a subscription, group or site, each name quoted as the SDK quotes it."""
-    path = f"/subscriptions/{quote(scope.subscription, safe='')}"
-    if scope.resource_group:
-        path += f"/resourceGroups/{quote(scope.resource_group, safe='')}"
-    if scope.site:
-        path += f"/providers/Microsoft.Web/sites/{quote(scope.site, safe='')}"
-    return path
+    return quote(str(scope), safe="/")
 
 
 def _sites(scope: ResourceId) -> str:

@@ -72,9 +72,16 @@ def created_and_failed(staged: list[SecretVersion], token_works: bool = True) ->
     return None
 
 
+def reported_scopes(facts) -> tuple[str, ...] | None:
+    """The current token's scopes as Azure DevOps reports them (a sure listing match), never a Key Vault
+    `scopes` tag: a tag anyone with staging rights can write must not widen a PAT the watchdog creates
+    with a person's sign-in (DESIGN 3.9)."""
+    return next((f.scopes for f in facts if f.source == "devops" and f.scopes and not f.ambiguous), None)
+
+
 def scopes_for(current: tuple[str, ...] | None, recommended: tuple[str, ...], required: tuple[str, ...]) -> str:
-    """The current token's scopes (a rotation never narrows them), else the recommended ones; plus the
-    required ones. Full access stays full access."""
+    """The current token's scopes as Azure DevOps reports them (a rotation never narrows them), else the
+    recommended ones; plus the required ones. Full access stays full access."""
     wanted = list(current) if current else list(recommended)
     if "app_token" in wanted:
         return "app_token"

@@ -54,6 +54,15 @@ def test_scopes_never_narrow_and_always_hold_the_required_ones():
     assert H.scopes_for(("app_token",), ("vso.identity",), ("vso.work_write",)) == "app_token"
 
 
+def test_the_scopes_come_from_azure_devops_never_from_a_key_vault_tag():
+    from pat_watchdog.core.model import ExpiryFact
+    tag = ExpiryFact("keyvault", NOW, scopes=("app_token",))
+    listed = ExpiryFact("devops", NOW, scopes=("vso.work_full",))
+    assert H.reported_scopes([tag, listed]) == ("vso.work_full",)
+    assert H.reported_scopes([tag]) is None
+    assert H.reported_scopes([ExpiryFact("devops", NOW, scopes=("app_token",), ambiguous=True)]) is None
+
+
 def test_display_names_name_the_instance_and_are_recognised():
     name = H.display_name("contosoaggregator", NOW)
     assert name == "pat-watchdog contosoaggregator 2026-11-30T0600Z"
