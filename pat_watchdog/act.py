@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from pat_watchdog.core import alerts as A
@@ -24,8 +24,8 @@ from pat_watchdog.handsfree import HandsFree
 from pat_watchdog.hooks import observe_hooks, reenable
 from pat_watchdog.rotation import Outcome, Rotation
 from pat_watchdog.core.settings import Settings
-from pat_watchdog.core.times import parse_utc
-from pat_watchdog.core.tags import ROTATED_TAG, STATUS_TAG, TagLimitError
+from pat_watchdog.core.record import CreatedState
+from pat_watchdog.core.tags import ROTATED_TAG, STATUS_TAG, TagLimitError, tag_time
 from pat_watchdog.core.times import format_utc
 
 log = logging.getLogger(__name__)
@@ -35,17 +35,43 @@ LEASE = timedelta(minutes=15)
 RECENT = timedelta(days=7)          # a "rotated" notice missed by a dead run is still sent this long
 
 
+@dataclass
+class _Acting:
+    """One instance's plan and actions while its steps run: whatever a step raises, what came before stands."""
+
+    plan: InstancePlan
+    actions: list[Action] = field(default_factory=list)
+    extra: list[A.Alert] = field(default_factory=list)
+
+
 def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: Mode,
         outbox: Outbox, now: datetime, *, local_lock: bool = False) -> InstancePlan:
-    """Carry out the plan; the returned plan is re-decided when a rotation changed the state.
+    """Carry out the plan; the returned plan is re-decided when a rotation changed the state. Every alert
+    of the plan is sent whatever any step does (an unexpected error included: it is a failed action).
 
     `local_lock`: rotate even when the lock is only in this process (no state table configured).
     """
+    acting = _Acting(plan)
+    try:
+        _steps(acting, obs, settings, ports, mode, now, local_lock)
+    except Exception as error:  # noqa: BLE001 - the alerts below go out whatever a step did
+        log.exception("acting on %s failed", plan.name)
+        acting.actions.append(Action(ActionKind.ERROR, None, "CRITICAL", ActionOutcome.FAILED,
+                                     f"unexpected {type(error).__name__} while acting on this instance; "
+                                     "the alerts of its plan were still sent"))
+    # The "rotated" notice also resolves what the rotation fixed: no separate "resolved" mails.
+    sent = dispatch(acting.plan, settings, outbox, now, extra=acting.extra)
+    return replace(acting.plan, actions=tuple(sent + acting.actions))
+
+
+def _steps(acting: _Acting, obs: Observed, settings: Settings, ports: Ports, mode: Mode, now: datetime,
+           local_lock: bool) -> None:
     lock_ok = local_lock or ports.ledger.shared
-    actions: list[Action] = []
+    actions = acting.actions
     outcome: Outcome | None = None
+    plan = acting.plan
     if not (plan.rotate or plan.adopt):
-        plan = _revive(plan, obs, settings, now)
+        plan = acting.plan = _revive(plan, obs, settings, now)
     cand = plan.candidate
     hands_free = HandsFree(plan, obs, settings, ports, now) if settings.auto and not obs.snapshot.unreachable \
         else None
@@ -56,7 +82,7 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
     elif plan.adopt:
         actions.append(_adopt(plan, obs, settings, ports, mode))
         if actions[-1].outcome == ActionOutcome.DONE:
-            plan = replace(plan, candidate=replace(cand, state=CandidateState.CURRENT))
+            plan = acting.plan = replace(plan, candidate=replace(cand, state=CandidateState.CURRENT))
     elif plan.rotate:
         outcome = _locked(plan, obs, settings, ports, mode, now, actions, plan.rotate_why or "rotation due",
                           lambda rot: rot.run(cand.version), lock_ok)
@@ -65,20 +91,21 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
     elif mode == Mode.ROTATE:
         actions.append(_not_rotating(plan, settings))
     if outcome is not None:
-        plan = _redecide(plan, obs, outcome, settings, now)
+        _record_outcome(obs, outcome, ports, mode, now)
+        plan = acting.plan = _redecide(plan, obs, outcome, settings, now)
     if hands_free:
-        plan = hands_free.after(plan, mode, created=bool(creating))
-        actions = hands_free.actions + actions      # what was created (or revoked) before it was rotated in
+        try:
+            plan = acting.plan = hands_free.after(plan, mode, created=bool(creating))
+        finally:    # what was created (or revoked) before it was rotated in
+            actions[:0] = hands_free.actions
     plan, reenabled = _reenable(plan, obs, settings, ports, mode, outcome, now)
+    acting.plan = plan
     actions += reenabled
     count = sum(1 for a in reenabled if a.outcome == ActionOutcome.DONE)
-    extra = _rotated_notice(plan, obs, outcome, now, count) + _drift_notice(plan)
+    acting.extra = _rotated_notice(plan, obs, outcome, now, count) + _drift_notice(plan)
     if mode.writes and plan.token.fingerprint and not obs.snapshot.unreachable:
         _remember(obs, plan, ports)
     actions += _correct_expiry(plan, obs, settings, ports, mode)
-    # The "rotated" notice also resolves what the rotation fixed: no separate "resolved" mails.
-    actions = dispatch(plan, settings, outbox, now, extra=extra) + actions
-    return replace(plan, actions=tuple(actions))
 
 
 def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock_ok: bool) -> Outcome | None:
@@ -119,6 +146,7 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock
     finally:
         ports.ledger.release(key, owner)
     obs.snapshot, obs.staged, obs.current = fresh.snapshot, fresh.staged, fresh.current
+    obs.fingerprints, obs.record = fresh.fingerprints, fresh.record
     if outcome is not None:     # None: a step that decided not to rotate says why in its own actions
         actions.append(_rotation_action(outcome))
     return outcome
@@ -153,11 +181,35 @@ def _drift_notice(plan: InstancePlan) -> list[A.Alert]:
 
 
 def _remember(obs: Observed, plan: InstancePlan, ports: Ports) -> None:
+    """The record of what this run verified (the state table; nothing goes to Key Vault)."""
+    obs.record = obs.record.seen_setting(plan.token.fingerprint, drift.form_of(obs.snapshot.key_vault_reference))
+    ports.records.put(obs.app.key, obs.record)
     try:
-        ports.ledger.remember(obs.app.key, {"fingerprint": plan.token.fingerprint,
-                                            "form": drift.form_of(obs.snapshot.key_vault_reference)})
+        ports.records.write(obs.app.key)
     except ServiceError as error:
-        log.warning("what this run saw of %s is not remembered: %s", plan.name, error)
+        log.warning("what this run verified of %s is not recorded: %s", plan.name, error)
+
+
+def _record_outcome(obs: Observed, outcome: Outcome, ports: Ports, mode: Mode, now: datetime) -> None:
+    """A rotation's end in the record: the version put in place, and a created PAT's fate."""
+    if not mode.writes or outcome.version is None:
+        return
+    fingerprint = outcome.fingerprint or obs.fingerprints.get(outcome.version)
+    record = obs.record
+    if outcome.state == RotationState.CURRENT and fingerprint:
+        record = record.put_in_place(outcome.version, fingerprint, now)
+    elif outcome.state in (RotationState.REJECTED, RotationState.FAILED) and fingerprint:
+        made = record.created_pat(fingerprint=fingerprint)
+        if made is not None:
+            record = record.update_created(made.display_name, state=CreatedState.UNUSED)
+    if record is obs.record:
+        return
+    obs.record = record
+    ports.records.put(obs.app.key, record)
+    try:
+        ports.records.write(obs.app.key)
+    except ServiceError as error:
+        log.warning("the rotation of %s is not recorded: %s", obs.app.site, error)
 
 
 def _correct_expiry(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: Mode) -> list[Action]:
@@ -251,10 +303,15 @@ def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, 
     cand = plan.candidate
     if cand.state != CandidateState.CURRENT or cand.version is None:
         return []
+    placed = obs.record.placed      # the watchdog's own record
+    rotated_at = placed[2] if placed and placed[0] == cand.version else None
     version = next((v for v in obs.staged if v.version == cand.version), None)
-    rotated_at = version.tags.get(ROTATED_TAG) if version else None
+    if rotated_at is None and version is not None and cand.fingerprint == plan.token.fingerprint:
+        # A run that died after tagging `current` but before its record: Aggregator holds this version's
+        # value (compared by value), so the tag's time is believed for the notice, and only for it.
+        rotated_at = tag_time(version, ROTATED_TAG)
     fresh = outcome is not None and outcome.state == RotationState.CURRENT
-    if not fresh and not (rotated_at and now - parse_utc(rotated_at) < RECENT):
+    if not fresh and not (rotated_at and now - rotated_at < RECENT):
         return []
     message = (f"Aggregator now uses the token with fingerprint {cand.fingerprint} (staged version {cand.version}, "
                f"expires {format_utc(cand.expires_on)}). The previous token is kept in Key Vault for rollback."

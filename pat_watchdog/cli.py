@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     move.add_argument("--secret", default="aggregator-pat", help="the dedicated secret in the staging vault")
     login = commands.add_parser("login", help="auto rotation: the one-time delegated sign-in (device code)")
     login.add_argument("--instance", metavar="NAME", help="the instance (site name) this sign-in is for")
+    login.add_argument("--new-user", action="store_true",
+                       help="hand the instance(s) to the signed-in user (another user than the token's)")
     commands.add_parser("demo", help="walk through the story against the built-in sandbox")
     return parser
 
@@ -131,7 +133,7 @@ def _login(args, env, moment, stdout, stderr, credential, retry) -> int:
         return 2
     try:
         lines = login(settings, args.instance, moment, lambda text: print(text, file=stderr, flush=True),
-                      credential=credential, retry=retry)
+                      credential=credential, retry=retry, new_user=args.new_user)
     except WatchdogError as error:
         print(f"pat-watchdog: {error}", file=stderr)
         return 1

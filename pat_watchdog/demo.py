@@ -16,6 +16,7 @@ from pat_watchdog.adapters.state_table import MemoryLedger
 from pat_watchdog.core.model import Mode
 from pat_watchdog.core.report import render
 from pat_watchdog.core.settings import load_settings
+from pat_watchdog.sandbox.entra_shapes import SIGNIN_CLIENT
 
 NAME = "contosoaggregator"
 _RETRY = RetryPolicy(attempts=2, backoff=0.05, backoff_max=0.1, total=5, read_timeout=5)
@@ -202,7 +203,8 @@ def _hands_free(story: Story) -> None:
     world.add_instance("adventureaggregator", token)
     sb.entra.add_user("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", "aggregator-admin@contoso.com", USER_ID)
     sb.entra.auto_approve, sb.entra.poll_interval = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 0
-    auto = {"WATCHDOG_ROTATION": "auto", "WATCHDOG_STAGED_SECRET": "{name}-pat-staged",
+    auto = {"WATCHDOG_ROTATION": "auto", "WATCHDOG_SIGNIN_CLIENT_ID": SIGNIN_CLIENT,
+            "WATCHDOG_STAGED_SECRET": "{name}-pat-staged",
             "WATCHDOG_PREVIOUS_SECRET": "{name}-pat-previous"}
     story.say("   $ pat-watchdog login")
     lines = login(load_settings(world.env(**story.channels(), **auto)), None, story.day,

@@ -19,6 +19,7 @@ from pat_watchdog.core import handsfree as H
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import Action, ActionKind, ActionOutcome, InstancePlan, Mode, Note, RotationState
+from pat_watchdog.core.record import CreatedRecord, CreatedState, Record
 from pat_watchdog.core.policy import Policy, decide
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.tags import FINGERPRINT_TAG, SecretVersion, TagLimitError
@@ -103,27 +104,30 @@ class HandsFree:
             self._required(cached)
             return None
         session, user = cached
-        owner = self.plan.token.user_id
-        if owner and user and owner != user:
+        # The token's user while it worked (the record), also once it is dead: a sign-in of someone else
+        # never creates a PAT for this instance until a person says so (`pat-watchdog login --new-user`).
+        owner = self.plan.token.user_id or self.obs.record.owner
+        if owner and user != owner:
             self._required(f"the sign-in is {session.username} (Azure DevOps user {user}), but the token "
-                           f"belongs to user {owner}: a PAT created by another user would act as that user")
+                           f"belongs to user {owner}: a PAT created by another user would act as that user "
+                           "(to hand the instance to another user: pat-watchdog login --new-user)")
             return None
         return session
 
     # -- creation ------------------------------------------------------------------------------
     def create_then_rotate(self, rot: Rotation, why: str) -> Outcome | None:
         """Under the rotation lock: revoke orphans, create, stage, then the staged protocol (same run)."""
-        failed = H.created_and_failed(rot.obs.staged, token_works=self.plan.token.live is True)
+        failed = H.created_and_failed(rot.obs.record, token_works=self.plan.token.live is True)
         if failed is not None:
             self.actions.append(Action(ActionKind.CREATE, None, "WARNING", ActionOutcome.SKIPPED,
-                                       f"not creating another PAT: the last one the watchdog created ({failed.version})"
-                                       f" was {failed.status}: {failed.tags.get('watchdog-reason', '')}"))
+                                       f"not creating another PAT: the last one the watchdog created "
+                                       f"(\"{failed.display_name}\", staged as {failed.version}) was never used"))
             return None
         session = self.session()
         if session is None:
             return None
         try:
-            self._revoke_orphans(session, rot.obs.staged)
+            self._revoke_due(session, orphans_only=True)
             created = self._create(session)
         except ServiceError as error:
             self.actions.append(Action(ActionKind.CREATE, None, "WARNING", ActionOutcome.FAILED,
@@ -135,7 +139,16 @@ class HandsFree:
         if version is None:
             return None
         rot.obs.staged.append(version)
+        rot.obs.fingerprints[version.version] = created.token.fingerprint
+        rot.obs.record = self.obs.record.seen_versions({version.version: created.token.fingerprint})
         return rot.run(version.version)
+
+    # -- the record ------------------------------------------------------------------------------
+    def _keep(self, record: Record) -> None:
+        """The record, written to the state table at once (what this run created must survive its death)."""
+        self.obs.record = record
+        self.ports.records.put(self.obs.app.key, record)
+        self.ports.records.write(self.obs.app.key)
 
     def _create(self, session: Session) -> CreatedPat | None:
         """Create the PAT; a lifespan policy that refuses the lifetime is asked again with shorter ones."""
@@ -143,6 +156,13 @@ class HandsFree:
                              self.settings.required_scopes)
         name = H.display_name(self.obs.app.site, self.now)
         wanted = self.now + timedelta(days=self.settings.pat_lifetime_days)
+        try:    # the name first: a run that dies inside the request leaves a PAT the next run can find
+            self._keep(self.obs.record.with_created(CreatedRecord(name, self.now)))
+        except ServiceError as error:
+            self.actions.append(Action(ActionKind.CREATE, None, "WARNING", ActionOutcome.FAILED,
+                                       f"no replacement created: the watchdog's record could not be written "
+                                       f"({error}), and it creates nothing it could lose track of"))
+            return None
         *longer, shortest = H.lifetimes(self.settings.pat_lifetime_days)
         for days in (*longer, shortest):
             try:
@@ -154,11 +174,19 @@ class HandsFree:
                     self._refused(refused)
                     return None
         valid_to = created.record.valid_to
+        self._record_created(name, state=CreatedState.CREATED, authorization_id=created.record.authorization_id,
+                             fingerprint=created.token.fingerprint)
         if H.capped(wanted, valid_to):
             self.notes.append(Note(R.PAT_LIFESPAN_CAPPED.name, f"asked for {self.settings.pat_lifetime_days} days "
                                    f"(WATCHDOG_PAT_LIFETIME_DAYS), Azure DevOps gave until {format_utc(valid_to)}: "
                                    "a lifespan policy caps it, so the next rotation comes earlier"))
         return created
+
+    def _record_created(self, name: str, **changes) -> None:
+        try:
+            self._keep(self.obs.record.update_created(name, **changes))
+        except ServiceError as error:   # the name recorded before the request still finds it next run
+            log.warning("the record of the created PAT %s is not updated: %s", name, error)
 
     def _refused(self, refused: CreationRefused) -> None:
         policy, text = H.refusal(refused.code, refused.status)
@@ -179,24 +207,63 @@ class HandsFree:
             version = rot.vault.store(staged_name, created.token, tags=tags, expires_on=record.valid_to)
         except (ServiceError, TagLimitError) as error:
             undone = self._revoke(session, record.authorization_id, "its value could not be staged")
+            if undone:
+                self._record_created(record.display_name, state=CreatedState.UNUSED, revoked_at=self.now)
             self.actions.append(Action(ActionKind.CREATE, None, "CRITICAL", ActionOutcome.FAILED,
                                        f"{detail}, but staging it in {staged_name} failed ({error}); "
                                        + ("it was revoked" if undone else "revoking it failed too: the next run "
                                           "finds it by its display name and revokes it")))
             return None
+        self._record_created(record.display_name, state=CreatedState.STAGED, version=version.version)
         self.actions.append(Action(ActionKind.CREATE, None, "INFO", ActionOutcome.DONE,
                                    f"{detail}; staged as {staged_name}/{version.version}"))
         return version
 
     # -- revocation ------------------------------------------------------------------------------
-    def _revoke_orphans(self, session: Session, staged: list[SecretVersion]) -> None:
-        """PATs this watchdog created for this instance whose value never reached Key Vault."""
-        known = {v.tags.get(H.AUTHORIZATION_TAG) for v in staged} | \
-            {f.authorization_id for f in self.obs.snapshot.facts if f.authorization_id}
-        for record in self.ports.pats.list(session.access_token):
-            if H.made_for(record.display_name, self.obs.app.site) and record.authorization_id not in known:
-                self._revoke(session, record.authorization_id,
-                             f"orphan: \"{record.display_name}\" was created by a run that died before staging it")
+    def _holds_id(self) -> str | None:
+        """The authorization ID of the token Aggregator holds, when known for sure (never from a tag)."""
+        fact = next((f for f in self.obs.snapshot.facts if f.verified and f.authorization_id), None)
+        known = self.obs.record.facts(self.plan.token.fingerprint)
+        found = (fact and fact.authorization_id) or (known and known.authorization_id)
+        return found.lower() if found else None
+
+    def _revoke_due(self, session: Session, *, orphans_only: bool = False) -> None:
+        """Revoke what the record says is due (core/handsfree.due_for_revocation), each only after the PAT
+        Lifecycle listing confirms its authorization ID and display name, never the PAT Aggregator holds."""
+        due = H.due_for_revocation(self.obs.record, self.plan.token.fingerprint, self.now,
+                                   self.settings.revoke_after_days)
+        if orphans_only:
+            due = [(pat, why) for pat, why in due if pat.state in (CreatedState.INTENDED, CreatedState.CREATED)]
+        if not due:
+            return
+        listed = self.ports.pats.list(session.access_token)
+        holds = self._holds_id()
+        for pat, why in due:
+            entry = H.confirmed(pat, listed, self.obs.app.site)
+            if entry is None:   # gone already (revoked, expired) or not the watchdog's: nothing to do
+                if pat.authorization_id is not None or pat.created_at < self.now - timedelta(days=1):
+                    self._record_created(pat.display_name, revoked_at=self.now)
+                continue
+            if pat.fingerprint is None and holds is None:
+                log.warning("%s: not revoking \"%s\" (%s): which PAT Aggregator holds is not known for sure",
+                            self.obs.app.site, pat.display_name, why)
+                continue
+            if entry.authorization_id.lower() == holds:
+                continue        # the token Aggregator holds: never
+            where = f" (staged version {pat.version})" if pat.version else ""
+            if self._revoke(session, entry.authorization_id, f"{why}{where}"):
+                self._record_created(pat.display_name, revoked_at=self.now)
+                self._mirror_revoked(pat)
+
+    def _mirror_revoked(self, pat: CreatedRecord) -> None:
+        """The `revoked-at` tag on the staged version: the visible mirror of the record."""
+        version = next((v for v in self.obs.staged if v.version == pat.version), None)
+        if version is None:
+            return
+        try:
+            self.ports.vaults.get(self.settings.key_vault_url).set_tags(version, {H.REVOKED_TAG: format_utc(self.now)})
+        except (ServiceError, TagLimitError) as error:
+            log.warning("revoked, but %s is not tagged: %s", version.version, error)
 
     def _revoke(self, session: Session, authorization_id: str, why: str) -> bool:
         try:
@@ -210,25 +277,24 @@ class HandsFree:
         return True
 
     def revoke_replaced(self, mode: Mode) -> None:
-        """WATCHDOG_REVOKE_AFTER_DAYS after a verified rotation: the replaced PAT, if the watchdog made it."""
-        due = H.due_for_revocation(self.obs.staged, self.plan.token.fingerprint, self.now,
+        """What the record says is due: replaced WATCHDOG_REVOKE_AFTER_DAYS ago, never used, or orphaned."""
+        due = H.due_for_revocation(self.obs.record, self.plan.token.fingerprint, self.now,
                                    self.settings.revoke_after_days)
         if not due:
             return
         if not mode.writes:
             self.actions += [Action(ActionKind.REVOKE, None, "INFO", ActionOutcome.PLANNED,
-                                    f"revoke PAT {v.tags[H.AUTHORIZATION_TAG]} ({v.version}): {why}") for v, why in due]
+                                    f"revoke PAT \"{pat.display_name}\" ({pat.authorization_id or 'ID not recorded'}): "
+                                    f"{why}") for pat, why in due]
             return
         session = self.session()
         if session is None:
             return
-        vault = self.ports.vaults.get(self.settings.key_vault_url)
-        for version, why in due:
-            if self._revoke(session, version.tags[H.AUTHORIZATION_TAG], f"{why} (staged version {version.version})"):
-                try:
-                    vault.set_tags(version, {H.REVOKED_TAG: format_utc(self.now)})
-                except (ServiceError, TagLimitError) as error:
-                    log.warning("revoked, but %s is not tagged: %s", version.version, error)
+        try:
+            self._revoke_due(session)
+        except ServiceError as error:
+            self.actions.append(Action(ActionKind.REVOKE, None, "WARNING", ActionOutcome.FAILED,
+                                       f"the PATs due for revocation could not be listed: {error}"))
 
 
 def rotated(outcome: Outcome | None) -> bool:

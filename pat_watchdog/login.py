@@ -21,24 +21,40 @@ from pat_watchdog.watchdog import resolve_targets
 
 
 def login(settings: Settings, instance: str | None, now: datetime, show: Callable[[str], None], *,
-          credential=None, retry=None) -> list[str]:
-    """Sign in, check the user, store the sign-in; lines saying what was done. Raises WatchdogError."""
+          credential=None, retry=None, new_user: bool = False) -> list[str]:
+    """Sign in, check the user, store the sign-in; lines saying what was done. Raises WatchdogError.
+
+    The user must be the one the current token belongs to, or, once it is dead, the one the watchdog's
+    record remembers from while it worked. `new_user`: a person hands the instances to the signed-in
+    user, whose ID becomes the record's (docs/reference.md, "What the watchdog trusts")."""
     if not settings.key_vault_url:
         raise WatchdogError("WATCHDOG_KEY_VAULT_URL is required: the sign-in is kept in that vault")
     ports = open_ports(settings, credential, retry)
     try:
         targets, errors = resolve_targets(settings, ports)
         chosen = _choose(settings, targets, instance, errors)
-        owners = {app.site: observe(app, settings, ports, now, write=False).snapshot.live.user_id for app in chosen}
+        if new_user and not ports.ledger.shared:
+            raise WatchdogError("--new-user records the new user in the watchdog's state table: set "
+                                "AzureWebJobsStorage (or AzureWebJobsStorage__accountName) to the Function's "
+                                "storage account. Nothing was signed in")
+        seen = {app.site: observe(app, settings, ports, now) for app in chosen}
+        owners = {site: obs.snapshot.live.user_id or obs.record.owner for site, obs in seen.items()}
         cache, session = device_code_login(settings, show)
         user = ports.pats.user_id(session.access_token)
         strangers = [site for site, owner in owners.items() if owner and owner != user]
-        if strangers:
+        if strangers and not new_user:
             raise WatchdogError(f"signed in as {session.username} (Azure DevOps user {user}), but the token of "
                                 f"{', '.join(strangers)} belongs to another user; a PAT the watchdog creates acts "
-                                "as the signed-in user: sign in as the token's user. Nothing was stored")
+                                "as the signed-in user: sign in as the token's user, or, to hand the instance to "
+                                "this user, run `pat-watchdog login --new-user`. Nothing was stored")
         vault = ports.vaults.get(settings.key_vault_url)
         lines = [f"signed in as {session.username} (Azure DevOps user {user})"]
+        if new_user:
+            for app in chosen:
+                ports.records.put(app.key, seen[app.site].record.with_owner(user))
+                ports.records.write(app.key)
+            lines.append(f"the instances {', '.join(a.site for a in chosen)} now belong to user {user}: their "
+                         "replacements must be this user's PATs")
         for name in dict.fromkeys(settings.signin_name(app.site) for app in chosen):
             SignIn(settings, vault, name).store(cache, session.username)
             lines.append(f"the sign-in is stored in Key Vault {settings.vault_name}, secret {name}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from pat_watchdog.core import drift
 from pat_watchdog.core import listing as L
@@ -13,15 +13,17 @@ from pat_watchdog.core import references
 from pat_watchdog.core.candidates import select_candidate, version_fact
 from pat_watchdog.core.errors import EmptySecret, ServiceError, WatchdogError
 from pat_watchdog.core.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note
-from pat_watchdog.core.policy import GLOBAL_PAT_CUTOFF
 from pat_watchdog.core.resource_ids import ResourceId
 from pat_watchdog.core.secret import Token, looks_like_pat
 from pat_watchdog.core.settings import Settings
-from pat_watchdog.core.tags import FINGERPRINT_TAG, SecretVersion, TagLimitError, has_room
+from pat_watchdog.core.record import Record, TokenFacts
+from pat_watchdog.core.tags import FINGERPRINT_TAG, SecretVersion, tag_problems
+from pat_watchdog.core.times import format_utc
 from pat_watchdog.hooks import observe_hooks
 from pat_watchdog.ports import Ports
 
 log = logging.getLogger(__name__)
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 
 
 class NotAllowed(WatchdogError):
@@ -39,18 +41,20 @@ class Observed:
     reference: references.KeyVaultReference | None = None
     reference_version: str | None = None        # the secret version the watchdog read through it
     staged: list[SecretVersion] = field(default_factory=list, repr=False)
-    fingerprints: dict[str, str] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)   # verified: values read now or recorded
     unusable: dict[str, str] = field(default_factory=dict)     # staged versions that hold no token, and why
+    record: Record = field(default_factory=Record)             # what the watchdog verified, after this observation
 
 
-def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *, write: bool) -> Observed:
+def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *, write: bool = False) -> Observed:
     """Read settings, check the token, read the staging vault; never raises for one instance."""
     base = InstanceSnapshot(app_id=str(app), name=app.site)
     try:
         app_settings = ports.apps.list_settings(app)
     except ServiceError as error:
         return Observed(replace(base, unreachable=Note(R.ARM_UNREACHABLE.name, str(error))), app)
-    obs = Observed(replace(base, name=ports.apps.site_name(app)), app, settings=app_settings)
+    obs = Observed(replace(base, name=ports.apps.site_name(app)), app, settings=app_settings,
+                   record=ports.records.get(app.key))
     try:
         _read_token(obs, settings, ports)
     except NotAllowed as refused:
@@ -64,9 +68,16 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
     live = ports.devops.check_live(obs.current) if obs.current else LiveCheck(Liveness.INVALID, detail="no token")
     facts = list(obs.snapshot.facts)
     if settings.key_vault_url:
-        facts += _staged(obs, settings, ports, now, write, notes)
-    if obs.current and live.state is Liveness.VALID and _listing_needed(facts, settings, now):
-        facts += _listing(obs.current, live, facts, settings, ports, now, notes, _other_tokens(obs))
+        facts += _staged(obs, settings, ports, now, notes)
+    facts = _claims_checked(obs, facts, notes)
+    recorded = obs.record.facts(obs.current.fingerprint) if obs.current else None
+    if obs.current and live.state is Liveness.VALID:
+        if _listing_needed(facts, recorded, settings, now):
+            facts += _listing(obs, live, facts, settings, ports, now, notes)
+        elif recorded is not None and recorded.valid_to is not None:
+            facts.append(_recorded_fact(recorded))
+        obs.record = obs.record.learned(obs.current.fingerprint, TokenFacts(user=live.user_id, seen=now)) \
+            .with_owner(live.user_id)
     if settings.pat_expires_on:
         facts.append(ExpiryFact("setting", settings.pat_expires_on, detail="WATCHDOG_PAT_EXPIRES_ON"))
     changed = _drift(obs, settings, ports)
@@ -78,6 +89,7 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
         notes.extend(found)
     obs.snapshot = replace(obs.snapshot, live=live, facts=tuple(facts),
                            notes=obs.snapshot.notes + tuple(notes), **hooks)
+    ports.records.put(app.key, obs.record)     # in memory: what a re-observation under the lock starts from
     return obs
 
 
@@ -89,7 +101,7 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
             ref = references.parse_reference(raw, settings.arm_endpoint)
         except ValueError as error:
             raise WatchdogError(f"{settings.token_setting} holds a malformed Key Vault reference: {error}") from None
-        why = references.not_allowed(ref, settings.followable_vaults(), settings.own_secrets(obs.app.site))
+        why = references.not_allowed(ref, settings.followable_vaults(), settings.is_own_secret)
         if why:
             raise NotAllowed(why)
         token, version = ports.vaults.get(ref.vault_url).read(ref.secret_name, ref.version)
@@ -111,13 +123,9 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
 
 def _drift(obs: Observed, settings: Settings, ports: Ports) -> str | None:
     """What changed in the token setting since the last `run` remembered it (read once per run)."""
-    try:
-        memories = ports.once.get("memories", ports.ledger.memories)
-    except ServiceError as error:    # not a verdict: the next run tells
-        log.warning("the last run's memory is unreadable: %s", error)
-        return None
     form = drift.form_of(obs.snapshot.key_vault_reference)
-    return drift.describe(memories.get(obs.app.key), obs.snapshot.token_fingerprint, form, settings.token_setting)
+    return drift.describe(ports.records.stored(obs.app.key), obs.snapshot.token_fingerprint, form,
+                          settings.token_setting)
 
 
 def _platform_view(app: ResourceId, setting: str, ports: Ports) -> dict:
@@ -131,34 +139,38 @@ def _platform_view(app: ResourceId, setting: str, ports: Ports) -> dict:
     return {"reference_status": found.status, "reference_details": found.details}
 
 
-def _staged(obs, settings, ports, now, write, notes) -> list[ExpiryFact]:
-    """Versions of the staged secret: expiry source 1 and the candidate."""
+def _staged(obs, settings, ports, now, notes) -> list[ExpiryFact]:
+    """Versions of the staged secret: expiry source 1 and the candidate. A version is the current token's
+    only when its value was read and compared, now or by an earlier run (the record): never by its tags."""
     staged_name = settings.secret_names(obs.app.site)[0]
     vault = ports.vaults.get(settings.key_vault_url)
     try:
         obs.staged = vault.versions(staged_name)
-        obs.fingerprints = _fingerprints(vault, obs.staged, write, obs.unusable)
+        obs.fingerprints = _fingerprints(vault, obs.staged, obs.record.versions, obs.unusable)
     except ServiceError as error:
         notes.append(Note(R.KEYVAULT_UNAVAILABLE.name, str(error)))
         return []
+    obs.record = obs.record.seen_versions(obs.fingerprints)
+    notes.extend(_tag_notes(obs.staged, obs.fingerprints))
     candidate = select_candidate(obs.staged, now, obs.fingerprints, obs.unusable)
     obs.snapshot = replace(obs.snapshot, candidate=candidate)
     current_fp = obs.current.fingerprint if obs.current else None
     same = [v for v in obs.staged if current_fp and obs.fingerprints.get(v.version) == current_fp]
     if not same:
         return []
-    version = max(same, key=lambda v: v.created_on)
+    version = max(same, key=lambda v: v.created_on or _EPOCH)
     return [replace(version_fact(version, f"staged secret {staged_name}/{version.version}"),
                     secret=(settings.key_vault_url, staged_name, version.version))]
 
 
-def _fingerprints(vault, versions: list[SecretVersion], write: bool, unusable: dict[str, str]) -> dict[str, str]:
-    """Fingerprint of every usable version: from its tag, else read once (and tagged in `run`).
-    A version that holds no token is set aside with the reason: it never hides the current token's state."""
+def _fingerprints(vault, versions: list[SecretVersion], recorded: dict, unusable: dict[str, str]) -> dict[str, str]:
+    """Fingerprint of every usable version: as recorded when an earlier run read it (a version's value never
+    changes), else read now. The `fingerprint` tag is a claim and never counts. A version that holds no token
+    is set aside with the reason: it never hides the current token's state."""
     found = {}
-    for index, version in enumerate(versions):
-        if version.tags.get(FINGERPRINT_TAG):
-            found[version.version] = version.tags[FINGERPRINT_TAG]
+    for version in versions:
+        if version.version in recorded:
+            found[version.version] = recorded[version.version]
             continue
         if not version.enabled:
             continue
@@ -168,57 +180,105 @@ def _fingerprints(vault, versions: list[SecretVersion], write: bool, unusable: d
             unusable[version.version] = f"version {version.version} holds no token (empty or white space only)"
             continue
         found[version.version] = token.fingerprint
-        if write:  # later steps merge into these tags: keep the list current
-            versions[index] = _remember_fingerprint(vault, version, token.fingerprint)
     return found
 
 
-def _remember_fingerprint(vault, version: SecretVersion, fp: str) -> SecretVersion:
-    if not has_room(version.tags):  # left untouched; the policy reports TAG_LIMIT for a candidate
-        return version
-    try:
-        return vault.set_tags(version, {FINGERPRINT_TAG: fp})
-    except (ServiceError, TagLimitError) as error:
-        log.warning("could not remember the fingerprint of %s: %s", version.version, error)
-        return version
+def _tag_notes(versions: list[SecretVersion], fingerprints: dict[str, str]) -> list[Note]:
+    """Tags that do not parse, or contradict what the watchdog verified: reported, never obeyed."""
+    notes = [Note(R.TAG_UNPARSED.name, problem) for version in versions for problem in tag_problems(version)]
+    for version in versions:
+        claimed, verified = version.tags.get(FINGERPRINT_TAG), fingerprints.get(version.version)
+        if claimed and verified and claimed.lower() != verified:
+            notes.append(Note(R.TAG_DISAGREES.name, f"version {version.version} of {version.name} is tagged "
+                              f"{FINGERPRINT_TAG}, but its value has the fingerprint {verified}: the tag is "
+                              "ignored (fix or remove it)"))
+    return notes
 
 
-def _listing_needed(facts: list[ExpiryFact], settings: Settings, now: datetime) -> bool:
-    """Only the listing knows what Key Vault does not: and whether the PAT is global, which
-    matters until global PATs stop working (after that a global PAT fails connectionData)."""
-    known = [f for f in facts if f.expires_on is not None]
-    global_unknown = now < GLOBAL_PAT_CUTOFF and all(f.global_pat is None for f in facts)
-    # A Key Vault date is a person's record: before it raises an alert or a rotation, Azure DevOps
-    # confirms it (the PAT may have been extended in place, DESIGN 3.8). Healthy instances skip this.
+def _claims_checked(obs: Observed, facts: list[ExpiryFact], notes: list[Note]) -> list[ExpiryFact]:
+    """A Key Vault `authorizationId` claim for the current token that the record contradicts is dropped."""
+    known = obs.record.facts(obs.current.fingerprint if obs.current else None)
+    if known is None or not known.authorization_id:
+        return facts
+    kept = []
+    for fact in facts:
+        claimed = fact.authorization_id
+        if fact.source == "keyvault" and claimed and claimed.lower() != known.authorization_id.lower():
+            notes.append(Note(R.TAG_DISAGREES.name, f"{fact.detail} is tagged authorizationId, but Azure DevOps "
+                              f"matched this token to {known.authorization_id}: the tag is ignored"))
+            fact = replace(fact, authorization_id=None)
+        kept.append(fact)
+    return kept
+
+
+def _recorded_fact(known: TokenFacts) -> ExpiryFact:
+    """What the listing said of this token in an earlier run, matched for sure: Azure DevOps' answer."""
+    return ExpiryFact("devops", known.valid_to, known.scopes, global_pat=known.global_pat,
+                      authorization_id=known.authorization_id, matched_by="record",
+                      detail=f"the token listing, as recorded on {format_utc(known.seen)}")
+
+
+def _listing_needed(facts: list[ExpiryFact], recorded: TokenFacts | None, settings: Settings,
+                    now: datetime) -> bool:
+    """Ask the listing once per token (whether it is global, its scopes and expiry, matched for sure), then
+    only when needed: nothing knows the expiry or scopes, or a date at or under the alert or rotation
+    horizon must be confirmed (the PAT may have been extended in place: docs/reference.md)."""
+    if recorded is None or recorded.seen is None or settings.pat_authorization_id:
+        return True
+    known = [f.expires_on for f in facts if f.expires_on is not None]
+    if recorded.valid_to is not None:
+        known.append(recorded.valid_to)
     horizon = now + timedelta(days=max(settings.warn_days + (settings.rotate_within_days,)))
-    to_confirm = any(f.source == "keyvault" and f.expires_on <= horizon for f in known)
-    return (not known or not any(f.scopes for f in facts) or bool(settings.pat_authorization_id) or global_unknown
-            or to_confirm)
+    scopes = any(f.scopes for f in facts) or recorded.scopes is not None
+    return not known or not scopes or any(when <= horizon for when in known)
 
 
-def _other_tokens(obs: Observed) -> tuple[frozenset[str], tuple[datetime, ...]]:
-    """Staged versions that are not the current token, by authorization ID (never its listing entry)
-    and, without one, by expiry (never the entry a guess picks)."""
+def _others_expire(obs: Observed) -> tuple[datetime, ...]:
+    """Expiries of staged versions verified (by value) to be other tokens: a guess never picks an entry within
+    a day of one of them. A guess stays a guess (EXPIRY_AMBIGUOUS): it never overrides another date."""
     current = obs.current.fingerprint if obs.current else None
-    others = [v for v in obs.staged if obs.fingerprints.get(v.version) != current]
-    return (frozenset(v.tags["authorizationId"].lower() for v in others if v.tags.get("authorizationId")),
-            tuple(v.expires_on for v in others if v.expires_on and not v.tags.get("authorizationId")))
+    return tuple(v.expires_on for v in obs.staged
+                 if v.expires_on and obs.fingerprints.get(v.version) not in (None, current))
 
 
-def _listing(token, live, facts, settings, ports, now, notes, others) -> list[ExpiryFact]:
+def _listing(obs: Observed, live, facts, settings, ports, now, notes) -> list[ExpiryFact]:
+    """The token listing's entry for the current token. Picked by, in order: WATCHDOG_PAT_AUTHORIZATION_ID,
+    the watchdog's own record of this token, the Key Vault `authorizationId` claim, a Key Vault date, the only
+    active PAT of the user (other tokens' IDs the record knows left out), else the earliest (a guess)."""
+    token = obs.current
+    seen = TokenFacts(user=live.user_id, seen=now)
     listing = ports.listings.get(live.user_id, lambda: ports.devops.list_tokens(token))
     if listing.unavailable:
         notes.append(Note(R.LISTING_UNAVAILABLE.name, listing.unavailable))
+        obs.record = obs.record.learned(token.fingerprint, seen)
         return []
     kv = next((f for f in facts if f.source == "keyvault"), None)
-    match = L.match_entry(
-        listing.entries, now, authorization_id=settings.pat_authorization_id or (kv and kv.authorization_id),
-        user_id=live.user_id, known_expiry=kv.expires_on if kv else None, exclude=others[0], others_expire=others[1])
-    if match.not_found and settings.pat_authorization_id:
+    recorded = obs.record.facts(token.fingerprint)
+    known_expiry = kv.expires_on if kv else None
+    exclude, others = obs.record.known_ids(token.fingerprint), _others_expire(obs)
+    by, wanted = next(((by, wanted) for by, wanted in (
+        ("setting", settings.pat_authorization_id), ("record", recorded and recorded.authorization_id),
+        ("tag", kv and kv.authorization_id)) if wanted), (None, None))
+    match = L.match_entry(listing.entries, now, authorization_id=wanted, user_id=live.user_id,
+                          known_expiry=known_expiry, exclude=exclude, others_expire=others)
+    if match.not_found and by == "setting":
         notes.append(Note(R.PAT_NOT_IN_LISTING.name, f"WATCHDOG_PAT_AUTHORIZATION_ID={match.not_found} matches "
                           f"none of the {len(listing.entries)} active tokens in the listing; it is not used"))
         return []
+    if match.not_found:     # the recorded or claimed PAT is not listed: match without it
+        by = None
+        match = L.match_entry(listing.entries, now, user_id=live.user_id, known_expiry=known_expiry,
+                              exclude=exclude, others_expire=others)
+    obs.record = obs.record.learned(token.fingerprint, seen)
     if match.entry is None:
         return []
     among = sum(1 for e in listing.entries if e.get("userId") in (None, live.user_id)) if match.ambiguous else 1
-    return [L.fact_from_entry(match.entry, ambiguous=match.ambiguous, among=among)]
+    matched_by = by if match.how == "id" else match.how
+    active = L.active_entries(listing.entries, now, live.user_id, exclude)
+    if matched_by in ("tag", "date") and not match.ambiguous and active == [match.entry]:
+        matched_by = "only"      # the claim agrees with the one sure answer: the user's only other-free PAT
+    fact = L.fact_from_entry(match.entry, ambiguous=match.ambiguous, among=among, matched_by=matched_by)
+    if fact.verified:
+        obs.record = obs.record.learned(token.fingerprint, TokenFacts(
+            live.user_id, fact.global_pat, fact.authorization_id, fact.expires_on, fact.scopes, now))
+    return [fact]

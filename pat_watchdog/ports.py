@@ -14,9 +14,11 @@ from typing import Callable, Literal, Protocol
 from pat_watchdog.core.alerts import Alert
 from pat_watchdog.core.dedup import Entry
 from pat_watchdog.core.model import LiveCheck
+from pat_watchdog.core.record import Record
 from pat_watchdog.core.resource_ids import ResourceId
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.tags import SecretVersion
+from pat_watchdog.records import RecordBook
 
 
 class AppSettings(Protocol):
@@ -86,8 +88,8 @@ class StateStore(Protocol):
     def acquire(self, key: str, owner: str, now: datetime, lease: timedelta) -> str | Literal[False]: ...
     def holds(self, key: str, owner: str, fence: str) -> bool: ...
     def release(self, key: str, owner: str) -> None: ...
-    def memories(self) -> dict[str, dict]: ...
-    def remember(self, key: str, memory: dict) -> None: ...
+    def memories(self) -> dict[str, Record]: ...
+    def remember(self, key: str, record: Record) -> None: ...
 
 
 class Channel(Protocol):
@@ -123,6 +125,11 @@ class Ports:
     once: Listings = field(default_factory=lambda: _OncePerRun())   # answers shared by every instance of a run
     close_session: Callable[[], None] = lambda: None
     started: float = field(default_factory=time.monotonic)
+    records: RecordBook = None      # what the watchdog verified itself, per instance (read once per run)
+
+    def __post_init__(self) -> None:
+        if self.records is None:
+            self.records = RecordBook(self.ledger)
 
     def elapsed(self) -> timedelta:
         """Time since the run began: `now` is the run's start, a lock must carry the time it is taken."""

@@ -17,7 +17,7 @@ from pat_watchdog.core.model import ExpiryFact, LiveCheck, Liveness
 from pat_watchdog.core.policy import held_scopes_missing
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.settings import Settings
-from pat_watchdog.core.tags import SecretVersion
+from pat_watchdog.core.tags import SecretVersion, tag_id
 from pat_watchdog.core.times import format_utc
 from pat_watchdog.hooks import impersonated_projects, lacks_bypass, observe_hooks
 from pat_watchdog.observe import Observed
@@ -58,6 +58,11 @@ class CandidateCheck:
         current = self.obs.snapshot.live
         if current.state is Liveness.VALID and current.user_id and live.user_id != current.user_id:
             raise Rejected("the candidate belongs to another user than the current token")
+        owner = self.obs.record.owner     # the token's user while it worked, also once it is dead
+        if owner and live.user_id != owner:
+            raise Rejected(f"the candidate belongs to user {live.user_id}, not to the instance's token user {owner} "
+                           "(recorded while the token worked); to hand the instance to another user run "
+                           "`pat-watchdog login --new-user`")
         listing = self.ports.devops.list_tokens(candidate)
         fact = self._candidate_fact(candidate, version, live, listing)
         missing = held_scopes_missing(fact.scopes, self.settings.required_scopes) if fact.scopes else ()
@@ -77,7 +82,8 @@ class CandidateCheck:
             raise Rejected("its expiry is unknown: stage it with --expires <validTo>")
         if current.state is not Liveness.VALID:   # a working replacement beats a dead token, whatever its date
             return live, (fact,)
-        current_expiry = self._current_expiry(fact, listing, created=H.created_by_watchdog(version))
+        current_expiry = self._current_expiry(fact, listing, created=H.created_by_watchdog(
+            version, self.obs.record, candidate.fingerprint))
         if current_expiry is None:
             raise Rejected("the current token's expiry is unknown, so a later expiry cannot be checked: stage "
                            "the current token with its expiry (it is adopted) or set WATCHDOG_PAT_AUTHORIZATION_ID")
@@ -113,16 +119,16 @@ class CandidateCheck:
         entry = self._candidate_entry(listing, version, live)
         fact = L.fact_from_entry(entry) if entry else None
         expires = fact.expires_on if fact and fact.expires_on else version.expires_on
+        # Azure DevOps' answer wins over the `scopes` tag, a person's claim used only when nothing better is known.
         return ExpiryFact("keyvault" if fact is None else "devops", expires,
-                          scopes_tag(version) or (fact.scopes if fact else None),
+                          (fact.scopes if fact else None) or scopes_tag(version),
                           global_pat=fact.global_pat if fact else None,
-                          authorization_id=version.tags.get("authorizationId")
-                          or (fact.authorization_id if fact else None))
+                          authorization_id=(fact.authorization_id if fact else None) or tag_id(version))
 
     def _candidate_entry(self, listing, version: SecretVersion, live: LiveCheck) -> dict | None:
         """By its `authorizationId` tag; else the entry within a day of its Key Vault expiry; else the
         only active entry of the user that is not the current token's."""
-        tag = version.tags.get("authorizationId")
+        tag = tag_id(version)
         if tag:
             return L.match_entry(listing.entries, self.now, authorization_id=tag).entry
         current = self._current_ids()

@@ -1,42 +1,93 @@
-"""What `run` remembers of each instance's token setting between runs (DESIGN 3.8): its fingerprint
-and form, so that a change the watchdog did not make is told once. Rows `memory` / instance key."""
+"""The watchdog's record of each instance (core/record.py) in its state table: rows `memory` / instance key.
+
+Only the watchdog's identity writes this table, so what is here is what it verified itself; tags in
+Key Vault are a person's claims. All rows are read in one query per run. A write is conditional on the
+row's ETag: when another run wrote the row meanwhile, both records are merged (nothing verified is lost).
+"""
 
 from __future__ import annotations
 
 import threading
 
 from pat_watchdog.adapters import table_rows as rows
+from pat_watchdog.core import record as rec
+from pat_watchdog.core.errors import ServiceError
 
 _MEMORY = "memory"
 
 
 class TableMemories:
-    """Mixed into TableLedger: one row per instance; all of them read in one query per run."""
+    """Mixed into TableLedger: one row per instance."""
 
-    def memories(self) -> dict[str, dict]:
-        found = self._read("reading what the last run saw", lambda: list(self._table.query_entities(
+    def memories(self) -> dict[str, rec.Record]:
+        found = self._read("reading the watchdog's record", lambda: list(self._table.query_entities(
             "PartitionKey eq @p", parameters={"p": _MEMORY}))) or []
-        return {row["instance"]: {"fingerprint": row.get("fingerprint"), "form": row.get("form")} for row in found}
+        etags = getattr(self, "_etags", None)
+        if etags is None:
+            etags = self._etags = {}
+        out = {}
+        for row in found:
+            out[row["instance"]] = rec.from_row(row.get("fingerprint"), row.get("form"), row.get("record"))
+            etags[row["instance"]] = row.metadata.get("etag") if hasattr(row, "metadata") else None
+        return out
 
-    def remember(self, key: str, memory: dict) -> None:
-        row = rows.fitting("the token memory", {"PartitionKey": _MEMORY, "RowKey": rows.safe_key(key),
-                                                "instance": key, "fingerprint": memory.get("fingerprint") or "",
-                                                "form": (memory.get("form") or "")[:1000]})
-        self._call("writing what this run saw", self._table.upsert_entity, row, create=True)
+    def remember(self, key: str, record: rec.Record) -> None:
+        """Write the record; a row another run changed since it was read is merged with this one first."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        etags = getattr(self, "_etags", None)
+        if etags is None:
+            etags = self._etags = {}
+        for _attempt in range(3):
+            entity = self._row(key, record)
+            etag = etags.get(key)
+            try:
+                if etag:
+                    meta = self._call("writing the watchdog's record", self._table.update_entity, entity,
+                                      mode=UpdateMode.REPLACE, etag=etag,
+                                      match_condition=MatchConditions.IfNotModified, create=True)
+                else:
+                    meta = self._call("writing the watchdog's record", self._table.create_entity, entity,
+                                      create=True)
+                etags[key] = (meta or {}).get("etag")
+                return
+            except ServiceError as error:
+                if error.status not in (409, 412):
+                    raise
+            except (ResourceExistsError, ResourceModifiedError):
+                pass
+            stored = self._read("reading the watchdog's record", lambda: self._table.get_entity(
+                _MEMORY, rows.safe_key(key)))
+            if stored is None:
+                etags.pop(key, None)
+                continue
+            etags[key] = stored.metadata.get("etag")
+            record = rec.merge(record, rec.from_row(stored.get("fingerprint"), stored.get("form"),
+                                                    stored.get("record")))
+        raise ServiceError("Table storage", f"the record of {key} changed three times while it was written")
+
+    @staticmethod
+    def _row(key: str, record: rec.Record) -> dict:
+        return rows.fitting("the watchdog's record", {
+            "PartitionKey": _MEMORY, "RowKey": rows.safe_key(key), "instance": key,
+            "fingerprint": record.fingerprint or "", "form": (record.form or "")[:1000],
+            "record": rec.to_json(record)})
 
 
 class InMemoryMemories:
-    """Mixed into MemoryLedger (no storage configured: no memory across runs, only within one)."""
+    """Mixed into MemoryLedger (no storage configured: no record across runs, only within one)."""
 
-    _memories: dict[str, dict]
+    _memories: dict[str, rec.Record]
     _memory_lock = threading.Lock()
 
-    def memories(self) -> dict[str, dict]:
+    def memories(self) -> dict[str, rec.Record]:
         with self._memory_lock:
             return dict(getattr(self, "_memories", {}))
 
-    def remember(self, key: str, memory: dict) -> None:
+    def remember(self, key: str, record: rec.Record) -> None:
         with self._memory_lock:
             if not hasattr(self, "_memories"):
                 self._memories = {}
-            self._memories[key] = dict(memory)
+            self._memories[key] = record

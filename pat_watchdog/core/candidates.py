@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from pat_watchdog.core.model import CandidateState, CandidateView, ExpiryFact, InstanceSnapshot, Liveness
 from pat_watchdog.core.times import format_utc
-from pat_watchdog.core.tags import FINGERPRINT_TAG, REASON_TAG, SecretVersion, has_room
+from pat_watchdog.core.tags import REASON_TAG, SecretVersion, has_room, tag_id
 
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 
@@ -32,7 +32,7 @@ def version_fact(version: SecretVersion, detail: str = "") -> ExpiryFact:
     """What a Key Vault version says about its token: the `expires` attribute, `scopes` and
     `authorizationId` tags (expiry source 1)."""
     return ExpiryFact("keyvault", version.expires_on, scopes_tag(version),
-                      authorization_id=version.tags.get("authorizationId"), detail=detail)
+                      authorization_id=tag_id(version), detail=detail)
 
 
 def select_candidate(versions: list[SecretVersion], now: datetime, fingerprints: dict[str, str] | None = None,
@@ -85,7 +85,7 @@ def _state(tag: str | None) -> CandidateState | str:
 def _view(chosen: SecretVersion, fingerprints: dict[str, str], superseded: tuple[str, ...]) -> CandidateView:
     return CandidateView(
         version=chosen.version, state=_state(chosen.status),
-        fingerprint=chosen.tags.get(FINGERPRINT_TAG) or fingerprints.get(chosen.version),
+        fingerprint=fingerprints.get(chosen.version),     # verified by value, never the tag
         expires_on=chosen.expires_on, reason=chosen.tags.get(REASON_TAG), scopes=scopes_tag(chosen),
         superseded=superseded, room=has_room(chosen.tags))
 

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.alerts import Alert
 from pat_watchdog.core.model import InstancePlan
-from pat_watchdog.core.policy import GLOBAL_PAT_CUTOFF
 
 _RANK = {"INFO": 0, "WARNING": 1, "CRITICAL": 2}
 
@@ -71,8 +70,8 @@ def blind(plan: InstancePlan, condition: str, now: datetime) -> bool:
         return plan.token.expires_on is None and plan.token.live is not False
     if condition == R.SCOPE_MISSING.condition:
         return plan.token.scopes is None
-    if condition == R.GLOBAL_PAT.condition:  # after the cutoff a working token cannot be a global PAT
-        return plan.token.global_pat is None and not (plan.token.live and now >= GLOBAL_PAT_CUTOFF)
+    if condition == R.GLOBAL_PAT.condition:  # unknown is not cleared: Microsoft postponed the cutoff once
+        return plan.token.global_pat is None
     if condition == R.PAT_NOT_IN_LISTING.condition:
         return R.LISTING_UNAVAILABLE.name in codes
     return R.KEYVAULT_UNAVAILABLE.name in codes and condition.split(":")[0] in (

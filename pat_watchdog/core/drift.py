@@ -18,11 +18,12 @@ def form_of(reference: str | None) -> str:
     return f"reference {head}/secrets/{secret}"
 
 
-def describe(before: dict | None, fingerprint: str | None, form: str, setting: str) -> str | None:
-    """What changed since the last run remembered the setting, or None (no memory yet: nothing to tell)."""
-    if not before or not before.get("form"):
+def describe(before, fingerprint: str | None, form: str, setting: str) -> str | None:
+    """What changed since the last run recorded the setting (`before`: a core/record.Record), or None
+    (nothing recorded yet: nothing to tell)."""
+    if before is None or not before.form:
         return None
-    was_form, was_fp = before["form"], before.get("fingerprint") or None
+    was_form, was_fp = before.form, before.fingerprint or None
     if was_form != form and form == PLAIN:
         return (f"a Key Vault reference ({was_form.removeprefix('reference ')}) in {setting} was replaced by a "
                 f"plain-text token (fingerprint {fingerprint}): aggregator-cli's configure.instance does this. "

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pat_watchdog.core.model import CandidateState, InstancePlan
-from pat_watchdog.core.tags import STATUS_TAG, SecretVersion
+from pat_watchdog.core.record import CreatedRecord, CreatedState, Record
+from pat_watchdog.core.tags import SecretVersion
+from pat_watchdog.core.times import format_utc
 
 CREATED_BY_TAG, CREATED_BY = "created-by", "pat-watchdog"
 AUTHORIZATION_TAG, REVOKED_TAG, EXPIRES_TAG, SCOPES_TAG = "authorizationId", "revoked-at", "expires", "scopes"
@@ -43,6 +45,18 @@ def made_for(name: str, site: str) -> bool:
     return name.startswith(f"{_PREFIX} {site} ")
 
 
+def confirmed(pat: CreatedRecord, listed, site: str):
+    """The PAT Lifecycle listing's entry for a PAT the record says the watchdog created: same authorization
+    ID (or, for one whose creation answer was never recorded, the exact display name recorded before the
+    request) and a display name the watchdog gives for this instance. None: not confirmed, never revoked."""
+    for entry in listed:
+        if not made_for(entry.display_name, site) or entry.display_name != pat.display_name:
+            continue
+        if pat.authorization_id is None or entry.authorization_id.lower() == pat.authorization_id.lower():
+            return entry
+    return None
+
+
 def creation_due(plan: InstancePlan, rotate_within_days: int) -> str | None:
     """Why a replacement must be created now, or None: rotation is due and nothing usable is staged."""
     cand, token = plan.candidate, plan.token
@@ -57,26 +71,29 @@ def creation_due(plan: InstancePlan, rotate_within_days: int) -> str | None:
     return None
 
 
-def created_by_watchdog(version: SecretVersion) -> bool:
-    return version.tags.get(CREATED_BY_TAG) == CREATED_BY
+def created_by_watchdog(version: SecretVersion, record: Record | None = None, fingerprint: str | None = None) -> bool:
+    """Whether the watchdog created the PAT a staged version holds: its own record says so (by the value's
+    fingerprint). The `created-by` tag is the visible mirror, never proof."""
+    return record is not None and fingerprint is not None and record.created_pat(fingerprint=fingerprint) is not None
 
 
-def created_and_failed(staged: list[SecretVersion], token_works: bool = True) -> SecretVersion | None:
-    """The newest staged version, when the watchdog created it and it was rejected or failed, while the
-    token in place still works: another would likely fail the same way, so a person looks first. Once
-    the token is broken, trying again is the only way out (a dead token's checks differ)."""
-    newest = max(staged, key=lambda v: v.created_on or datetime.min, default=None)
-    if token_works and newest is not None and created_by_watchdog(newest) and \
-            newest.status in (CandidateState.REJECTED, CandidateState.FAILED):
+def created_and_failed(record: Record, token_works: bool = True) -> CreatedRecord | None:
+    """The newest PAT the watchdog created, when it was rejected or failed (never used) while the token in
+    place still works: another would likely fail the same way, so a person looks first. Once the token is
+    broken, trying again is the only way out (a dead token's checks differ)."""
+    made = [p for p in record.created if p.state != CreatedState.INTENDED]
+    newest = max(made, key=lambda p: p.created_at, default=None)
+    if token_works and newest is not None and newest.state == CreatedState.UNUSED:
         return newest
     return None
 
 
 def reported_scopes(facts) -> tuple[str, ...] | None:
-    """The current token's scopes as Azure DevOps reports them (a sure listing match), never a Key Vault
-    `scopes` tag: a tag anyone with staging rights can write must not widen a PAT the watchdog creates
-    with a person's sign-in (DESIGN 3.9)."""
-    return next((f.scopes for f in facts if f.source == "devops" and f.scopes and not f.ambiguous), None)
+    """The current token's scopes as Azure DevOps reports them for an entry the watchdog matched itself (its
+    record, the user's only active PAT, a creation's answer), never a Key Vault tag, nor an entry a tag
+    picked: anyone with staging rights can write a tag, and must not widen a PAT the watchdog creates with
+    a person's sign-in (docs/reference.md, "What the watchdog trusts")."""
+    return next((f.scopes for f in facts if f.verified and f.scopes), None)
 
 
 def scopes_for(current: tuple[str, ...] | None, recommended: tuple[str, ...], required: tuple[str, ...]) -> str:
@@ -112,27 +129,24 @@ def capped(asked: datetime, got: datetime | None) -> bool:
     return got is not None and got < asked - timedelta(days=1)
 
 
-def due_for_revocation(staged: list[SecretVersion], holds: str | None, now: datetime,
-                       after_days: int | None) -> list[tuple[SecretVersion, str]]:
-    """Created PATs to revoke, with why: replaced at least `after_days` ago, or never used (rejected,
-    failed). Never the token Aggregator holds (fingerprint `holds`), never one a person made."""
-    if after_days is None or holds is None:
+def due_for_revocation(record: Record, holds: str | None, now: datetime,
+                       after_days: int | None) -> list[tuple[CreatedRecord, str]]:
+    """PATs the watchdog's record says it created for this instance, to revoke, with why: replaced at least
+    `after_days` ago, or never used (rejected, failed), or created by a run that died before its value
+    reached Key Vault (even with WATCHDOG_REVOKE_AFTER_DAYS=off: nobody else knows of those). Never the token
+    Aggregator holds (fingerprint `holds`); nothing when that is unknown.
+    The caller confirms each in the PAT Lifecycle listing (same authorization ID and display name)."""
+    if holds is None:
         return []
-    ours = [v for v in staged if v.tags.get(CREATED_BY_TAG) == CREATED_BY and v.tags.get(AUTHORIZATION_TAG)
-            and not v.tags.get(REVOKED_TAG) and v.tags.get("fingerprint") != holds]
-    rotations = sorted((v for v in staged if v.status == CandidateState.CURRENT and v.tags.get("rotated-at")),
-                       key=lambda v: v.tags["rotated-at"])
     due = []
-    for version in ours:
-        if version.status in (CandidateState.REJECTED, CandidateState.FAILED):
-            due.append((version, f"never used ({version.tags.get(STATUS_TAG)})"))
-        elif version.status == CandidateState.CURRENT:
-            later = [v.tags["rotated-at"] for v in rotations
-                     if v.tags["rotated-at"] > version.tags.get("rotated-at", "")]
-            if later and _age(later[0], now) >= timedelta(days=after_days):
-                due.append((version, f"replaced on {later[0][:10]}, {after_days} days ago or more"))
+    for pat in record.created:
+        if pat.fingerprint == holds or pat.revoked_at is not None:
+            continue
+        if pat.state in (CreatedState.INTENDED, CreatedState.CREATED):
+            due.append((pat, "orphan: created by a run that died before its value reached Key Vault"))
+        elif after_days is not None and pat.state == CreatedState.UNUSED:
+            due.append((pat, "never used (rejected or failed)"))
+        elif after_days is not None and pat.state == CreatedState.REPLACED and pat.replaced_at is not None \
+                and now - pat.replaced_at >= timedelta(days=after_days):
+            due.append((pat, f"replaced on {format_utc(pat.replaced_at)[:10]}, {after_days} days ago or more"))
     return due
-
-
-def _age(stamp: str, now: datetime) -> timedelta:
-    return now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))

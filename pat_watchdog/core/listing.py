@@ -13,6 +13,7 @@ class Match:
     entry: dict | None
     ambiguous: bool = False
     not_found: str | None = None       # the authorization id that matched nothing
+    how: str | None = None             # "id" | "date" | "only" | "guess": how the entry was picked
 
 
 class Entries(tuple):
@@ -62,25 +63,25 @@ def match_entry(entries, now: datetime, *, authorization_id: str | None = None,
     entries = Entries.of(entries)
     if authorization_id:
         found = None if authorization_id.lower() in exclude else entries.by_id.get(authorization_id.lower())
-        return Match(found) if found else Match(None, not_found=authorization_id)
+        return Match(found, how="id") if found else Match(None, not_found=authorization_id)
     valid_to = entries.valid_to
     active = active_entries(entries, now, user_id, exclude)
     if known_expiry is not None:
         close = [e for e in active if abs(valid_to[id(e)] - known_expiry) <= timedelta(days=1)]
         if close:
-            return Match(min(close, key=lambda e: abs(valid_to[id(e)] - known_expiry)))
+            return Match(min(close, key=lambda e: abs(valid_to[id(e)] - known_expiry)), how="date")
         # No entry near the known date: a PAT extended in place no longer matches it, but the only
         # active PAT of the user is still this one; several are a guess, never over the known date.
     if len(active) > 1 and others_expire:
         narrowed = [e for e in active if all(abs(valid_to[id(e)] - when) > timedelta(days=1)
                                              for when in others_expire)]
         if len(narrowed) == 1:    # an inference, not a match: reported as ambiguous
-            return Match(narrowed[0], ambiguous=True)
+            return Match(narrowed[0], ambiguous=True, how="guess")
         active = narrowed or active
     if len(active) == 1:
-        return Match(active[0])
+        return Match(active[0], how="only")
     if active:
-        return Match(min(active, key=lambda e: valid_to[id(e)]), ambiguous=True)
+        return Match(min(active, key=lambda e: valid_to[id(e)]), ambiguous=True, how="guess")
     return Match(None)
 
 
@@ -91,11 +92,12 @@ def active_entries(entries, now: datetime, user_id: str | None,
     return [e for e in active if _id(e) not in exclude] if exclude else list(active)
 
 
-def fact_from_entry(entry: dict, *, ambiguous: bool = False, among: int = 1) -> ExpiryFact:
+def fact_from_entry(entry: dict, *, ambiguous: bool = False, among: int = 1,
+                    matched_by: str | None = None) -> ExpiryFact:
     scopes = tuple(str(entry.get("scope") or "").split()) or None
     detail = (f"{among} active tokens of this user in the listing; the earliest validTo is used "
               "(set WATCHDOG_PAT_AUTHORIZATION_ID or stage the current token to be exact)") if ambiguous else ""
     return ExpiryFact("devops", parse_time(entry.get("validTo")), scopes,
                       global_pat=(entry["targetAccounts"] is None) if "targetAccounts" in entry else None,
                       authorization_id=entry.get("authorizationId"), ambiguous=ambiguous, detail=detail,
-                      valid_from=parse_time(entry.get("validFrom")))
+                      valid_from=parse_time(entry.get("validFrom")), matched_by=matched_by)

@@ -96,6 +96,9 @@ class LiveCheck:
     definitive: bool = True     # False: a sign-in page or an odd answer, not Azure DevOps' verdict on the token
 
 
+VERIFIED_MATCHES = ("record", "only", "created")
+
+
 @dataclass(frozen=True)
 class ExpiryFact:
     """What one source says about a token: expiry, scopes, whether it is a global PAT."""
@@ -109,6 +112,14 @@ class ExpiryFact:
     detail: str = ""
     valid_from: datetime | None = None       # when the token was created, where the source says
     secret: tuple[str, str, str] | None = None  # Key Vault source: (vault URL, secret, version)
+    # Azure DevOps source: how its entry was matched. Verified: "record" (the watchdog's own record of this
+    # token), "only" (the user's only active PAT), "created" (the creation's answer). Claims or settings:
+    # "tag", "date" (a Key Vault date), "setting"; "guess" is ambiguous.
+    matched_by: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.source == "devops" and self.matched_by in VERIFIED_MATCHES and not self.ambiguous
 
 
 @dataclass(frozen=True)

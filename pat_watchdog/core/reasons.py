@@ -64,6 +64,9 @@ KEYVAULT_REFERENCE_UNRESOLVED = _code("KEYVAULT_REFERENCE_UNRESOLVED", "UNKNOWN"
                                       "UNCHECKED")
 KEYVAULT_UNAVAILABLE = _code("KEYVAULT_UNAVAILABLE", "WARNING", "the staging vault could not be read")
 TAG_LIMIT = _code("TAG_LIMIT", "WARNING", "a staged version has no room for the watchdog's tags")
+TAG_UNPARSED = _code("TAG_UNPARSED", "WARNING", "a tag of a staged version does not parse: it is ignored")
+TAG_DISAGREES = _code("TAG_DISAGREES", "WARNING",
+                      "a tag of a staged version contradicts what the watchdog verified itself: the tag is ignored")
 INTERNAL_ERROR = _code("INTERNAL_ERROR", "UNKNOWN", "an unexpected error stopped the check of this instance: "
                        "the run fails, so the failed-run monitor fires")
 ARM_UNREACHABLE = _code("ARM_UNREACHABLE", "UNKNOWN", "the Aggregator app settings could not be read", "UNCHECKED")

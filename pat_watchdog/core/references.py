@@ -34,16 +34,20 @@ class KeyVaultReference:
             f"@Microsoft.KeyVault(SecretUri={uri}/)"
 
 
-def not_allowed(ref: KeyVaultReference, vaults: tuple[str, ...], forbidden: tuple[str, ...]) -> str | None:
-    """Why the watchdog must not follow `ref` (DESIGN 3.9), or None: only to the vaults it is told
-    about, and never to a secret of its own (an Aggregator setting must not steer its powers)."""
+def not_allowed(ref: KeyVaultReference, vaults: tuple[str, ...], forbidden) -> str | None:
+    """Why the watchdog must not follow `ref` (docs/reference.md, "What the watchdog trusts"), or None: only
+    to the vaults it is told about, and never to a secret of its own, any instance's (an Aggregator setting
+    must not steer its powers). `forbidden`: the names, or a predicate over a secret name."""
     allowed = {v.rstrip("/").lower() for v in vaults}
     if ref.vault_url.rstrip("/").lower() not in allowed:
         return (f"the token setting points at the vault {ref.vault_url}, which is neither WATCHDOG_KEY_VAULT_URL's "
                 "nor in WATCHDOG_REFERENCE_VAULTS: nothing is read there")
-    if ref.secret_name.lower() in {f.lower() for f in forbidden}:
-        return (f"the token setting points at the watchdog's own secret {ref.secret_name}: nothing is read "
-                "there, and the watchdog never rotates into it")
+    own = forbidden(ref.secret_name) if callable(forbidden) else \
+        ref.secret_name.lower() in {f.lower() for f in forbidden}
+    if own:
+        return (f"the token setting points at {ref.secret_name}, a staged, previous or sign-in secret of the "
+                "watchdog's own (of this or another instance): nothing is read there, and the watchdog never "
+                "rotates into it")
     return None
 
 

@@ -19,8 +19,14 @@ _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _SETTING_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
-# The Azure CLI's public client: Azure DevOps pre-authorizes it for delegated sign-in (DESIGN 3.10).
+# The Azure CLI's public client. It is in Microsoft's family of client IDs, whose refresh tokens can be
+# redeemed for other Microsoft resources (ARM, Graph, Key Vault) as the user: allowed only when set
+# explicitly, and `doctor` warns (SIGNIN_CLIENT_BROAD). docs/reference.md, "The sign-in's app registration".
 AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+BROAD_CLIENTS = {AZURE_CLI_CLIENT_ID: "the Azure CLI",
+                 "1950a258-227b-4e31-a9cf-717495945fc2": "Azure PowerShell",
+                 "872cd9fa-d31f-45e0-9eab-6e460a02d1f1": "Visual Studio"}
+SIGNIN_CLIENT_DOCS = "docs/reference.md, \"The sign-in's app registration\""
 _TENANT = re.compile(r"^([0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"   # a tenant ID
                      r"|[A-Za-z0-9.-]+\.[A-Za-z]{2,}|organizations)$")           # a domain, or any tenant
 
@@ -72,7 +78,7 @@ class Settings:
     pat_lifetime_days: int = 90
     revoke_after_days: int | None = 7          # None: `off`, never revoke
     signin_secret: str = "pat-watchdog-signin"
-    signin_client_id: str = AZURE_CLI_CLIENT_ID
+    signin_client_id: str | None = None
     signin_tenant: str = "organizations"       # AZURE_TENANT_ID, else any work or school account
 
     def secret_names(self, site_name: str) -> tuple[str, str]:
@@ -81,8 +87,16 @@ class Settings:
                 self.previous_secret.replace("{name}", site_name))
 
     def own_secrets(self, site_name: str) -> tuple[str, str, str]:
-        """Secrets of the watchdog's own, which a Key Vault reference must never point to (DESIGN 3.9)."""
+        """This instance's staged, previous and sign-in secrets."""
         return (*self.secret_names(site_name), self.signin_name(site_name))
+
+    def is_own_secret(self, secret_name: str) -> bool:
+        """Whether `secret_name` is the staged, previous or sign-in secret of any instance the watchdog could
+        watch: `{name}` stands for every site name (letters, digits, hyphens), so one instance's token setting
+        can never name another's secrets. Key Vault secret names are case-insensitive."""
+        return any(re.fullmatch(re.escape(template).replace(re.escape("{name}"), "[0-9A-Za-z-]+"), secret_name,
+                                re.IGNORECASE)
+                   for template in (self.staged_secret, self.previous_secret, self.signin_secret))
 
     def signin_name(self, site_name: str) -> str:
         """The Key Vault secret holding the delegated sign-in for one instance (`{name}` filled in)."""
@@ -222,12 +236,16 @@ def _auto(reader: V.Reader, rotation: str) -> dict:
     if rotation == "auto" and not reader.raw("WATCHDOG_KEY_VAULT_URL"):
         reader.problems.append("WATCHDOG_ROTATION=auto needs WATCHDOG_KEY_VAULT_URL: expected the vault that "
                                "holds the staged replacement and the sign-in")
+    if rotation == "auto" and not (reader.raw("WATCHDOG_SIGNIN_CLIENT_ID") or "").strip():
+        reader.problems.append("WATCHDOG_ROTATION=auto needs WATCHDOG_SIGNIN_CLIENT_ID: expected the application "
+                               "(client) ID of a dedicated app registration whose only API permission is Azure "
+                               f"DevOps user_impersonation ({SIGNIN_CLIENT_DOCS} gives the az commands)")
     return dict(
         pat_lifetime_days=reader.parse("WATCHDOG_PAT_LIFETIME_DAYS", 90, V.int_in(1, 365),
                                        "whole days (1-365; Azure DevOps allows a PAT one year at most)"),
         revoke_after_days=reader.parse("WATCHDOG_REVOKE_AFTER_DAYS", 7, V.days_or_off,
                                        "whole days (0-366) or off"),
-        signin_client_id=reader.parse("WATCHDOG_SIGNIN_CLIENT_ID", AZURE_CLI_CLIENT_ID, V.matching(_GUID),
+        signin_client_id=reader.parse("WATCHDOG_SIGNIN_CLIENT_ID", None, V.matching(_GUID),
                                       "the application (client) ID of a public client, a GUID"),
         signin_tenant=reader.parse("AZURE_TENANT_ID", "organizations", V.matching(_TENANT),
                                    "the Entra tenant ID (a GUID) or its domain name"))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from pat_watchdog.core.errors import WatchdogError
+from pat_watchdog.core.times import parse_utc
 
 # Key Vault limits (https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates):
 # 15 tags per version, 256 characters per tag value; PATCH replaces the whole tag set.
@@ -16,6 +18,11 @@ REASON_TAG = "watchdog-reason"
 ROTATED_TAG = "rotated-at"
 FINGERPRINT_TAG = "fingerprint"
 OWN_TAGS = (STATUS_TAG, REASON_TAG, ROTATED_TAG, FINGERPRINT_TAG)
+# Tags whose values are read as something; `file-encoding` (the Azure CLI's own, `--file`) and every
+# other tag are left alone.
+_TIME_TAGS = (ROTATED_TAG, "revoked-at", "replaced-at", "expires")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_STATES = ("pending", "rejected", "applying", "current", "failed")
 
 
 class TagLimitError(WatchdogError):
@@ -35,6 +42,37 @@ class SecretVersion:
     @property
     def status(self) -> str | None:
         return self.tags.get(STATUS_TAG)
+
+
+def tag_time(version: SecretVersion, name: str) -> datetime | None:
+    """A time tag's value, or None when it is absent or does not parse (tag_problems reports it)."""
+    try:
+        return parse_utc(version.tags.get(name))
+    except (ValueError, TypeError):
+        return None
+
+
+def tag_id(version: SecretVersion, name: str = "authorizationId") -> str | None:
+    """An authorization ID tag's value when it is a GUID, else None (tag_problems reports it)."""
+    value = version.tags.get(name)
+    return value if value and _GUID.match(value) else None
+
+
+def tag_problems(version: SecretVersion) -> list[str]:
+    """What in a version's tags does not parse, naming the tag and version, never its value (a person can
+    paste anything into a tag). Each such tag is ignored; nothing a tag says stops an alert."""
+    found = []
+    for name in _TIME_TAGS:
+        if version.tags.get(name) and tag_time(version, name) is None:
+            found.append(f"tag {name} of {version.name}/{version.version} is not an ISO 8601 time: ignored")
+    claimed = version.tags.get("authorizationId")
+    if claimed and not _GUID.match(claimed):
+        found.append(f"tag authorizationId of {version.name}/{version.version} is not a GUID: ignored")
+    status = version.tags.get(STATUS_TAG)
+    if status and status not in _STATES:
+        found.append(f"tag {STATUS_TAG} of {version.name}/{version.version} is none of {', '.join(_STATES)}: "
+                     "the version is left alone (remove the tag to make it a candidate)")
+    return found
 
 
 def merge_tags(existing: dict, changes: dict) -> dict:

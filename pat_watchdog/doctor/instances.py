@@ -64,7 +64,7 @@ def _token_form(settings, app: ResourceId, raw: str | None):
     except ValueError as error:
         return None, None, fix("instance.token_setting", scope, f"{name} holds a malformed Key Vault reference: "
                                f"{error}")
-    why = references.not_allowed(ref, settings.followable_vaults(), settings.own_secrets(app.site))
+    why = references.not_allowed(ref, settings.followable_vaults(), settings.is_own_secret)
     where = f"{ref.vault_url}/secrets/{ref.secret_name}" + (f"/{ref.version}" if ref.version else "")
     form = "versioned" if ref.versioned else "versionless"
     if why:

@@ -11,6 +11,7 @@ resource is invisible and those checks say how to let the doctor see it.
 from __future__ import annotations
 
 from pat_watchdog.adapters.signin import SignIn
+from pat_watchdog.core.settings import BROAD_CLIENTS, SIGNIN_CLIENT_DOCS
 from pat_watchdog.core import fixes
 from pat_watchdog.core import permissions as P
 from pat_watchdog.core.checkup import Check, fix, ok, skip
@@ -62,7 +63,7 @@ def check_signins(visit: Visit) -> list[Check]:
     settings = visit.settings
     if not settings.auto:
         return []
-    checks = []
+    checks = [_signin_client(settings)]
     per_name = "{name}" in settings.signin_secret
     for name, site in {settings.signin_name(a.site): a.site for a in visit.targets}.items():
         scope = f"{settings.key_vault_url}/secrets/{name}"
@@ -78,6 +79,23 @@ def check_signins(visit: Visit) -> list[Check]:
                           "create replacements. Run this as the token's user, where `az login` may write secrets "
                           "in the staging vault", command))
     return checks
+
+
+def _signin_client(settings) -> Check:
+    """The sign-in's client: a dedicated app registration reaches Azure DevOps only; a client of Microsoft's
+    family of client IDs (the Azure CLI's) yields refresh tokens redeemable for ARM, Graph and Key Vault."""
+    client = settings.signin_client_id
+    broad = BROAD_CLIENTS.get((client or "").lower())
+    if broad is None:
+        return ok("signin_client", "WATCHDOG_SIGNIN_CLIENT_ID", f"the sign-in uses the app registration {client}: "
+                  "give it only the Azure DevOps user_impersonation permission")
+    return fix("signin_client", "WATCHDOG_SIGNIN_CLIENT_ID",
+               f"SIGNIN_CLIENT_BROAD (WARNING): WATCHDOG_SIGNIN_CLIENT_ID is {broad}'s client, a member of "
+               "Microsoft's family of client IDs: a stolen sign-in could act as the user in Azure Resource Manager, "
+               "Microsoft Graph and Key Vault, not only Azure DevOps. Create a dedicated app registration "
+               f"({SIGNIN_CLIENT_DOCS}), set its ID, then sign in again",
+               "az ad app create --display-name pat-watchdog-signin --is-fallback-public-client true "
+               "--sign-in-audience AzureADMyOrg --query appId -o tsv")
 
 
 def _locate(visit: Visit, name: str) -> tuple[str | None, str]:

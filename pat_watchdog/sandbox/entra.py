@@ -89,7 +89,7 @@ class Entra:
         self._clock = clock
         self.tenant_id = tenant_id
         self._lock = threading.RLock()
-        self.known_clients: set[str] = {shapes.AZURE_CLI}
+        self.known_clients: set[str] = {shapes.AZURE_CLI, shapes.SIGNIN_CLIENT}
         self.accept_any_client = True  # False: clients outside known_clients get AADSTS700016
         self.auto_approve: str | None = None  # an oid approving every new device code on its first poll
         self.refresh_lifetime = timedelta(days=90)

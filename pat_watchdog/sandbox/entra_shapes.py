@@ -25,6 +25,9 @@ AZURE_DEVOPS = "499b84ac-1321-427f-aa17-267ca6975798"  # the Azure DevOps resour
 # Entra maps the Azure DevOps app ID URI to the same application.
 AZURE_DEVOPS_RESOURCES = (AZURE_DEVOPS, "https://app.vssps.visualstudio.com")
 AZURE_CLI = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"  # pre-authorized by Azure DevOps; in the FOCI family
+# The dedicated sign-in client of the sandbox's tenant: an app registration with public client flows on and
+# one delegated permission, Azure DevOps user_impersonation (docs/reference.md, "The sign-in's app registration").
+SIGNIN_CLIENT = "6f0c9a2e-5d4b-4c3a-9e8f-7a6b5c4d3e2f"
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 VERIFICATION_URI = "https://microsoft.com/devicelogin"
 _NO_CACHE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}

@@ -114,9 +114,30 @@ def test_a_stale_key_vault_date_without_a_listing_is_a_warning_never_expired(wor
     assert "EXPIRY_STALE" in codes(inst)
 
 
-def test_a_healthy_instance_does_not_ask_the_listing(world, run_cli, sandbox):
+def test_a_healthy_instance_asks_the_listing_once_per_token_then_reads_the_record(world, run_cli, sandbox, storage):
     healthy(world, days=200)
-    run_cli("status", now=NOW + timedelta(days=5))          # after the global-PAT cutoff
+    later = NOW + timedelta(days=5)                         # after the global-PAT cutoff
+    assert run_cli("run", now=later, **storage).code == 0
+    assert sandbox.count(host="vssps.dev.azure.com") == 1   # first seen: global? scopes? expiry?
+    sandbox.reset_requests()
+    status = run_cli("status", "--json", now=later, **storage)
+    assert sandbox.count(host="vssps.dev.azure.com") == 0
+    assert status.instance(NAME)["token"]["global"] is False
+
+
+def test_a_global_pat_that_still_works_after_the_cutoff_is_critical(world, run_cli, sandbox, storage):
+    """Microsoft postponed the retirement once: a global PAT Azure DevOps still accepts is asked about
+    when first seen, remembered, and CRITICAL every day after 2026-12-01 (no listing call after the first)."""
+    sandbox.devops.global_pat_cutoff = None                 # not enforced yet
+    token, auth = world.issue(200, global_pat=True)
+    world.add_instance(NAME, token)
+    world.stage(token, days=200, tags={"watchdog-status": "current", "authorizationId": auth})
+    later = NOW + timedelta(days=5)
+    first = run_cli("run", "--json", now=later, **storage).instance(NAME)
+    assert first["status"] == "CRITICAL" and "GLOBAL_PAT" in codes(first) and first["token"]["global"] is True
+    sandbox.reset_requests()
+    again = run_cli("status", "--json", now=later + timedelta(days=1), **storage).instance(NAME)
+    assert again["status"] == "CRITICAL" and "GLOBAL_PAT" in codes(again)
     assert sandbox.count(host="vssps.dev.azure.com") == 0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pat_watchdog.sandbox import Step
+from pat_watchdog.sandbox.entra_shapes import SIGNIN_CLIENT
 from pat_watchdog.sandbox.seed import USER_ID
 from tests.e2e.conftest import NAME, STAGED, kill_after, titles
 from tests.azurite import expire_locks
@@ -16,7 +17,7 @@ from tests.leaks import fp
 
 ROOT = Path(__file__).resolve().parents[2]
 OID, UPN = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", "aggregator-admin@contoso.com"
-AUTO = {"WATCHDOG_ROTATION": "auto"}
+AUTO = {"WATCHDOG_ROTATION": "auto", "WATCHDOG_SIGNIN_CLIENT_ID": SIGNIN_CLIENT}
 CREATE_PAT = dict(method="POST", host="vssps.dev.azure.com", path="_apis/tokens/pats")
 # The request right after the created PAT's value reached Key Vault: the check of the new version.
 STAGING = dict(method="PUT", path=f"secrets/{STAGED}")

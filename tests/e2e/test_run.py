@@ -27,41 +27,43 @@ def test_run_adopts_a_staged_copy_of_the_current_token(world, run_cli, sandbox):
     result = run_cli("run", "--json")
     inst = result.instance(NAME)
     assert result.code == 0 and inst["candidate"]["state"] == "current"
+    # The protocol's one transition, and nothing else: what was verified goes to the state table.
     assert sandbox.vault.versions("contoso-kv", "aggregator-pat-staged")[0]["tags"] == {
-        "scopes": "vso.identity vso.project vso.serviceendpoint_manage vso.work_full",
-        "fingerprint": inst["token"]["fingerprint"], "watchdog-status": "current"}
+        "scopes": "vso.identity vso.project vso.serviceendpoint_manage vso.work_full", "watchdog-status": "current"}
     assert {r["code"] for r in inst["reasons"]} == {"HEALTHY", "CANDIDATE_STAGED"}
     assert [a["outcome"] for a in inst["actions"]] == ["done"]
     assert version == inst["candidate"]["version"]
 
 
-def test_second_run_reads_no_secret_value(world, run_cli, sandbox):
+def test_second_run_reads_no_secret_value_and_writes_nothing_to_key_vault(world, run_cli, sandbox, storage):
     token, _ = world.issue(100)
     world.add_instance(NAME, token)
-    world.stage(token, days=100)
-    run_cli("run")
+    world.stage(token, days=100, tags={"watchdog-status": "current"})
+    run_cli("run", **storage)
+    assert sandbox.count(method="PATCH") == sandbox.count(method="PUT", host="vault") == 0
     sandbox.reset_requests()
-    result = run_cli("run", "--json")
+    result = run_cli("run", "--json", **storage)
     assert result.code == 0
     value_reads = [r for r in sandbox.requests if ".vault." in r.host and r.method == "GET"
                    and "/versions" not in r.path]
-    assert value_reads == []  # the fingerprint tag spares reading every version's value
+    assert value_reads == []  # the record of the first run spares reading every version's value
+    assert sandbox.count(method="PATCH") == sandbox.count(method="PUT", host="vault") == 0
 
 
-@pytest.mark.parametrize("days_after,expected", [(0, 4 + 2), (5, 3 + 2)])
-def test_healthy_run_costs_three_requests_per_instance(world, run_cli, sandbox, days_after, expected):
-    """ARM list, connectionData, Key Vault versions; until 2026-12-01 also the listing, the only
-    source that tells a global PAT (after that date a global PAT fails connectionData). Plus, once
-    per run, the organization's service hook subscriptions, and the site's host names (one GET: this
+@pytest.mark.parametrize("days_after,expected", [(0, 3 + 2), (5, 3 + 2)])
+def test_healthy_run_costs_three_requests_per_instance(world, run_cli, sandbox, storage, days_after, expected):
+    """ARM list, connectionData, Key Vault versions: the listing was asked once, when the token was first
+    seen (whether it is global, its scopes and expiry), and its answer is in the watchdog's record. Plus,
+    once per run, the organization's service hook subscriptions, and the site's host names (one GET: this
     instance is named directly; discovery's listing carries them, see test_scale)."""
     token, _ = world.issue(100)
     world.add_instance(NAME, token)
     world.stage(token, days=100, tags={"watchdog-status": "current"})
     moment = NOW + timedelta(days=days_after)
     sandbox.clock = lambda: moment
-    run_cli("run", now=moment)
+    run_cli("run", now=moment, **storage)
     sandbox.reset_requests()
-    run_cli("run", now=moment)
+    run_cli("run", now=moment, **storage)
     service = [(r.method, r.host, r.path.split("?")[0]) for r in sandbox.requests
                if r.host != "127.0.0.1" and r.status != 401]
     assert len(service) == expected, service

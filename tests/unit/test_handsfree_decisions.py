@@ -8,6 +8,7 @@ import pytest
 
 from pat_watchdog.core import handsfree as H
 from pat_watchdog.core.model import CandidateState, CandidateView, InstancePlan, Status, TokenView
+from pat_watchdog.core.record import CreatedRecord, CreatedState, Record
 from pat_watchdog.core.tags import SecretVersion
 
 NOW = datetime(2026, 11, 30, 6, tzinfo=timezone.utc)
@@ -57,10 +58,14 @@ def test_scopes_never_narrow_and_always_hold_the_required_ones():
 def test_the_scopes_come_from_azure_devops_never_from_a_key_vault_tag():
     from pat_watchdog.core.model import ExpiryFact
     tag = ExpiryFact("keyvault", NOW, scopes=("app_token",))
-    listed = ExpiryFact("devops", NOW, scopes=("vso.work_full",))
+    listed = ExpiryFact("devops", NOW, scopes=("vso.work_full",), matched_by="record")
     assert H.reported_scopes([tag, listed]) == ("vso.work_full",)
     assert H.reported_scopes([tag]) is None
     assert H.reported_scopes([ExpiryFact("devops", NOW, scopes=("app_token",), ambiguous=True)]) is None
+    # An entry a person's tag picked (its authorizationId, its date) is theirs to point anywhere: not used.
+    for claim in ("tag", "date", "setting", "guess", None):
+        assert H.reported_scopes([ExpiryFact("devops", NOW, scopes=("app_token",), matched_by=claim)]) is None
+    assert H.reported_scopes([ExpiryFact("devops", NOW, scopes=("vso.work",), matched_by="only")]) == ("vso.work",)
 
 
 def test_display_names_name_the_instance_and_are_recognised():
@@ -100,28 +105,51 @@ def test_a_capped_lifetime_is_noticed_beyond_a_day():
     assert not H.capped(asked, asked - timedelta(hours=3)) and not H.capped(asked, None)
 
 
-def test_only_replaced_pats_the_watchdog_created_are_revoked_after_the_delay():
-    old = version("old", days_ago=100, status="current", **{"rotated-at": "2026-08-22T06:00:00Z"})
-    new = version("new", days_ago=8, status="current", **{"rotated-at": "2026-11-22T06:00:00Z"})
-    person = version("person", days_ago=200, status="current", created=False,
-                     **{"rotated-at": "2026-05-01T06:00:00Z"})
-    rejected = version("bad", days_ago=1, status="rejected")
-    done = version("done", days_ago=300, status="current", **{"rotated-at": "2026-02-01T06:00:00Z",
-                                                               "revoked-at": "2026-05-08T06:00:00Z"})
-    due = H.due_for_revocation([old, new, person, rejected, done], "fp-new", NOW, 7)
-    assert [(v.version, why) for v, why in due] == [
-        ("old", "replaced on 2026-11-22, 7 days ago or more"), ("bad", "never used (rejected)")]
-    assert H.due_for_revocation([old, new], "fp-new", NOW, 9) == []            # replaced 8 days ago
-    assert H.due_for_revocation([old, new], "fp-new", NOW, None) == []         # WATCHDOG_REVOKE_AFTER_DAYS=off
-    assert H.due_for_revocation([old, new], "fp-old", NOW, 7) == []            # Aggregator still holds it
-    assert H.due_for_revocation([old, new], None, NOW, 7) == []                # what it holds is unknown
+def made(name: str, *, days_ago: float, state=CreatedState.REPLACED, replaced_days_ago=None, revoked=False,
+         recorded_id=True) -> CreatedRecord:
+    return CreatedRecord(f"pat-watchdog a {name}", NOW - timedelta(days=days_ago), state,
+                         f"auth-{name}" if recorded_id else None, f"fp-{name}" if recorded_id else None, name,
+                         NOW - timedelta(days=replaced_days_ago) if replaced_days_ago is not None else None,
+                         NOW if revoked else None)
+
+
+def test_only_what_the_record_says_the_watchdog_created_is_revoked_never_a_tag():
+    old = made("old", days_ago=100, replaced_days_ago=8)
+    new = made("new", days_ago=8, state=CreatedState.CURRENT)
+    unused = made("bad", days_ago=1, state=CreatedState.UNUSED)
+    done = made("done", days_ago=300, replaced_days_ago=200, revoked=True)
+    orphan = made("lost", days_ago=0, state=CreatedState.INTENDED, recorded_id=False)
+    record = Record(created=(old, new, unused, done, orphan))
+    due = H.due_for_revocation(record, "fp-new", NOW, 7)
+    assert [(p.version, why.split(":")[0].split(" (")[0]) for p, why in due] == [
+        ("old", "replaced on 2026-11-22, 7 days ago or more"), ("bad", "never used"), ("lost", "orphan")]
+    assert [p.version for p, _ in H.due_for_revocation(record, "fp-new", NOW, 9)] == ["bad", "lost"]
+    assert [p.version for p, _ in H.due_for_revocation(record, "fp-new", NOW, None)] == ["lost"]   # off
+    assert "old" not in [p.version for p, _ in H.due_for_revocation(record, "fp-old", NOW, 7)]  # Aggregator holds it
+    assert H.due_for_revocation(record, None, NOW, 7) == []                   # what it holds is unknown
+    # Staged versions tagged as the watchdog's count for nothing: only the record does.
+    assert H.due_for_revocation(Record(), "fp-new", NOW, 7) == []
+
+
+def test_a_revocation_needs_the_listing_to_confirm_id_and_display_name():
+    from pat_watchdog.adapters.pats import PatRecord
+    pat = made("old", days_ago=100, replaced_days_ago=8)
+    listed = PatRecord("AUTH-OLD", pat.display_name, None, None, "vso.work_full", ("acct",))
+    assert H.confirmed(pat, [listed], "a") == listed
+    assert H.confirmed(pat, [PatRecord("auth-old", "a person's PAT", None, None, "", None)], "a") is None
+    assert H.confirmed(pat, [PatRecord("auth-other", pat.display_name, None, None, "", None)], "a") is None
+    assert H.confirmed(pat, [listed], "b") is None                                 # another instance's name
+    orphan = made("lost", days_ago=0, state=CreatedState.INTENDED, recorded_id=False)
+    found = PatRecord("auth-9", orphan.display_name, None, None, "", None)
+    assert H.confirmed(orphan, [found], "a") == found           # by the exact name recorded before the request
+    assert H.confirmed(orphan, [PatRecord("auth-9", "pat-watchdog a other", None, None, "", None)], "a") is None
 
 
 def test_a_created_pat_that_failed_stops_further_creation():
-    assert H.created_and_failed([version("a", days_ago=3, status="current"),
-                                 version("b", days_ago=1, status="failed")]).version == "b"
-    assert H.created_and_failed([version("b", days_ago=3, status="failed"),
-                                 version("c", days_ago=1, status="current")]) is None
-    assert H.created_and_failed([version("p", days_ago=1, status="rejected", created=False)]) is None
-    assert H.created_and_failed([]) is None
-    assert H.created_and_failed([version("b", days_ago=1, status="failed")], token_works=False) is None
+    assert H.created_and_failed(Record(created=(made("a", days_ago=3, state=CreatedState.CURRENT),
+                                                made("b", days_ago=1, state=CreatedState.UNUSED)))).version == "b"
+    assert H.created_and_failed(Record(created=(made("b", days_ago=3, state=CreatedState.UNUSED),
+                                                made("c", days_ago=1, state=CreatedState.CURRENT)))) is None
+    assert H.created_and_failed(Record()) is None
+    assert H.created_and_failed(Record(created=(made("b", days_ago=1, state=CreatedState.UNUSED),)),
+                                token_works=False) is None

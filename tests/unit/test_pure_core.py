@@ -106,9 +106,12 @@ def test_blind(seen: InstancePlan, condition: str, expected: bool) -> None:
     assert blind(seen, condition, NOW) is expected
 
 
-def test_after_the_cutoff_a_working_token_cannot_be_global() -> None:
+def test_after_the_cutoff_an_unknown_global_flag_still_clears_nothing() -> None:
+    """Microsoft postponed the global PAT cutoff once: a working token is not taken for organization-scoped."""
     unknown = plan(token=replace(TOKEN, global_pat=None))
-    assert blind(unknown, "GLOBAL_PAT", datetime(2026, 12, 2, tzinfo=timezone.utc)) is False
+    assert blind(unknown, "GLOBAL_PAT", datetime(2026, 12, 2, tzinfo=timezone.utc)) is True
+    assert blind(plan(token=replace(TOKEN, global_pat=False)), "GLOBAL_PAT",
+                 datetime(2026, 12, 2, tzinfo=timezone.utc)) is False
 
 
 # ---------------------------------------------------------------------------------------------

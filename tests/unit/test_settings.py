@@ -48,11 +48,32 @@ def test_every_problem_at_once_named_with_what_is_expected():
 def test_auto_rotation_settings_are_read_and_checked():
     s = load_settings({**BASE, "WATCHDOG_ROTATION": "AUTO", "WATCHDOG_KEY_VAULT_URL": "https://kv.vault.azure.net",
                        "WATCHDOG_REVOKE_AFTER_DAYS": "off", "WATCHDOG_PAT_LIFETIME_DAYS": "30",
-                       "AZURE_TENANT_ID": "contoso.onmicrosoft.com"})
+                       "AZURE_TENANT_ID": "contoso.onmicrosoft.com",
+                       "WATCHDOG_SIGNIN_CLIENT_ID": "6f0c9a2e-5d4b-4c3a-9e8f-7a6b5c4d3e2f"})
     assert (s.rotation, s.auto, s.rotation_enabled) == ("auto", True, True)
     assert (s.revoke_after_days, s.pat_lifetime_days, s.signin_tenant) == (None, 30, "contoso.onmicrosoft.com")
-    assert s.signin_client_id == "04b07795-8ddb-461a-bbee-02f9e1bf7b46" and s.signin_name("x") == "pat-watchdog-signin"
+    assert s.signin_client_id == "6f0c9a2e-5d4b-4c3a-9e8f-7a6b5c4d3e2f" and s.signin_name("x") == "pat-watchdog-signin"
     assert "pat-watchdog-signin" in s.own_secrets("x")
+
+
+def test_auto_rotation_has_no_default_sign_in_client():
+    """The Azure CLI's client is in Microsoft's family of client IDs: never a default, only when set."""
+    found = problems({**BASE, "WATCHDOG_ROTATION": "auto", "WATCHDOG_KEY_VAULT_URL": "https://kv.vault.azure.net"})
+    assert len(found) == 1 and found[0].startswith("WATCHDOG_ROTATION=auto needs WATCHDOG_SIGNIN_CLIENT_ID")
+    assert "The sign-in's app registration" in found[0] and "user_impersonation" in found[0]
+    assert load_settings({**BASE, "WATCHDOG_ROTATION": "staged"}).signin_client_id is None
+    explicit = load_settings({**BASE, "WATCHDOG_ROTATION": "auto", "WATCHDOG_KEY_VAULT_URL": "https://kv.vault.azure.net",
+                              "WATCHDOG_SIGNIN_CLIENT_ID": "04b07795-8ddb-461a-bbee-02f9e1bf7b46"})
+    assert explicit.signin_client_id == "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+
+def test_a_reference_may_name_no_instances_staged_previous_or_sign_in_secret():
+    s = load_settings({**BASE, "WATCHDOG_STAGED_SECRET": "{name}-pat-staged",
+                       "WATCHDOG_PREVIOUS_SECRET": "{name}-pat-previous", "WATCHDOG_SIGNIN_SECRET": "{name}-signin"})
+    for name in ("baggregator-pat-staged", "ANY-other-PAT-PREVIOUS", "x-signin", "contosoaggregator-pat-staged"):
+        assert s.is_own_secret(name), name
+    for name in ("aggregator-pat", "pat-staged", "b-pat-staged-2", "signin"):
+        assert not s.is_own_secret(name), name
     found = problems({**BASE, "WATCHDOG_ROTATION": "auto", "WATCHDOG_PAT_LIFETIME_DAYS": "400",
                       "WATCHDOG_REVOKE_AFTER_DAYS": "never", "WATCHDOG_SIGNIN_CLIENT_ID": "azure-cli",
                       "WATCHDOG_SIGNIN_SECRET": "aggregator-pat-staged", "AZURE_TENANT_ID": "contoso"})

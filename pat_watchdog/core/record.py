@@ -1,0 +1,211 @@
+"""What the watchdog verified itself, per instance (pure): the record kept in its state table.
+
+A person who stages replacements holds `setSecret` on the staged secret, so every tag of every staged
+version is theirs to write: tags are claims. What the watchdog saw with its own eyes lives here, in a
+table only its identity writes (docs/reference.md, "What the watchdog trusts"):
+
+- the fingerprint of each staged version whose value it read (a Key Vault version's value never changes,
+  so one read is enough);
+- what Azure DevOps said of each token while it worked (user, `global` flag, and, for an entry matched
+  for sure, authorization ID, `validTo` and scopes);
+- the token's user while it worked (a sign-in or a candidate of another user is refused);
+- the version it put in place, and when;
+- the PATs it created (display name, authorization ID, fingerprint, staged version, and when replaced).
+
+Every change is a new Record; `merge` joins two records of one instance written by two runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from pat_watchdog.core.times import format_utc, parse_utc
+
+# Bounds that keep one instance's row far inside Azure Table's 64 KiB property limit.
+MAX_VERSIONS = 200
+MAX_TOKENS = 20
+MAX_CREATED = 40
+
+
+class CreatedState:
+    """Where a PAT the watchdog created stands (its own record, never a tag)."""
+
+    INTENDED = "intended"    # about to be created: the display name is recorded before the request
+    CREATED = "created"      # Azure DevOps answered; the value may not have reached Key Vault
+    STAGED = "staged"        # its value is a version of the staged secret
+    CURRENT = "current"      # rotated in
+    UNUSED = "unused"        # rejected or failed: never held by Aggregator
+    REPLACED = "replaced"    # was current, another token is in place since `replaced_at`
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """What Azure DevOps said of one token (by fingerprint) while it worked."""
+
+    user: str | None = None
+    global_pat: bool | None = None
+    authorization_id: str | None = None       # only from an entry matched for sure
+    valid_to: datetime | None = None
+    scopes: tuple[str, ...] | None = None
+    seen: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CreatedRecord:
+    display_name: str
+    created_at: datetime
+    state: str = CreatedState.INTENDED
+    authorization_id: str | None = None
+    fingerprint: str | None = None
+    version: str | None = None
+    replaced_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class Record:
+    fingerprint: str | None = None            # the token setting's fingerprint when last seen (drift)
+    form: str | None = None                   # plain, or the reference's secret (drift)
+    versions: dict = field(default_factory=dict)        # staged version ID -> fingerprint of its value
+    tokens: dict = field(default_factory=dict)          # fingerprint -> TokenFacts
+    owner: str | None = None                  # the token's user while it worked
+    placed: tuple[str, str, datetime] | None = None     # (version, fingerprint, when) put in place by the watchdog
+    created: tuple[CreatedRecord, ...] = ()
+    organization: str | None = None
+
+    # -- reading -------------------------------------------------------------------------------
+    def facts(self, fingerprint: str | None) -> TokenFacts | None:
+        return self.tokens.get(fingerprint) if fingerprint else None
+
+    def created_pat(self, *, fingerprint: str | None = None,
+                    authorization_id: str | None = None) -> CreatedRecord | None:
+        for pat in self.created:
+            if fingerprint and pat.fingerprint == fingerprint:
+                return pat
+            if authorization_id and (pat.authorization_id or "").lower() == authorization_id.lower():
+                return pat
+        return None
+
+    def known_ids(self, except_fingerprint: str | None) -> frozenset[str]:
+        """Authorization IDs verified to belong to other tokens than `except_fingerprint`."""
+        ids = {f.authorization_id for fp, f in self.tokens.items() if fp != except_fingerprint and f.authorization_id}
+        ids |= {p.authorization_id for p in self.created if p.authorization_id and p.fingerprint != except_fingerprint}
+        return frozenset(i.lower() for i in ids)
+
+    # -- changing ------------------------------------------------------------------------------
+    def seen_versions(self, found: dict) -> Record:
+        if all(self.versions.get(k) == v for k, v in found.items()):
+            return self
+        return replace(self, versions=_newest({**self.versions, **found}, MAX_VERSIONS))
+
+    def learned(self, fingerprint: str, facts: TokenFacts) -> Record:
+        """Azure DevOps' answer about a working token; what it did not say keeps what was known."""
+        before = self.tokens.get(fingerprint) or TokenFacts()
+        merged = TokenFacts(**{name: new if new is not None else getattr(before, name)
+                               for name, new in vars(facts).items()})
+        if merged == before:
+            return self
+        tokens = {**{k: v for k, v in self.tokens.items() if k != fingerprint}, fingerprint: merged}
+        return replace(self, tokens=dict(list(tokens.items())[-MAX_TOKENS:]))
+
+    def with_owner(self, user: str | None) -> Record:
+        return self if user == self.owner else replace(self, owner=user)
+
+    def seen_setting(self, fingerprint: str | None, form: str | None) -> Record:
+        if (fingerprint, form) == (self.fingerprint, self.form):
+            return self
+        return replace(self, fingerprint=fingerprint, form=form)
+
+    def put_in_place(self, version: str, fingerprint: str, when: datetime) -> Record:
+        """A verified rotation: the created PAT it replaced (if any) counts as replaced from now."""
+        created = tuple(replace(p, state=CreatedState.REPLACED, replaced_at=when)
+                        if p.state == CreatedState.CURRENT and p.fingerprint != fingerprint else
+                        replace(p, state=CreatedState.CURRENT) if p.fingerprint == fingerprint and p.active else p
+                        for p in self.created)
+        return replace(self, placed=(version, fingerprint, when), created=created)
+
+    def with_created(self, pat: CreatedRecord) -> Record:
+        """Add or update a created PAT (by display name: it is recorded before its authorization ID is known)."""
+        others = [p for p in self.created if p.display_name != pat.display_name]
+        # Drop the oldest revoked ones first: an active PAT the watchdog created is never forgotten.
+        while len(others) >= MAX_CREATED and any(not p.active for p in others):
+            others.remove(next(p for p in others if not p.active))
+        return replace(self, created=tuple(others) + (pat,))
+
+    def update_created(self, display_name: str, **changes) -> Record:
+        return replace(self, created=tuple(replace(p, **changes) if p.display_name == display_name else p
+                                           for p in self.created))
+
+
+def _newest(mapping: dict, limit: int) -> dict:
+    return dict(list(mapping.items())[-limit:])
+
+
+def merge(mine: Record, theirs: Record) -> Record:
+    """Two runs wrote one instance's record: keep what each verified (union), mine where both say something."""
+    tokens = {**theirs.tokens}
+    for fp, facts in mine.tokens.items():
+        tokens[fp] = facts
+    created = {p.display_name: p for p in theirs.created}
+    for pat in mine.created:
+        other = created.get(pat.display_name)
+        created[pat.display_name] = pat if other is None or _progress(pat) >= _progress(other) else other
+    placed = max((p for p in (mine.placed, theirs.placed) if p), key=lambda p: p[2], default=None)
+    return replace(mine, versions=_newest({**theirs.versions, **mine.versions}, MAX_VERSIONS),
+                   tokens=dict(list(tokens.items())[-MAX_TOKENS:]), placed=placed,
+                   created=tuple(sorted(created.values(), key=lambda p: p.created_at)),
+                   owner=mine.owner or theirs.owner, organization=mine.organization or theirs.organization)
+
+
+_ORDER = (CreatedState.INTENDED, CreatedState.CREATED, CreatedState.STAGED, CreatedState.CURRENT,
+          CreatedState.UNUSED, CreatedState.REPLACED)
+
+
+def _progress(pat: CreatedRecord) -> tuple[bool, int]:
+    return pat.revoked_at is not None, _ORDER.index(pat.state) if pat.state in _ORDER else -1
+
+
+# -- the row --------------------------------------------------------------------------------------
+def to_json(record: Record) -> str:
+    def created(p: CreatedRecord) -> dict:
+        return {"name": p.display_name, "at": format_utc(p.created_at), "state": p.state, "id": p.authorization_id,
+                "fp": p.fingerprint, "version": p.version, "replaced": format_utc(p.replaced_at),
+                "revoked": format_utc(p.revoked_at)}
+
+    def token(t: TokenFacts) -> dict:
+        return {"user": t.user, "global": t.global_pat, "id": t.authorization_id, "validTo": format_utc(t.valid_to),
+                "scopes": " ".join(t.scopes) if t.scopes is not None else None, "seen": format_utc(t.seen)}
+
+    return json.dumps({
+        "v": 1, "versions": record.versions, "tokens": {fp: token(t) for fp, t in record.tokens.items()},
+        "owner": record.owner, "created": [created(p) for p in record.created],
+        "placed": [record.placed[0], record.placed[1], format_utc(record.placed[2])] if record.placed else None,
+        "organization": record.organization}, separators=(",", ":"))
+
+
+def from_row(fingerprint: str | None, form: str | None, text: str | None) -> Record:
+    """A stored row; a row written before records existed holds only the drift fields. A row that does not
+    parse counts as empty: the watchdog then verifies again what it needs (never trusts less)."""
+    base = Record(fingerprint=fingerprint or None, form=form or None)
+    if not text:
+        return base
+    try:
+        data = json.loads(text)
+        tokens = {fp: TokenFacts(t.get("user"), t.get("global"), t.get("id"), parse_utc(t.get("validTo")),
+                                 tuple(t["scopes"].split()) if t.get("scopes") is not None else None,
+                                 parse_utc(t.get("seen"))) for fp, t in (data.get("tokens") or {}).items()}
+        created = tuple(CreatedRecord(p["name"], parse_utc(p["at"]), p.get("state") or CreatedState.INTENDED,
+                                   p.get("id"), p.get("fp"), p.get("version"), parse_utc(p.get("replaced")),
+                                   parse_utc(p.get("revoked"))) for p in data.get("created") or ())
+        placed = data.get("placed")
+        return replace(base, versions=dict(data.get("versions") or {}), tokens=tokens, owner=data.get("owner"),
+                       created=created, organization=data.get("organization"),
+                       placed=(placed[0], placed[1], parse_utc(placed[2])) if placed else None)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        return base

@@ -1,0 +1,58 @@
+"""One run's view of the watchdog's records (core/record.py): read once for every instance, changed in
+memory as the run learns, and written per instance only when something changed (and only by `run`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pat_watchdog.core.errors import ServiceError
+from pat_watchdog.core.record import Record
+
+log = logging.getLogger(__name__)
+
+
+class RecordBook:
+    def __init__(self, store):
+        self._store = store
+        self._lock = threading.Lock()
+        self._stored: dict[str, Record] | None = None
+        self._now: dict[str, Record] = {}
+        self.readable = True      # False: the table could not be read; nothing verified earlier is known
+
+    def _load(self) -> dict[str, Record]:
+        with self._lock:
+            if self._stored is None:
+                try:
+                    self._stored = dict(self._store.memories())
+                except ServiceError as error:     # not a verdict: this run verifies again what it needs
+                    log.warning("the watchdog's record is unreadable: %s", error)
+                    self._stored, self.readable = {}, False
+            return self._stored
+
+    def stored(self, key: str) -> Record | None:
+        """What earlier runs recorded (None: nothing yet), whatever this run learned since."""
+        return self._load().get(key)
+
+    def get(self, key: str) -> Record:
+        """The record as this run knows it now."""
+        stored = self._load()
+        with self._lock:
+            return self._now.get(key) or stored.get(key) or Record()
+
+    def put(self, key: str, record: Record) -> None:
+        """In memory only; `write` stores it."""
+        with self._lock:
+            self._now[key] = record
+
+    def write(self, key: str) -> bool:
+        """Store the record when it differs from what was read; raises ServiceError. True when written."""
+        stored = self._load()
+        with self._lock:
+            record = self._now.get(key)
+        if record is None or record == stored.get(key):
+            return False
+        self._store.remember(key, record)
+        with self._lock:
+            stored[key] = record
+        return True
