@@ -111,6 +111,11 @@ class DevOps(PatLifecycle):
             return pat is not None and _state(pat, self._clock()) == "active" and \
                 not self._global_expired(pat, self._clock())
 
+    def scope_of(self, authorization_id: str) -> str | None:
+        """The scope a PAT was issued with (for tests asserting what was created)."""
+        with self._lock:
+            return next((p.scope for p in self._pats.values() if p.authorization_id == authorization_id), None)
+
     def is_revoked(self, authorization_id: str) -> bool:
         """Whether the PAT with this authorization ID was revoked (by a test or through the API)."""
         with self._lock:

@@ -1,0 +1,162 @@
+"""What a person with staging rights can make the watchdog do with one Key Vault write: nothing it would
+not do anyway. Each scenario is the attack (docs/reference.md, "What the watchdog trusts"), then what
+the watchdog does instead. Tags are claims; what the watchdog verified lives in its state table."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from pat_watchdog.core.secret import fingerprint
+from pat_watchdog.sandbox.entra_shapes import SIGNIN_CLIENT
+from pat_watchdog.sandbox.seed import USER_ID
+from tests.e2e.conftest import NAME, STAGED, titles
+from tests.leaks import fp
+
+AUTO = {"WATCHDOG_ROTATION": "auto", "WATCHDOG_SIGNIN_CLIENT_ID": SIGNIN_CLIENT}
+OID, UPN = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", "aggregator-admin@contoso.com"
+OTHER_OID, OTHER_UPN, OTHER_USER = ("9a8b7c6d-5e4f-4321-8abc-def012345678", "someone@contoso.com",
+                                    "11111111-2222-4333-8444-555555555555")
+
+
+def codes(instance: dict) -> set[str]:
+    return {r["code"] for r in instance["reasons"]}
+
+
+@pytest.fixture
+def person(sandbox):
+    sandbox.entra.add_user(OID, UPN, USER_ID)
+    sandbox.entra.add_user(OTHER_OID, OTHER_UPN, OTHER_USER)
+    sandbox.entra.auto_approve, sandbox.entra.poll_interval = OID, 0
+    return OID
+
+
+def test_a_forged_created_and_rejected_version_never_revokes_the_pat_aggregator_uses(
+        world, sandbox, run_cli, channels, person):
+    token, auth = world.issue(100)
+    app = world.add_instance(NAME, token)
+    assert run_cli("login", **channels, **AUTO).code == 0
+    assert run_cli("run", **channels, **AUTO).code == 0          # the record: this token, its ID
+    junk, _ = world.issue(50)
+    world.stage(junk, days=50, tags={"created-by": "pat-watchdog", "watchdog-status": "rejected",
+                                     "authorizationId": auth, "fingerprint": fingerprint(junk)})
+    other, other_auth = world.issue(200)                          # any other PAT of the user
+    world.stage(junk, days=50, tags={"created-by": "pat-watchdog", "watchdog-status": "current",
+                                     "rotated-at": "2026-01-01T00:00:00Z", "authorizationId": other_auth})
+    for day in (0, 8, 30):
+        result = run_cli("run", "--json", now=world.now + timedelta(days=day), **channels, **AUTO)
+        assert [a for a in result.instance(NAME)["actions"] if a["kind"] == "revoke"] == []
+    assert not sandbox.devops.is_revoked(auth) and not sandbox.devops.is_revoked(other_auth)
+    assert world.token_setting(app) == token and sandbox.devops.works(token)
+
+
+def test_a_forged_current_version_cannot_widen_a_created_pat_to_full_access(world, sandbox, run_cli, channels, person):
+    token, auth = world.issue(10, scope="vso.work_write vso.project")
+    app = world.add_instance(NAME, token)
+    _full, full_auth = world.issue(300, scope="app_token")       # the user's full-access PAT
+    world.stage("not-the-token-at-all", days=300, tags={        # any value, the public fingerprint, the ID
+        "fingerprint": fingerprint(token), "watchdog-status": "current", "authorizationId": full_auth,
+        "scopes": "app_token"})
+    assert run_cli("login", **channels, **AUTO).code == 0
+    result = run_cli("run", "--json", **channels, **AUTO)
+    [created] = sandbox.devops.created_pats()
+    scope = sandbox.devops.scope_of(created.authorization_id).split()
+    assert "app_token" not in scope, scope
+    assert fp(world.token_setting(app)) != fp(token)             # it still rotated, with honest scopes
+    assert result.instance(NAME)["status"] in ("OK", "WARNING")
+
+
+@pytest.mark.parametrize("forgery", ["late expiry", "another PAT's ID"])
+def test_a_forged_current_version_does_not_silence_the_alert(world, sandbox, run_cli, channels, forgery):
+    token, auth = world.issue(2)
+    world.add_instance(NAME, token)
+    world.stage(token, days=2, tags={"watchdog-status": "current", "authorizationId": auth})
+    assert run_cli("run", **channels).code == 0                   # the honest record: two days left
+    sandbox.teams.received.clear()
+    _long, long_auth = world.issue(300)
+    tags = {"fingerprint": fingerprint(token), "watchdog-status": "current"}
+    if forgery == "another PAT's ID":
+        tags["authorizationId"] = long_auth
+    world.stage("a-value-that-is-no-token", days=300 if forgery == "late expiry" else 2, tags=tags)
+    result = run_cli("status", "--json", **channels)
+    inst = result.instance(NAME)
+    assert inst["status"] == "CRITICAL" and inst["token"]["days_left"] in (1, 2), inst["reasons"]
+    assert "TAG_DISAGREES" in codes(inst)                        # the forged fingerprint tag is reported
+    assert run_cli("run", **channels, now=world.now + timedelta(hours=21)).code == 0
+    assert f"CRITICAL: {NAME}" in titles(sandbox)
+
+
+def test_a_tag_that_does_not_parse_is_reported_and_the_alert_still_goes_out(world, sandbox, run_cli, channels):
+    token, auth = world.issue(-1)                                  # expired: CRITICAL
+    world.add_instance(NAME, token)
+    world.stage(token, days=1, tags={"watchdog-status": "current", "rotated-at": "yesterday",
+                                     "authorizationId": "not-a-guid", "revoked-at": "soon"})
+    result = run_cli("run", "--json", **channels)
+    inst = result.instance(NAME)
+    assert inst["status"] == "CRITICAL" and result.code == 0
+    unparsed = [r["message"] for r in inst["reasons"] if r["code"] == "TAG_UNPARSED"]
+    assert len(unparsed) == 3 and all(STAGED in m for m in unparsed)
+    assert any("rotated-at" in m for m in unparsed) and "yesterday" not in " ".join(unparsed)
+    assert f"CRITICAL: {NAME}" in titles(sandbox) and len(sandbox.smtp.messages) >= 1
+
+
+def test_one_instances_setting_can_never_name_anothers_secrets(world, sandbox, run_cli, channels):
+    names = {"WATCHDOG_STAGED_SECRET": "{name}-pat-staged", "WATCHDOG_PREVIOUS_SECRET": "{name}-pat-previous"}
+    b_token, _ = world.issue(100)
+    world.add_instance("baggregator", b_token)
+    b_new, _ = world.issue(365)
+    b_version = world.stage(b_new, days=365, secret="baggregator-pat-staged")
+    uri = f"{sandbox.vault.url(world.vault)}/secrets/baggregator-pat-staged/"
+    a_app = world.add_instance("aaggregator", f"@Microsoft.KeyVault(SecretUri={uri})")
+    result = run_cli("run", "--json", **channels, **names)
+    a = result.instance("aaggregator")
+    assert a["status"] == "CRITICAL" and codes(a) == {"REFERENCE_NOT_ALLOWED"}
+    assert "baggregator-pat-staged" in a["reasons"][0]["message"]
+    assert world.token_setting(a_app).startswith("@Microsoft.KeyVault(")
+    [b_staged] = [v for v in sandbox.vault.versions(world.vault, "baggregator-pat-staged")]
+    assert b_staged["version"] == b_version and "watchdog-status" not in b_staged["tags"]
+    assert sandbox.vault.versions(world.vault, "aaggregator-pat-staged") == []
+
+
+def test_a_dead_token_does_not_turn_off_the_user_check(world, sandbox, run_cli, channels, person):
+    token, _ = world.issue(10)
+    app = world.add_instance(NAME, token)
+    assert run_cli("run", **channels, **AUTO).code == 0            # the record: the token's user
+    sandbox.devops.revoke(token)                                    # now dead
+    sandbox.entra.auto_approve = OTHER_OID
+    refused = run_cli("login", **channels, **AUTO)
+    assert refused.code == 1 and "another user" in refused.err and "--new-user" in refused.err
+    assert sandbox.vault.versions("contoso-kv", "pat-watchdog-signin") == []
+    # A candidate of that other user is rejected too, although the token in place is dead.
+    theirs, _ = world.issue(200, user_id=OTHER_USER)
+    version = world.stage(theirs, days=200)
+    result = run_cli("run", "--json", **channels)
+    assert world.token_setting(app) == token
+    tags = next(v["tags"] for v in sandbox.vault.versions("contoso-kv", STAGED) if v["version"] == version)
+    assert tags["watchdog-status"] == "rejected" and "login --new-user" in tags["watchdog-reason"]
+    assert result.instance(NAME)["status"] == "CRITICAL"
+    # The documented hand-over: that person signs in with --new-user; then their PATs are accepted.
+    handed = run_cli("login", "--new-user", **channels, **AUTO)
+    assert handed.code == 0, handed.err
+    assert "now belong to user" in handed.out
+    again, _ = world.issue(200, user_id=OTHER_USER)
+    world.stage(again, days=200)
+    rotated = run_cli("run", "--json", **channels)
+    assert fp(world.token_setting(app)) == fp(again), rotated.instance(NAME)["reasons"]
+
+
+def test_a_sign_in_of_another_user_creates_nothing_once_the_token_is_dead(world, sandbox, run_cli, channels, person):
+    token, _ = world.issue(10)
+    world.add_instance(NAME, token)
+    assert run_cli("run", **channels, **AUTO).code == 0            # the record: the token's user
+    # Someone stores another user's sign-in (here: a login recorded in another table, so the
+    # watchdog's own record still names the token's user), then the token dies.
+    sandbox.entra.auto_approve = OTHER_OID
+    assert run_cli("login", "--new-user", **{**channels, "WATCHDOG_STATE_TABLE": "elsewhere"}, **AUTO).code == 0
+    sandbox.devops.revoke(token)
+    result = run_cli("run", "--json", **channels, **AUTO)
+    inst = result.instance(NAME)
+    assert sandbox.devops.created_pats() == [] and world.token_setting(world.apps[0]) == token
+    signin = next(r for r in inst["reasons"] if r["code"] == "SIGNIN_REQUIRED")
+    assert OTHER_USER in signin["message"] and USER_ID in signin["message"] and signin["level"] == "CRITICAL"
