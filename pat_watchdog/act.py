@@ -41,7 +41,8 @@ class _Acting:
 
     plan: InstancePlan
     actions: list[Action] = field(default_factory=list)
-    extra: list[A.Alert] = field(default_factory=list)
+    outcome: Outcome | None = None
+    reenabled: int = 0
 
 
 def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mode: Mode,
@@ -52,16 +53,25 @@ def act(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, mod
     `local_lock`: rotate even when the lock is only in this process (no state table configured).
     """
     acting = _Acting(plan)
+    extra: list[A.Alert] = []
     try:
         _steps(acting, obs, settings, ports, mode, now, local_lock)
     except Exception as error:  # noqa: BLE001 - the alerts below go out whatever a step did
-        log.exception("acting on %s failed", plan.name)
-        acting.actions.append(Action(ActionKind.ERROR, None, "CRITICAL", ActionOutcome.FAILED,
-                                     f"unexpected {type(error).__name__} while acting on this instance; "
-                                     "the alerts of its plan were still sent"))
+        _unexpected(acting, error)
+    try:
+        extra = _rotated_notice(acting.plan, obs, acting.outcome, now, acting.reenabled) + _drift_notice(acting.plan)
+    except Exception as error:  # noqa: BLE001 - the plan's own alerts still go out
+        _unexpected(acting, error)
     # The "rotated" notice also resolves what the rotation fixed: no separate "resolved" mails.
-    sent = dispatch(acting.plan, settings, outbox, now, extra=acting.extra)
+    sent = dispatch(acting.plan, settings, outbox, now, extra=extra)
     return replace(acting.plan, actions=tuple(sent + acting.actions))
+
+
+def _unexpected(acting: _Acting, error: Exception) -> None:
+    log.exception("acting on %s failed", acting.plan.name)
+    acting.actions.append(Action(ActionKind.ERROR, None, "CRITICAL", ActionOutcome.FAILED,
+                                 f"unexpected {type(error).__name__} while acting on this instance; the alerts "
+                                 "of its plan were still sent"))
 
 
 def _steps(acting: _Acting, obs: Observed, settings: Settings, ports: Ports, mode: Mode, now: datetime,
@@ -90,9 +100,10 @@ def _steps(acting: _Acting, obs: Observed, settings: Settings, ports: Ports, mod
         outcome = _create(hands_free, plan, obs, settings, ports, mode, now, actions, creating, lock_ok)
     elif mode == Mode.ROTATE:
         actions.append(_not_rotating(plan, settings))
+    acting.outcome = outcome
     if outcome is not None:
-        _record_outcome(obs, outcome, ports, mode, now)
         plan = acting.plan = _redecide(plan, obs, outcome, settings, now)
+        _record_outcome(obs, outcome, ports, mode, now)
     if hands_free:
         try:
             plan = acting.plan = hands_free.after(plan, mode, created=bool(creating))
@@ -101,8 +112,7 @@ def _steps(acting: _Acting, obs: Observed, settings: Settings, ports: Ports, mod
     plan, reenabled = _reenable(plan, obs, settings, ports, mode, outcome, now)
     acting.plan = plan
     actions += reenabled
-    count = sum(1 for a in reenabled if a.outcome == ActionOutcome.DONE)
-    acting.extra = _rotated_notice(plan, obs, outcome, now, count) + _drift_notice(plan)
+    acting.reenabled = sum(1 for a in reenabled if a.outcome == ActionOutcome.DONE)
     if mode.writes and plan.token.fingerprint and not obs.snapshot.unreachable:
         _remember(obs, plan, ports)
     actions += _correct_expiry(plan, obs, settings, ports, mode)
