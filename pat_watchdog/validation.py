@@ -7,7 +7,7 @@ the current token's (never measured against the candidate's own listing entry), 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pat_watchdog.core import handsfree as H
 from pat_watchdog.core import listing as L
@@ -116,29 +116,35 @@ class CandidateCheck:
 
     def _candidate_fact(self, candidate: Token, version: SecretVersion, live: LiveCheck, listing) -> ExpiryFact:
         """The candidate's expiry and scopes; its own listing entry, when found, is Azure DevOps's answer."""
-        entry = self._candidate_entry(listing, version, live)
+        entry, sure = self._candidate_entry(listing, version, live)
         fact = L.fact_from_entry(entry) if entry else None
         expires = fact.expires_on if fact and fact.expires_on else version.expires_on
-        # Azure DevOps' answer wins over the `scopes` tag, a person's claim used only when nothing better is known.
-        return ExpiryFact("keyvault" if fact is None else "devops", expires,
-                          (fact.scopes if fact else None) or scopes_tag(version),
+        # Azure DevOps' answer for the candidate's own entry wins over the `scopes` tag, a person's claim used
+        # only when nothing better is known (several entries near its date: which one is a guess).
+        scopes = ((fact.scopes if fact and sure else None) or scopes_tag(version)
+                  or (fact.scopes if fact else None))
+        return ExpiryFact("keyvault" if fact is None else "devops", expires, scopes,
                           global_pat=fact.global_pat if fact else None,
                           authorization_id=(fact.authorization_id if fact else None) or tag_id(version))
 
-    def _candidate_entry(self, listing, version: SecretVersion, live: LiveCheck) -> dict | None:
-        """By its `authorizationId` tag; else the entry within a day of its Key Vault expiry; else the
-        only active entry of the user that is not the current token's."""
+    def _candidate_entry(self, listing, version: SecretVersion, live: LiveCheck) -> tuple[dict | None, bool]:
+        """(entry, whether it is surely the candidate's): by its `authorizationId` tag; else the entry within
+        a day of its Key Vault expiry (sure when it is the only one); else the only active entry of the
+        user that is not the current token's."""
         tag = tag_id(version)
         if tag:
-            return L.match_entry(listing.entries, self.now, authorization_id=tag).entry
+            return L.match_entry(listing.entries, self.now, authorization_id=tag).entry, True
         current = self._current_ids()
         if version.expires_on is not None:
             match = L.match_entry(listing.entries, self.now, user_id=live.user_id,
                                   known_expiry=version.expires_on, exclude=current)
             if match.entry is not None:
-                return match.entry
+                near = [e for e in L.active_entries(listing.entries, self.now, live.user_id, current)
+                        if (when := L.fact_from_entry(e).expires_on) and abs(when - version.expires_on)
+                        <= timedelta(days=1)]
+                return match.entry, len(near) == 1
         others = L.active_entries(listing.entries, self.now, live.user_id, current)
-        return others[0] if len(others) == 1 and current else None
+        return (others[0], True) if len(others) == 1 and current else (None, False)
 
     def _current_ids(self) -> frozenset[str]:
         """Authorization IDs known to be the current token's."""

@@ -160,3 +160,28 @@ def test_a_sign_in_of_another_user_creates_nothing_once_the_token_is_dead(world,
     assert sandbox.devops.created_pats() == [] and world.token_setting(world.apps[0]) == token
     signin = next(r for r in inst["reasons"] if r["code"] == "SIGNIN_REQUIRED")
     assert OTHER_USER in signin["message"] and USER_ID in signin["message"] and signin["level"] == "CRITICAL"
+
+
+def test_azure_devops_answer_beats_the_scopes_tag_for_candidate_and_token(world, sandbox, run_cli, channels):
+    """The README's staging line carries a fixed `scopes` tag; a read-only PAT staged with it is what Azure
+    DevOps says it is: the candidate is rejected, and a token in place with such a tag is CRITICAL."""
+    old, _ = world.issue(5)
+    app = world.add_instance(NAME, old)
+    world.stage(old, days=5, tags={"watchdog-status": "current"})
+    reader, _ = world.issue(365, scope="vso.work")
+    version = world.stage(reader, days=365, scopes="vso.identity vso.project vso.serviceendpoint_manage vso.work_full")
+    result = run_cli("run", "--json", **channels)
+    assert world.token_setting(app) == old
+    tags = next(v["tags"] for v in sandbox.vault.versions("contoso-kv", STAGED) if v["version"] == version)
+    assert tags["watchdog-status"] == "rejected" and "vso.work_write" in tags["watchdog-reason"]
+    assert result.instance(NAME)["candidate"]["state"] == "rejected"
+    # The token in place itself, staged with the same tag: the listing's real scope wins.
+    world.apps.clear()
+    reading, _ = world.issue(200, scope="vso.work")
+    world.add_instance("readeraggregator", reading)
+    world.stage(reading, days=200, secret="readeraggregator-pat-staged",
+                scopes="vso.identity vso.project vso.serviceendpoint_manage vso.work_full")
+    inst = run_cli("status", "--json", WATCHDOG_STAGED_SECRET="{name}-pat-staged",
+                   WATCHDOG_PREVIOUS_SECRET="{name}-pat-previous").instance("readeraggregator")
+    assert inst["token"]["scopes"] == ["vso.work"] and inst["status"] == "CRITICAL"
+    assert "SCOPE_MISSING" in codes(inst)
