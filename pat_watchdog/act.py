@@ -176,7 +176,7 @@ def _create(hands_free: HandsFree, plan, obs, settings, ports, mode, now, action
 def _revive(plan: InstancePlan, obs: Observed, settings: Settings, now: datetime) -> InstancePlan:
     """The token in place is dead and the newest staged version was kept out only against it (or was in
     place before): plan its rotation again; it is validated like any candidate (core/candidates.revived)."""
-    found = revived(obs.snapshot)
+    found = revived(obs.snapshot, obs.record.placed[0] if obs.record.placed else None)
     if found is None or not any(v.version == found[0].version and v.enabled for v in obs.staged):
         return plan          # a disabled version cannot even be read: a person took it out
     view, why = found

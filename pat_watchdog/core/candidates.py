@@ -97,7 +97,7 @@ AGAINST_THE_TOKEN_IN_PLACE = ("not later than the current token", "another user 
                               "the current token's expiry is unknown", "without a definitive answer")
 
 
-def revived(snap: InstanceSnapshot) -> tuple[CandidateView, str] | None:
+def revived(snap: InstanceSnapshot, placed: str | None = None) -> tuple[CandidateView, str] | None:
     """When the token in place is dead (DESIGN 3.5: rotate at once to a valid replacement), the newest staged
     version the watchdog handled before is a candidate again if what kept it out held only against that
     token: rejected relative to it (or without a verdict), or tagged `current` and replaced by hand since.
@@ -108,8 +108,9 @@ def revived(snap: InstanceSnapshot) -> tuple[CandidateView, str] | None:
     if not dead or cand.version is None or not cand.room or snap.unreachable:
         return None
     other = cand.fingerprint is not None and cand.fingerprint != snap.token_fingerprint
-    if cand.state == CandidateState.CURRENT and other:
-        why = f"version {cand.version} was in place before (tagged current) and is staged still"
+    if cand.state == CandidateState.CURRENT and other and cand.version == placed:
+        # `placed`: the version the watchdog's own record says it put in place; a `current` tag alone is a claim.
+        why = f"version {cand.version} was in place before (the watchdog put it there) and is staged still"
     elif cand.state == CandidateState.REJECTED and cand.fingerprint != snap.token_fingerprint and \
             any(phrase in (cand.reason or "") for phrase in AGAINST_THE_TOKEN_IN_PLACE):
         why = f"version {cand.version} was rejected only against the token in place ({cand.reason})"

@@ -111,6 +111,12 @@ class DevOps(PatLifecycle):
             return pat is not None and _state(pat, self._clock()) == "active" and \
                 not self._global_expired(pat, self._clock())
 
+    def authorization_id_of(self, token: str) -> str | None:
+        """The authorization ID of a PAT by its value (for tests)."""
+        with self._lock:
+            pat = self._pats.get(token)
+            return pat.authorization_id if pat else None
+
     def scope_of(self, authorization_id: str) -> str | None:
         """The scope a PAT was issued with (for tests asserting what was created)."""
         with self._lock:

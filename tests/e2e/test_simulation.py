@@ -29,6 +29,13 @@ The invariants:
    place before is rightly used again once the person's token dies).
 5. No secret in any output: every run's stdout and stderr, and at teardown every log record and
    everything the sandbox received (the `world` fixture).
+6. A person with staging rights writes arbitrary tags on arbitrary versions (another token's
+   fingerprint, another PAT's authorizationId, `created-by=pat-watchdog`, times that do not parse) and
+   stages versions that claim to be the current token: no PAT is ever revoked that a person did not
+   revoke, no Key Vault write lands in a secret of another instance, and invariants 1 and 3 keep
+   holding (a claim never silences an alert nor keeps a working replacement out). Only a version
+   tagged with a `watchdog-status` is, by the protocol, no longer a candidate: after that forgery
+   invariant 1 waits for the next good replacement.
 """
 
 from __future__ import annotations
@@ -103,6 +110,7 @@ class Instance:
     current: str | None = None          # the token held before the run's next write
     before_last_write: str | None = None
     rotations: dict = field(default_factory=dict)  # fingerprint -> writes that rotated to it
+    blocked: bool = False               # a forged `watchdog-status` took the newest replacement out
 
 
 class Simulation:
@@ -119,6 +127,7 @@ class Simulation:
         self.last = None
         self.teams_seen = 0
         self.mail_seen = 0
+        self.requests_seen = 0
 
     # -- the world --------------------------------------------------------------------------
     def at(self, moment: datetime) -> None:
@@ -164,13 +173,16 @@ class Simulation:
         inst = rng.choice(self.instances)
         kind = rng.choices(
             ["stage good", "stage bad", "step fails", "5xx", "hang", "html", "edit setting", "edit token",
-             "edit tags", "extend", "revoke", "subscription disabled"],
-            weights=[14, 6, 10, 6, 3, 4, 5, 4, 5, 5, 6, 3])[0]
+             "edit tags", "extend", "revoke", "subscription disabled", "forge"],
+            weights=[14, 6, 10, 6, 3, 4, 5, 4, 5, 5, 6, 3, 8])[0]
+        if kind == "forge":
+            return self.forge(inst)
         if kind == "stage good":
             days = rng.choice([30, 90, 180, 365])
             token = self.issue(days)
             version = self.world.stage(token, days=days, secret=f"{inst.name}-pat-staged")
             inst.staged.append((version, token))
+            inst.blocked = False
             self.note(f"{inst.name}: good replacement staged ({days} days), version {version[:8]}")
         elif kind == "stage bad":
             why = rng.choice(["revoked", "expired", "narrow scopes"])
@@ -257,6 +269,53 @@ class Simulation:
             self.sandbox.devops.set_subscription_status(self.world.org, inst.sub, "disabledBySystem")
             self.note(f"{inst.name}: its service hook subscription is disabled by the system")
 
+    def forge(self, inst: Instance) -> None:
+        """Invariant 6: what a person with `setSecret` on the staged secret can write, and nothing more."""
+        rng = self.rng
+        held = self.held(inst)
+        others = [t for t in self.pats if t != held]
+        other = rng.choice(others) if others else held
+        ids = [p.authorization_id for p in self.sandbox.devops.created_pats()] + [
+            self.sandbox.devops.authorization_id_of(t) for t in (held, other) if t]
+        forgery = rng.choice(["claims current", "fingerprint", "authorizationId", "created-by", "bad times",
+                              "status"])
+        if forgery == "claims current" or not inst.staged:
+            # A version whose value is no token at all, claiming to be the token in place, late and wide.
+            tags = {"fingerprint": fp(held) if held else "0" * 8, "watchdog-status": "current",
+                    "authorizationId": rng.choice(ids) if ids else "", "scopes": "app_token",
+                    "created-by": "pat-watchdog", "rotated-at": "2026-01-01T00:00:00Z"}
+            self.world.stage(f"forged-{rng.randint(0, 10**9)}", days=rng.choice([300, 2]),
+                             secret=f"{inst.name}-pat-staged", tags={k: v for k, v in tags.items() if v})
+            inst.blocked = True     # newest and tagged: by the protocol no older version is a candidate now
+            return self.note(f"{inst.name}: a person with staging rights stages a forged 'current' version")
+        version, _ = rng.choice(inst.staged)
+        change = {"fingerprint": {"fingerprint": fp(other) if other else "deadbeef"},
+                  "authorizationId": {"authorizationId": rng.choice(ids) if ids else "x"},
+                  "created-by": {"created-by": "pat-watchdog", "watchdog-reason": "never used"},
+                  "bad times": {"rotated-at": "yesterday", "revoked-at": "soon", "expires": "never"},
+                  "status": {"watchdog-status": rng.choice(["current", "rejected", "applied", "failed"])}}[forgery]
+        self.set_tags(inst, version, lambda t: t.update(change))
+        if forgery == "status" and version == inst.staged[-1][0]:
+            inst.blocked = True
+        if forgery == "status" and change["watchdog-status"] == "failed":
+            inst.person_failed.add(version)
+        self.note(f"{inst.name}: a person with staging rights writes {sorted(change)} on version {version[:8]}")
+
+    def check_forgeries(self) -> None:
+        """Invariant 6: revocations and Key Vault writes stay where they belong."""
+        for token, pat in self.pats.items():
+            aid = self.sandbox.devops.authorization_id_of(token)
+            if aid and self.sandbox.devops.is_revoked(aid) and not pat.revoked:
+                self.fail("6", f"PAT {fp(token)} was revoked, by nobody of the simulation")
+        requests = self.sandbox.requests
+        new, self.requests_seen = requests[self.requests_seen:], len(requests)
+        for request in new:
+            if ".vault." not in request.host or request.method not in ("PUT", "PATCH"):
+                continue
+            secret = request.path.split("/secrets/")[-1].split("/")[0]
+            if not any(secret.startswith(f"{i.name}-pat-") for i in self.instances):
+                self.fail("6", f"a Key Vault write to {secret}, no instance's secret")
+
     # -- runs and invariants ----------------------------------------------------------------
     def run(self, moment: datetime):
         self.at(moment)
@@ -293,7 +352,7 @@ class Simulation:
         held = self.held(inst)
         if held in self.pats and self.pats[held].works(self.moment):
             return True
-        if not inst.staged:
+        if not inst.staged or inst.blocked:
             return False
         version, token = inst.staged[-1]
         return version not in inst.person_failed and self.pats[token].works(self.moment)
@@ -368,6 +427,7 @@ class Simulation:
             self.fail("1", f"the run exited {result.code}: {result.err.strip()[-500:]}")
         self.check_settings()
         self.check_alerts(result)
+        self.check_forgeries()
 
     def simulate(self, days: int) -> None:
         self.at(NOW - timedelta(days=1))

@@ -199,8 +199,10 @@ def test_a_version_kept_out_only_against_a_dead_token_is_tried_again(live, state
     cand = CandidateView("v2", CandidateState(state), fingerprint, NOW + timedelta(days=90), reason=reason)
     snap = InstanceSnapshot("app", "contosoaggregator", token_present=True, token_fingerprint="aaaaaaaa",
                             live=live, candidate=cand)
-    found = revived(snap)
+    found = revived(snap, placed="v2")
     assert (found is not None) is tried
+    if state == "current":      # a `current` tag the watchdog's record does not back is a claim: never revived
+        assert revived(snap, placed="v1") is None and revived(snap) is None
     if tried:
         assert found[0].state == CandidateState.PENDING and found[0].version == "v2"
         plan = decide(replace(snap, candidate=found[0]), Policy(), NOW)
