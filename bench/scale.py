@@ -24,14 +24,15 @@ CONCURRENCY = 8
 REQUESTS = 3        # what a healthy instance should cost (DESIGN 3.7)
 
 
-def status_once(world: World, count: int, *profile: str) -> tuple[float, float, int, dict, float]:
+def status_once(world: World, count: int, *profile: str, storage: dict | None = None
+                ) -> tuple[float, float, int, dict, float]:
     """`status --json` in a child: (wall seconds, peak RSS MiB, exit code, the report, its CPU seconds)."""
     from bench.__main__ import ROOT
 
     env = {**os.environ, **world.env(WATCHDOG_STAGED_SECRET="{name}-pat-staged",
                                      WATCHDOG_PREVIOUS_SECRET="{name}-pat-previous",
                                      WATCHDOG_AGGREGATOR_APP=f"/subscriptions/{SUBSCRIPTION}",
-                                     WATCHDOG_CONCURRENCY=str(CONCURRENCY))}
+                                     WATCHDOG_CONCURRENCY=str(CONCURRENCY), **(storage or {}))}
     with tempfile.TemporaryFile() as out:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, *profile, "-m", "pat_watchdog", "status", "--json"],
@@ -78,21 +79,25 @@ def history_write(report: dict) -> dict | None:
 
 
 def main(count: int, latency: float, *profile: str) -> None:
-    from bench.__main__ import seed, service_requests
+    from bench.__main__ import seed, service_requests, start_azurite, storage_env
 
+    azurite = start_azurite()
+    storage = storage_env(azurite)
     with Sandbox(clock=lambda: datetime.now(timezone.utc)) as sandbox:
         os.environ.update(sandbox.env())
         world = World(sandbox)
         started = time.perf_counter()
-        seed(world, count)
+        seed(world, count, storage)
         print(f"\n{count} instances (seeded in {time.perf_counter() - started:.0f} s), `status` once, "
               f"{latency * 1000:.0f} ms per request, concurrency {CONCURRENCY}:")
         sandbox.latency = latency
         sandbox.reset_requests()
         own = resource.getrusage(resource.RUSAGE_SELF)
-        wall, rss, code, report, cpu = status_once(world, count, *profile)
+        wall, rss, code, report, cpu = status_once(world, count, *profile, storage=storage)
         sandbox_cpu = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - _cpu(own)
         per = service_requests(sandbox) / count
+    if azurite:
+        azurite.stop()
     floor = count * REQUESTS * latency / CONCURRENCY
     print(f"  exit {code}, {len(report['instances'])} instances, statuses "
           f"{sorted({i['status'] for i in report['instances']})}")

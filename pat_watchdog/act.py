@@ -25,7 +25,7 @@ from pat_watchdog.hooks import observe_hooks, reenable
 from pat_watchdog.rotation import Outcome, Rotation
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.record import CreatedState
-from pat_watchdog.core.tags import ROTATED_TAG, STATUS_TAG, TagLimitError, tag_time
+from pat_watchdog.core.tags import REASON_TAG, ROTATED_TAG, STATUS_TAG, TagLimitError, tag_time
 from pat_watchdog.core.times import format_utc
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock
                                   "the token meanwhile; nothing done"))
             return None
         outcome = step(Rotation(fresh, settings, ports, now, create_setting=plan.create_setting,
-                                lock=(key, owner, fence)))
+                                lock=(key, owner, fence), forced=plan.forced))
     finally:
         ports.ledger.release(key, owner)
     obs.snapshot, obs.staged, obs.current = fresh.snapshot, fresh.staged, fresh.current
@@ -254,7 +254,7 @@ def _changed(before: Observed, after: Observed) -> bool:
 def _rotation_action(outcome: Outcome) -> Action:
     if outcome.state == RotationState.CURRENT:
         prefix = "finished an interrupted rotation: " if outcome.recovered else ""
-        return Action.rotation(ActionOutcome.DONE, "INFO", prefix + outcome.detail)
+        return Action.rotation(ActionOutcome.DONE, "WARNING" if outcome.warning else "INFO", prefix + outcome.detail)
     if outcome.state == RotationState.REJECTED:
         return Action.rotation(ActionOutcome.SKIPPED,
                                "WARNING", f"candidate {outcome.version} rejected: {outcome.detail}")
@@ -279,8 +279,14 @@ def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Set
         snap = replace(snap, candidate=replace(cand, state=outcome.state, reason=outcome.detail[:256]))
     elif outcome.state == RotationState.STOPPED:
         snap = replace(snap, notes=snap.notes + (Note(R.ROTATION_STOPPED.name, outcome.detail),))
-    else:
-        return plan
+    else:   # postponed: the report says what the tags say (a version left `applying` is reconciled next run)
+        version = next((v for v in obs.staged if v.version == outcome.version), None)
+        tagged = version.status if version is not None else None
+        if version is None or cand.version != version.version or tagged in (None, cand.state):
+            return plan
+        snap = replace(snap, candidate=replace(cand, state=CandidateState(tagged) if tagged in
+                                               set(CandidateState) else cand.state, reason=version.tags.get(
+                                                   REASON_TAG) or outcome.detail[:256]))
     obs.snapshot = snap      # what later steps (re-enabling hooks) start from
     return decide(snap, Policy.from_settings(settings, obs.app.site), now)
 

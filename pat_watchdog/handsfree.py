@@ -117,7 +117,11 @@ class HandsFree:
     # -- creation ------------------------------------------------------------------------------
     def create_then_rotate(self, rot: Rotation, why: str) -> Outcome | None:
         """Under the rotation lock: revoke orphans, create, stage, then the staged protocol (same run)."""
-        failed = H.created_and_failed(rot.obs.record, token_works=self.plan.token.live is True)
+        token = self.plan.token
+        deferred = H.creation_deferred(rot.obs.record, token.expires_on, self.now) if token.live else None
+        if deferred is not None:
+            return self._defer(deferred, rot.obs.record.lifespan_cap_days)
+        failed = H.created_and_failed(rot.obs.record, token_works=token.live is True, expires_on=token.expires_on)
         if failed is not None:
             self.actions.append(Action(ActionKind.CREATE, None, "WARNING", ActionOutcome.SKIPPED,
                                        f"not creating another PAT: the last one the watchdog created "
@@ -142,6 +146,16 @@ class HandsFree:
         rot.obs.fingerprints[version.version] = created.token.fingerprint
         rot.obs.record = self.obs.record.seen_versions({version.version: created.token.fingerprint})
         return rot.run(version.version)
+
+    def _defer(self, when: datetime, cap: int) -> None:
+        """A capped PAT would not outlive the token in place: say when it will, and what unblocks it."""
+        text = (f"a lifespan policy (\"Enforce maximum personal access token lifespan\") gave the last PAT the "
+                f"watchdog created {cap} days, and the token has {self.plan.token.days_left} days left: a new one "
+                f"would not outlive it. The watchdog creates it at the first run after {format_utc(when)}. Sooner: "
+                "stage a replacement by hand, or ask an Azure DevOps Administrator to raise the policy's maximum")
+        self.notes.append(Note(R.PAT_CREATION_DEFERRED.name, text))
+        self.actions.append(Action(ActionKind.CREATE, None, "WARNING", ActionOutcome.SKIPPED, text))
+        return None
 
     # -- the record ------------------------------------------------------------------------------
     def _keep(self, record: Record) -> None:
@@ -175,7 +189,13 @@ class HandsFree:
                     return None
         valid_to = created.record.valid_to
         self._record_created(name, state=CreatedState.CREATED, authorization_id=created.record.authorization_id,
-                             fingerprint=created.token.fingerprint)
+                             fingerprint=created.token.fingerprint, valid_to=valid_to)
+        cap = max(1, (valid_to - self.now).days) if H.capped(wanted, valid_to) else None
+        if cap != self.obs.record.lifespan_cap_days:     # learned, or lifted since
+            try:
+                self._keep(replace(self.obs.record, lifespan_cap_days=cap))
+            except ServiceError as error:
+                log.warning("the lifespan cap is not recorded: %s", error)
         if H.capped(wanted, valid_to):
             self.notes.append(Note(R.PAT_LIFESPAN_CAPPED.name, f"asked for {self.settings.pat_lifetime_days} days "
                                    f"(WATCHDOG_PAT_LIFETIME_DAYS), Azure DevOps gave until {format_utc(valid_to)}: "

@@ -23,11 +23,14 @@ def rule_of(url: str) -> str:
 
 
 def impersonating(settings: dict[str, str], rule: str) -> bool:
-    """aggregator-cli mirrors `.impersonate=onBehalfOfInitiator` and `.bypassrules=true` of a rule file in
-    `AzureWebJobs.<rule>.Impersonate` / `.BypassRules` (aggregator-cli src/aggregator-cli/Rules/
-    AggregatorRules.cs, ConfigureAsync); both save work items bypassing rules."""
-    wanted = {f"azurewebjobs.{rule}.impersonate".lower(), f"azurewebjobs.{rule}.bypassrules".lower()}
-    return any(key.lower() in wanted and str(value).strip().lower() == "true" for key, value in settings.items())
+    """Whether a rule saves work items bypassing rules, as Aggregator's runtime reads it. aggregator-cli mirrors
+    a rule file's `.impersonate=onBehalfOfInitiator` in `AzureWebJobs.<rule>.Impersonate` (value
+    `onBehalfOfInitiator`, `false` when off) and `.bypassrules=true` in `AzureWebJobs.<rule>.BypassRules`
+    (`true`); the runtime compares both case-insensitively (aggregator-cli src/aggregator-shared/
+    AggregatorConfiguration.cs lines 73-80 and 164-165), and .NET configuration keys are case-insensitive."""
+    wanted = {f"azurewebjobs.{rule}.impersonate".lower(): "onbehalfofinitiator",
+              f"azurewebjobs.{rule}.bypassrules".lower(): "true"}
+    return any(wanted.get(key.lower()) == str(value).strip().lower() for key, value in settings.items())
 
 
 def observe_hooks(app, settings: dict[str, str], token: Token, ports: Ports) -> tuple[dict, list[Note]]:

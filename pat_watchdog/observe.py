@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pat_watchdog.core import drift
 from pat_watchdog.core import listing as L
 from pat_watchdog.core import reasons as R
-from pat_watchdog.core import references
+from pat_watchdog.core import references, token_type
 from pat_watchdog.core.candidates import select_candidate, version_fact
 from pat_watchdog.core.errors import EmptySecret, ServiceError, WatchdogError
 from pat_watchdog.core.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note
@@ -94,8 +94,9 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
 
 
 def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
-    raw = obs.settings.get(settings.token_setting)
-    snap = replace(obs.snapshot, token_type=obs.settings.get("Aggregator_VstsTokenType"))
+    key = token_type.key_in(obs.settings, settings.token_setting)
+    raw = obs.settings.get(key) if key else None
+    snap = replace(obs.snapshot, token_type=obs.settings.get(token_type.key_in(obs.settings, token_type.SETTING) or ""))
     if raw and references.is_reference(raw):
         try:
             ref = references.parse_reference(raw, settings.arm_endpoint)
@@ -116,7 +117,7 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
                        + (f"/{ref.version}" if ref.version else ""), facts=(fact,))
     elif raw and raw.strip():
         obs.current = Token(raw)
-    missing = None if settings.token_setting in obs.settings else settings.token_setting
+    missing = None if key else settings.token_setting
     obs.snapshot = replace(snap, token_present=obs.current is not None, missing_setting=missing,
                            token_fingerprint=obs.current.fingerprint if obs.current else None)
 

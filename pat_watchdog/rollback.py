@@ -7,7 +7,7 @@ from __future__ import annotations
 from pat_watchdog.core import references
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.secret import Token, fingerprint
-from pat_watchdog.swap import TOKEN_TYPE, SettingsSwap, SwapError
+from pat_watchdog.swap import SettingsSwap, SwapError
 
 
 class RollbackStopped(SwapError):
@@ -88,14 +88,15 @@ class Rollback:
         differ now (missing or changed); settings added since the snapshot are kept. Then re-read and say
         what was restored and what was not (setting names, never values)."""
         snapshot = self.swap.before or {}
-        changed = {k: v for k, v in snapshot.items() if k not in (self.swap.name, TOKEN_TYPE) and fresh.get(k) != v}
-        added = sorted(k for k in fresh if k not in snapshot and k not in (self.swap.name, TOKEN_TYPE)) \
+        own = (self.swap.name, self.swap.type_name)
+        changed = {k: v for k, v in snapshot.items() if k not in own and fresh.get(k) != v}
+        added = sorted(k for k in fresh if k not in snapshot and k not in own) \
             if self.swap.before is not None else []
         self._pending = sorted(changed)
         if fresh.get(self.swap.name) != value or changed:
             try:
                 self.swap.ports.apps.replace_settings(self.swap.obs.app, {**fresh, **changed, self.swap.name: value,
-                                                                TOKEN_TYPE: "PAT"})
+                                                                self.swap.type_name: "PAT"})
             except ServiceError as error:
                 raise SwapError(f"writing the app settings failed: {error}") from None
         after = self.swap.settings_now()

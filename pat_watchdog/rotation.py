@@ -41,6 +41,7 @@ class Outcome:
     facts: tuple[ExpiryFact, ...] = ()
     fingerprint: str | None = None
     recovered: bool = False                    # finished a rotation a dead run had started
+    warning: str | None = None                 # a forced rotation accepted what a scheduled one would not
     token: Token | None = field(default=None, repr=False)   # the token Aggregator holds now, in memory only
 
 
@@ -53,7 +54,9 @@ class Rotation:
     ports: Ports
     now: datetime
     create_setting: bool = False      # `rotate --force` into a token setting the app does not have yet
+    forced: bool = False              # `rotate --force`: an earlier expiry is accepted, with a warning
     lock: tuple[str, str, str] | None = None   # (key, owner, fence): checked before every write
+    warning: str | None = None        # set by `validate` for a forced rotation to an earlier expiry
 
     def lost_lock(self) -> bool:
         """Fencing: a run suspended past its lease must find out before its next write, not after."""
@@ -78,7 +81,11 @@ class Rotation:
     # -- step 1 -----------------------------------------------------------------
     def validate(self, candidate: Token, version: SecretVersion) -> tuple[LiveCheck, tuple[ExpiryFact, ...]]:
         """Step 1 (validation.py): raise Rejected or Postponed saying why."""
-        return CandidateCheck(self.obs, self.settings, self.ports, self.now).validate(candidate, version)
+        check = CandidateCheck(self.obs, self.settings, self.ports, self.now, forced=self.forced)
+        try:
+            return check.validate(candidate, version)
+        finally:
+            self.warning = check.warning
 
     # -- steps 2 and 3 --------------------------------------------------------------
     def save_previous(self) -> None:
@@ -184,9 +191,10 @@ class Rotation:
                            f"Aggregator uses the new token, but Key Vault could not record it "
                            f"({error}); the next run finishes", version.version, live, facts, candidate.fingerprint,
                            token=candidate)
+        note = "; ".join(n for n in (note, self.warning) if n)
         detail = f"rotated to {version.version} (fingerprint {candidate.fingerprint})" + (f"; {note}" if note else "")
         return Outcome(RotationState.CURRENT, detail, version.version, live, facts, candidate.fingerprint,
-                       recovered=recovered, token=candidate)
+                       recovered=recovered, token=candidate, warning=self.warning)
 
     def _undo(self, version: SecretVersion, swap: SettingsSwap, why: str, previous: Token | None = None) -> Outcome:
         """Put `previous` back (default: the token observed before the swap) with the settings as they were

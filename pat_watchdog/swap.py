@@ -7,7 +7,7 @@ and compare every other setting byte for byte.
 
 from __future__ import annotations
 
-from pat_watchdog.core import references
+from pat_watchdog.core import references, token_type
 from pat_watchdog.core.errors import ServiceError, WatchdogError, is_transient_status
 from pat_watchdog.core.model import Liveness
 from pat_watchdog.observe import Observed
@@ -16,7 +16,6 @@ from pat_watchdog.core.secret import Token, fingerprint
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.tags import FINGERPRINT_TAG
 
-TOKEN_TYPE = "Aggregator_VstsTokenType"
 
 
 class SwapError(WatchdogError):
@@ -44,7 +43,10 @@ class SettingsSwap:
     """One Aggregator app's token setting; plain value or Key Vault reference (docs/rotation.md)."""
 
     def __init__(self, obs: Observed, settings: Settings, ports: Ports, *, create: bool = False):
-        self.obs, self.ports, self.name, self.create = obs, ports, settings.token_setting, create
+        # The keys as the app spells them: Aggregator reads its settings case-insensitively (core/token_type.py).
+        name = token_type.key_in(obs.settings, settings.token_setting) or settings.token_setting
+        self.obs, self.ports, self.name, self.create = obs, ports, name, create
+        self.type_name = token_type.key_in(obs.settings, token_type.SETTING) or token_type.SETTING
         self.original = obs.settings.get(self.name)     # the value observed at the start of the run
         self.before: dict | None = None                 # the settings listed right before the PUT (snapshot)
         self.expected: str | None = None
@@ -80,7 +82,7 @@ class SettingsSwap:
             raise ConcurrentChange(f"{self.name} was changed by someone else since it was read "
                             f"(now fingerprint {_fp(fresh.get(self.name))}); nothing written")
         self.before, self.expected = fresh, value      # the snapshot a rollback restores
-        merged = {**fresh, self.name: value, TOKEN_TYPE: "PAT"}
+        merged = {**fresh, self.name: value, self.type_name: "PAT"}
         try:
             self.ports.apps.replace_settings(self.obs.app, merged)
         except ServiceError as error:
@@ -90,7 +92,9 @@ class SettingsSwap:
                 written = self.ports.apps.list_settings(self.obs.app).get(self.name) == value
             except ServiceError:
                 written = None
-            if written is False and is_transient_status(error.status):
+            # 409 Conflict: ARM refused the write because another operation on the site is in progress
+            # ("Cannot modify this site because another operation is in progress"): nothing was written.
+            if written is False and (is_transient_status(error.status) or error.status == 409):
                 raise NotWritten(f"writing the app settings failed and the settings re-read do not show the "
                                  f"write (a PUT is never repeated within the run): {error}") from None
             if not written:
@@ -136,7 +140,7 @@ class SettingsSwap:
             raise SwapError(f"re-read settings show {self.name} with fingerprint {_fp(after.get(self.name))}, "
                             f"not the candidate's {candidate.fingerprint}")
         changed = sorted(k for k in set(self.before) | set(after)
-                         if k not in (self.name, TOKEN_TYPE) and self.before.get(k) != after.get(k))
+                         if k not in (self.name, self.type_name) and self.before.get(k) != after.get(k))
         if changed:
             raise SwapError("other settings changed during the rotation: " + ", ".join(changed))
         if self.obs.reference is not None:

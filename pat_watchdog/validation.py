@@ -47,6 +47,8 @@ class CandidateCheck:
     settings: Settings
     ports: Ports
     now: datetime
+    forced: bool = False            # `rotate --force`: an earlier expiry is accepted, with a warning
+    warning: str | None = None      # what a forced rotation accepted that a scheduled one would not
 
     def validate(self, candidate: Token, version: SecretVersion) -> tuple[LiveCheck, tuple[ExpiryFact, ...]]:
         """Live, same user, required scopes, later expiry, not global; raise Rejected saying why."""
@@ -88,8 +90,12 @@ class CandidateCheck:
             raise Rejected("the current token's expiry is unknown, so a later expiry cannot be checked: stage "
                            "the current token with its expiry (it is adopted) or set WATCHDOG_PAT_AUTHORIZATION_ID")
         if current_expiry is not None and fact.expires_on <= current_expiry:
+            if self.forced:     # e.g. a leaked 300-day PAT replaced by a 90-day one: a person means it
+                self.warning = (f"forced: the candidate expires {format_utc(fact.expires_on)}, earlier than the "
+                                f"token it replaced ({format_utc(current_expiry)})")
+                return live, (fact,)
             raise Rejected(f"it expires {format_utc(fact.expires_on)}, not later than the current token "
-                           f"({format_utc(current_expiry)})")
+                           f"({format_utc(current_expiry)}); `pat-watchdog rotate --force` rotates it anyway")
         return live, (fact,)
 
     def _bypass_lacking(self, candidate: Token) -> list[tuple[str, str]]:

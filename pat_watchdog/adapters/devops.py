@@ -96,7 +96,11 @@ def _liveness(response: requests.Response) -> LiveCheck:
         state = Liveness.EXPIRED if "expired" in text.lower() else Liveness.INVALID
         return LiveCheck(state, detail=f"HTTP 401: {text or 'unauthorized'}")
     if status == 403:
-        return LiveCheck(Liveness.INVALID, detail=f"HTTP 403: {service_error_text(response) or 'forbidden'}")
+        # Not a verdict on the token: the watchdog's egress is not Aggregator's, and an IP or conditional access
+        # policy of the organization can refuse one and not the other. Unknown, and a candidate is kept.
+        return LiveCheck(Liveness.UNKNOWN, detail=f"HTTP 403 from connectionData: "
+                         f"{service_error_text(response) or 'forbidden'}; an IP or conditional access policy may "
+                         "refuse the watchdog's address (not a verdict on the token)", definitive=False)
     return LiveCheck(Liveness.UNKNOWN, detail=f"HTTP {status} from connectionData (is "
                                                "WATCHDOG_DEVOPS_ORG_URL right?)")
 

@@ -77,15 +77,28 @@ def created_by_watchdog(version: SecretVersion, record: Record | None = None, fi
     return record is not None and fingerprint is not None and record.created_pat(fingerprint=fingerprint) is not None
 
 
-def created_and_failed(record: Record, token_works: bool = True) -> CreatedRecord | None:
+def created_and_failed(record: Record, token_works: bool = True,
+                       expires_on: datetime | None = None) -> CreatedRecord | None:
     """The newest PAT the watchdog created, when it was rejected or failed (never used) while the token in
     place still works: another would likely fail the same way, so a person looks first. Once the token is
-    broken, trying again is the only way out (a dead token's checks differ)."""
+    broken, trying again is the only way out (a dead token's checks differ). One that a lifespan policy cut
+    short of the token in place (`expires_on`) does not block: `creation_deferred` times the next."""
     made = [p for p in record.created if p.state != CreatedState.INTENDED]
     newest = max(made, key=lambda p: p.created_at, default=None)
-    if token_works and newest is not None and newest.state == CreatedState.UNUSED:
-        return newest
-    return None
+    if not token_works or newest is None or newest.state != CreatedState.UNUSED:
+        return None
+    if record.lifespan_cap_days and newest.valid_to and expires_on and newest.valid_to <= expires_on:
+        return None
+    return newest
+
+
+def creation_deferred(record: Record, expires_on: datetime | None, now: datetime) -> datetime | None:
+    """When a lifespan policy caps created PATs at fewer days than the token in place has left, a new one
+    could not outlive it (a rotation never shortens the expiry): the moment after which one would, else None."""
+    cap = record.lifespan_cap_days
+    if not cap or expires_on is None or now + timedelta(days=cap) > expires_on:
+        return None
+    return expires_on - timedelta(days=cap)
 
 
 def reported_scopes(facts) -> tuple[str, ...] | None:

@@ -225,5 +225,6 @@ class InstancePlan:
     rotate_why: str | None = None
     adopt: bool = False
     create_setting: bool = False             # `rotate --force` into a token setting that does not exist
+    forced: bool = False                     # `rotate --force`: a person means it (docs/rotation.md)
     subscriptions: tuple[SubscriptionView, ...] | None = None
     actions: tuple[Action, ...] = field(default_factory=tuple)

@@ -110,7 +110,7 @@ def decide(snap: InstanceSnapshot, policy: Policy, now: datetime, *, force_rotat
     if status is Status.OK:
         reasons.insert(0, R.reason(R.HEALTHY, _healthy_message(token)))
     return InstancePlan(snap.app_id, snap.name, status, tuple(reasons), token, snap.candidate,
-                        rotate=rotate, rotate_why=why, adopt=adopt,
+                        rotate=rotate, rotate_why=why, adopt=adopt, forced=rotate and force_rotation,
                         create_setting=rotate and snap.missing_setting is not None, subscriptions=snap.subscriptions)
 
 
@@ -194,8 +194,13 @@ def _expiry(snap, token, chosen, dated, policy, now) -> list[Reason]:
 def _threshold(snap, token, policy, now) -> list[Reason]:
     left = token.days_left
     when = format_utc(token.expires_on)
-    if left < 0 and token.expiry_source == "keyvault" and snap.live.state is Liveness.VALID:
-        return [R.reason(R.EXPIRY_STALE, f"Key Vault's record says the token expired on {when}, but Azure DevOps "
+    if left < 0 and snap.live.state is Liveness.VALID:
+        # A token Azure DevOps accepts is never EXPIRED, whatever a record or a leftover setting says.
+        if token.expiry_source == "setting":
+            return [R.reason(R.EXPIRY_STALE, f"WATCHDOG_PAT_EXPIRES_ON says the token expired on {when}, but Azure "
+                             "DevOps still accepts it: the setting is left over from an earlier token. Remove it, or "
+                             "stage the current token with its real expiry (it is adopted)")]
+        return [R.reason(R.EXPIRY_STALE, f"{token.expiry_source} says the token expired on {when}, but Azure DevOps "
                          "still accepts it and no listing confirms a date: the record is stale (the PAT was "
                          "probably extended). Stage the current token again with its real expiry (it is adopted)")]
     if left < 0:

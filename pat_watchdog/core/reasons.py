@@ -103,6 +103,9 @@ PAT_CREATION_BLOCKED = _code("PAT_CREATION_BLOCKED", "CRITICAL",
                              "Azure DevOps refused to create a replacement PAT: a policy forbids it")
 PAT_LIFESPAN_CAPPED = _code("PAT_LIFESPAN_CAPPED", "INFO",
                             "a policy shortened the created PAT's lifetime", None)
+PAT_CREATION_DEFERRED = _code("PAT_CREATION_DEFERRED", "WARNING",
+                              "a lifespan policy caps created PATs below the token's days left: the watchdog "
+                              "creates the replacement once a capped PAT would outlive the token")
 
 ALL = {c.name: c for c in globals().values() if isinstance(c, Code)}
 

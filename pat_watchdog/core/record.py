@@ -62,6 +62,7 @@ class CreatedRecord:
     version: str | None = None
     replaced_at: datetime | None = None
     revoked_at: datetime | None = None
+    valid_to: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -78,6 +79,7 @@ class Record:
     placed: tuple[str, str, datetime] | None = None     # (version, fingerprint, when) put in place by the watchdog
     created: tuple[CreatedRecord, ...] = ()
     organization: str | None = None
+    lifespan_cap_days: int | None = None      # a policy shortened a created PAT to this many days
 
     # -- reading -------------------------------------------------------------------------------
     def facts(self, fingerprint: str | None) -> TokenFacts | None:
@@ -160,7 +162,8 @@ def merge(mine: Record, theirs: Record) -> Record:
     return replace(mine, versions=_newest({**theirs.versions, **mine.versions}, MAX_VERSIONS),
                    tokens=dict(list(tokens.items())[-MAX_TOKENS:]), placed=placed,
                    created=tuple(sorted(created.values(), key=lambda p: p.created_at)),
-                   owner=mine.owner or theirs.owner, organization=mine.organization or theirs.organization)
+                   owner=mine.owner or theirs.owner, organization=mine.organization or theirs.organization,
+                   lifespan_cap_days=mine.lifespan_cap_days or theirs.lifespan_cap_days)
 
 
 _ORDER = (CreatedState.INTENDED, CreatedState.CREATED, CreatedState.STAGED, CreatedState.CURRENT,
@@ -176,7 +179,7 @@ def to_json(record: Record) -> str:
     def created(p: CreatedRecord) -> dict:
         return {"name": p.display_name, "at": format_utc(p.created_at), "state": p.state, "id": p.authorization_id,
                 "fp": p.fingerprint, "version": p.version, "replaced": format_utc(p.replaced_at),
-                "revoked": format_utc(p.revoked_at)}
+                "revoked": format_utc(p.revoked_at), "validTo": format_utc(p.valid_to)}
 
     def token(t: TokenFacts) -> dict:
         return {"user": t.user, "global": t.global_pat, "id": t.authorization_id, "validTo": format_utc(t.valid_to),
@@ -186,7 +189,7 @@ def to_json(record: Record) -> str:
         "v": 1, "versions": record.versions, "tokens": {fp: token(t) for fp, t in record.tokens.items()},
         "owner": record.owner, "created": [created(p) for p in record.created],
         "placed": [record.placed[0], record.placed[1], format_utc(record.placed[2])] if record.placed else None,
-        "organization": record.organization}, separators=(",", ":"))
+        "organization": record.organization, "cap": record.lifespan_cap_days}, separators=(",", ":"))
 
 
 def from_row(fingerprint: str | None, form: str | None, text: str | None) -> Record:
@@ -201,11 +204,12 @@ def from_row(fingerprint: str | None, form: str | None, text: str | None) -> Rec
                                  tuple(t["scopes"].split()) if t.get("scopes") is not None else None,
                                  parse_utc(t.get("seen"))) for fp, t in (data.get("tokens") or {}).items()}
         created = tuple(CreatedRecord(p["name"], parse_utc(p["at"]), p.get("state") or CreatedState.INTENDED,
-                                   p.get("id"), p.get("fp"), p.get("version"), parse_utc(p.get("replaced")),
-                                   parse_utc(p.get("revoked"))) for p in data.get("created") or ())
+                                      p.get("id"), p.get("fp"), p.get("version"), parse_utc(p.get("replaced")),
+                                      parse_utc(p.get("revoked")), parse_utc(p.get("validTo")))
+                        for p in data.get("created") or ())
         placed = data.get("placed")
         return replace(base, versions=dict(data.get("versions") or {}), tokens=tokens, owner=data.get("owner"),
-                       created=created, organization=data.get("organization"),
+                       created=created, organization=data.get("organization"), lifespan_cap_days=data.get("cap"),
                        placed=(placed[0], placed[1], parse_utc(placed[2])) if placed else None)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError):
         return base

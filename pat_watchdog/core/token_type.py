@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+SETTING = "Aggregator_VstsTokenType"      # the one home of the name
 NAMES = {"Integrated": 0, "PAT": 1}
 PAT = 1
 # char.IsWhiteSpace: the Unicode space separators, line and paragraph separators, and U+0009-U+000D,
@@ -64,3 +65,14 @@ def describe(value: str | None) -> str:
 def works(value: str | None) -> bool:
     """Whether Aggregator runs its rules with this token type: only PAT (1) does."""
     return parse(value) == PAT
+
+
+def key_in(settings, name: str) -> str | None:
+    """The key under which `settings` holds `name` as Aggregator reads it: .NET configuration keys are
+    case-insensitive (Microsoft Learn, "Configuration in ASP.NET Core": "Configuration keys are
+    case-insensitive"), so `AGGREGATOR_VSTSTOKEN` is Aggregator's token. The exact spelling wins when both
+    exist; a write goes to the key as it is spelled. None: no such setting."""
+    if name in settings:
+        return name
+    wanted = name.lower()
+    return next((key for key in settings if key.lower() == wanted), None)

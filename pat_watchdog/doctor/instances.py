@@ -20,7 +20,7 @@ from pat_watchdog.core.resource_ids import ResourceId
 from pat_watchdog.doctor.visit import Visit
 from pat_watchdog.observe import observe
 
-TYPE_SETTING = "Aggregator_VstsTokenType"
+TYPE_SETTING = token_type.SETTING
 # App Service refetches every reference when the app restarts (Microsoft Learn, "Use Key Vault
 # references as app settings", Rotation): the fix for a resolution that only needs another try.
 _RETRY_BY_RESTART = ("Initialized", "FetchTimedOut", "OtherReasons")
@@ -37,12 +37,14 @@ def check_instance(visit: Visit, app: ResourceId) -> list[Check]:
                 *[skip(i, scope, "not checked: the app settings cannot be read") for i in _AFTER_SETTINGS]]
     name = visit.ports.apps.site_name(app)
     checks = [ok("instance.settings", scope, f"{len(values)} app settings readable (config/list)")]
-    form, ref, form_check = _token_form(settings, app, values.get(settings.token_setting))
+    form, ref, form_check = _token_form(settings, app, values.get(token_type.key_in(values, settings.token_setting)
+                                                                  or settings.token_setting))
     checks += [*_permissions(visit, app, form), form_check, _reference(visit, app, ref)]
     checks.append(ok("instance.token_type", scope, f"{TYPE_SETTING} reads as PAT")
-                  if token_type.works(values.get(TYPE_SETTING)) else
-                  fix("instance.token_type", scope, token_type.describe(values.get(TYPE_SETTING)),
-                      fixes.app_setting(app, TYPE_SETTING, "PAT")))
+                  if token_type.works(values.get(token_type.key_in(values, TYPE_SETTING) or TYPE_SETTING)) else
+                  fix("instance.token_type", scope, token_type.describe(
+                      values.get(token_type.key_in(values, TYPE_SETTING) or TYPE_SETTING)),
+                      fixes.app_setting(app, token_type.key_in(values, TYPE_SETTING) or TYPE_SETTING, "PAT")))
     return checks + _token(visit, app, name)
 
 

@@ -96,8 +96,13 @@ def test_after_a_rotation_in_the_same_run_the_rules_fire_again(world, run_cli, s
     assert result.code == 0
 
 
-def test_an_impersonating_rule_needs_bypass_rules(world, run_cli, sandbox):
-    _, app = instance(world, extra={"AzureWebJobs.close-parent.Impersonate": "true"})
+@pytest.mark.parametrize("key, value", [
+    ("AzureWebJobs.close-parent.Impersonate", "onBehalfOfInitiator"),    # what configure.rule writes
+    ("azurewebjobs.CLOSE-PARENT.impersonate", "ONBEHALFOFINITIATOR"),    # read case-insensitively
+    ("AzureWebJobs.close-parent.BypassRules", "True"),
+])
+def test_an_impersonating_rule_needs_bypass_rules(world, run_cli, sandbox, key, value):
+    _, app = instance(world, extra={key: value})
     world.map_rule(app, "close-parent")
     world.map_rule(app, "close-parent", project_id=OTHER_PROJECT)
     sandbox.devops.grant_bypass_rules(world.org, USER_ID, PROJECT_ID, allowed=True)
@@ -108,8 +113,10 @@ def test_an_impersonating_rule_needs_bypass_rules(world, run_cli, sandbox):
     assert PROJECT_ID not in reason["message"] and result.code == 2
 
 
-def test_a_rule_that_does_not_impersonate_needs_nothing(world, run_cli, sandbox):
-    _, app = instance(world)
+@pytest.mark.parametrize("extra", [{}, {"AzureWebJobs.close-parent.Impersonate": "false"},
+                                   {"AzureWebJobs.close-parent.BypassRules": "false"}])
+def test_a_rule_that_does_not_impersonate_needs_nothing(world, run_cli, sandbox, extra):
+    _, app = instance(world, extra=extra)
     world.map_rule(app, "close-parent")
     sandbox.devops.grant_bypass_rules(world.org, USER_ID, PROJECT_ID, allowed=False)
     inst = run_cli("status", "--json").instance(NAME)
