@@ -18,6 +18,7 @@ from pat_watchdog.adapters.teams import TeamsChannel
 from pat_watchdog.core.errors import ConfigError
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.ports import Channel, Ports, StateStore
+from pat_watchdog.records import RecordBook
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ def open_ports(settings: Settings, credential: TokenCredential | None = None,
                  channels=open_channels(settings, session, credential, retry),
                  credential=credential, close_session=lambda: _close(session, *owned),
                  rules=DevOpsRules(session, settings.devops_org_url, retry), once=ListingCache(),
-                 pats=PatLifecycle(session, settings.devops_org_url, settings.vssps_url, retry))
+                 pats=PatLifecycle(session, settings.devops_org_url, settings.vssps_url, retry),
+                 records=RecordBook(ledger, tuple(t.key for t in settings.targets)
+                                    if all(t.is_site for t in settings.targets) else None))
 
 
 def _close(*resources) -> None:

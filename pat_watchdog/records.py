@@ -13,8 +13,14 @@ log = logging.getLogger(__name__)
 
 
 class RecordBook:
-    def __init__(self, store):
+    """`keys`: the instances of a run that names few sites (a fan-out execution names one): their rows are
+    read one by one; otherwise every row in one query."""
+
+    POINT_READS = 20
+
+    def __init__(self, store, keys: tuple[str, ...] | None = None):
         self._store = store
+        self._keys = keys if keys is not None and len(keys) <= self.POINT_READS else None
         self._lock = threading.Lock()
         self._stored: dict[str, Record] | None = None
         self._now: dict[str, Record] = {}
@@ -24,7 +30,11 @@ class RecordBook:
         with self._lock:
             if self._stored is None:
                 try:
-                    self._stored = dict(self._store.memories())
+                    if self._keys is not None:
+                        found = {key: self._store.memory(key) for key in self._keys}
+                        self._stored = {key: record for key, record in found.items() if record is not None}
+                    else:
+                        self._stored = dict(self._store.memories())
                 except ServiceError as error:     # not a verdict: this run verifies again what it needs
                     log.warning("the watchdog's record is unreadable: %s", error)
                     self._stored, self.readable = {}, False

@@ -31,6 +31,24 @@ class TableMemories:
             etags[row["instance"]] = row.metadata.get("etag") if hasattr(row, "metadata") else None
         return out
 
+    def memory(self, key: str) -> rec.Record | None:
+        """One instance's record (a point read: a fan-out execution watches one instance)."""
+        row = self._read("reading the watchdog's record", lambda: self._get(key))
+        if row is None:
+            return None
+        if getattr(self, "_etags", None) is None:
+            self._etags = {}
+        self._etags[key] = row.metadata.get("etag")
+        return rec.from_row(row.get("fingerprint"), row.get("form"), row.get("record"))
+
+    def _get(self, key: str):
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self._table.get_entity(_MEMORY, rows.safe_key(key))
+        except ResourceNotFoundError:
+            return None
+
     def remember(self, key: str, record: rec.Record) -> None:
         """Write the record; a row another run changed since it was read is merged with this one first."""
         from azure.core import MatchConditions
@@ -58,8 +76,7 @@ class TableMemories:
                     raise
             except (ResourceExistsError, ResourceModifiedError):
                 pass
-            stored = self._read("reading the watchdog's record", lambda: self._table.get_entity(
-                _MEMORY, rows.safe_key(key)))
+            stored = self._read("reading the watchdog's record", lambda: self._get(key))
             if stored is None:
                 etags.pop(key, None)
                 continue
@@ -85,6 +102,9 @@ class InMemoryMemories:
     def memories(self) -> dict[str, rec.Record]:
         with self._memory_lock:
             return dict(getattr(self, "_memories", {}))
+
+    def memory(self, key: str) -> rec.Record | None:
+        return self.memories().get(key)
 
     def remember(self, key: str, record: rec.Record) -> None:
         with self._memory_lock:

@@ -177,3 +177,57 @@ def test_a_lock_row_of_the_old_layout_runs_out_on_the_services_clock(table):
     # written by an older version whose clock said the lease had already ended
     limited.upsert_entity({"PartitionKey": "lock", "RowKey": KEY, "owner": "old", "expires": NOW - timedelta(days=1)})
     assert ledger.acquire(KEY, "b", NOW, LEASE) is False
+
+
+# -- the watchdog's record ---------------------------------------------------------------------------
+APP = "/subscriptions/s/resourcegroups/aggregator-contoso/providers/microsoft.web/sites/contosoaggregator"
+
+
+def a_record(**changes):
+    from pat_watchdog.core.record import CreatedRecord, CreatedState, Record, TokenFacts
+
+    base = Record(fingerprint="1a2b3c4d", form="plain", versions={"v1": "1a2b3c4d"}, owner="user-1",
+                  tokens={"1a2b3c4d": TokenFacts("user-1", False, "auth-1", NOW + timedelta(days=90),
+                                                 ("vso.work_full",), NOW)},
+                  placed=("v1", "1a2b3c4d", NOW),
+                  created=(CreatedRecord("pat-watchdog contosoaggregator 2026-11-28T0600Z", NOW,
+                                         CreatedState.STAGED, "auth-2", "5e6f7a8b", "v2",
+                                         valid_to=NOW + timedelta(days=90)),), lifespan_cap_days=60)
+    from dataclasses import replace
+    return replace(base, **changes)
+
+
+def test_a_record_reads_back_equal_by_query_and_by_point_read_within_the_limits(table, storage):
+    from pat_watchdog.records import RecordBook
+
+    limited, ledger = table
+    record = a_record()
+    ledger.remember(APP, record)
+    assert fresh_ledger(storage).memories() == {APP: record}
+    assert fresh_ledger(storage).memory(APP) == record and fresh_ledger(storage).memory("nothing") is None
+    assert RecordBook(fresh_ledger(storage), (APP,)).get(APP) == record
+    assert_rows_within_limits(limited)
+
+
+def test_two_runs_writing_one_record_lose_nothing_either_verified(table, storage):
+    from pat_watchdog.core.record import CreatedRecord
+
+    _, ledger = table
+    ledger.remember(APP, a_record())
+    first, second = fresh_ledger(storage), fresh_ledger(storage)
+    mine, theirs = first.memories()[APP], second.memories()[APP]
+    second.remember(APP, theirs.seen_versions({"v3": "99999999"}).with_created(CreatedRecord("pat-watchdog x", NOW)))
+    first.remember(APP, mine.seen_versions({"v4": "88888888"}))     # written on a stale ETag: merged, not lost
+    stored = fresh_ledger(storage).memory(APP)
+    assert {"v1", "v3", "v4"} <= set(stored.versions)
+    assert {p.display_name for p in stored.created} >= {"pat-watchdog x", "pat-watchdog contosoaggregator 2026-11-28T0600Z"}
+
+
+def test_a_row_that_does_not_parse_counts_as_nothing_verified(table, storage):
+    limited, ledger = table
+    ledger.remember(APP, a_record())
+    row = limited.get_entity("memory", rows.safe_key(APP))
+    row["record"] = "{not json"
+    limited.upsert_entity(row)
+    stored = fresh_ledger(storage).memory(APP)
+    assert stored.versions == {} and stored.created == () and stored.fingerprint == "1a2b3c4d"

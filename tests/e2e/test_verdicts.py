@@ -11,7 +11,7 @@ import pytest
 from pat_watchdog.sandbox.entra_shapes import SIGNIN_CLIENT
 from pat_watchdog.sandbox.seed import USER_ID
 from tests.conftest import NOW
-from tests.e2e.conftest import NAME, STAGED, scene, tags, titles
+from tests.e2e.conftest import NAME, scene, tags, titles
 from tests.leaks import fp
 
 AZURE_DEVOPS = dict(host="dev.azure.com", path="connectionData")
