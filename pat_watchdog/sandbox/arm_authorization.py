@@ -112,10 +112,8 @@ def key_vault_action(method: str, secret: str | None, version: str | None) -> st
     """The data action Key Vault authorizes for a secrets request (Microsoft.KeyVault DataActions)."""
     if method == "GET" and (secret is None or version == "versions"):
         return "Microsoft.KeyVault/vaults/secrets/readMetadata/action"     # list secrets, list versions
-    return {"GET": "Microsoft.KeyVault/vaults/secrets/getSecret/action",
-            "PUT": "Microsoft.KeyVault/vaults/secrets/setSecret/action",
-            "PATCH": "Microsoft.KeyVault/vaults/secrets/update/action",
-            "DELETE": "Microsoft.KeyVault/vaults/secrets/delete"}.get(method, f"Microsoft.KeyVault/vaults/secrets/{method}")
+    suffix = {"GET": "getSecret/action", "PUT": "setSecret/action", "PATCH": "update/action", "DELETE": "delete"}
+    return f"Microsoft.KeyVault/vaults/secrets/{suffix.get(method, method.lower())}"
 
 
 @dataclass
