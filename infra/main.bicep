@@ -14,7 +14,7 @@
 //   app/acs-access.bicep         custom email-send role on Azure Communication Services (optional)
 // Nothing is granted at subscription scope, no built-in Owner/Contributor role is used, and
 // no role held by the watchdog can delete, purge, back up or restore a secret, or change a
-// role assignment. docs/deploy.md, "If this identity were stolen", lists what it can do.
+// role assignment. docs/reference.md, "If this identity were stolen", lists what it can do.
 //
 // Kept within what the offline checks can read : plain resources and
 // local modules, no registry modules, literal values for security-relevant properties.
@@ -66,7 +66,7 @@ param tokenSetting string = 'Aggregator_VstsToken'
   'setting'
   'reference'
 ])
-@description('setting: the PAT is the plain value of the token setting and the watchdog rewrites the settings (its Aggregator role holds config/write). reference: the token setting is a versionless Key Vault reference to tokenSecretName in the staging vault; the watchdog writes the secret and restarts the app, and holds no config/write. docs/deploy.md, "Token in Key Vault".')
+@description('setting: the PAT is the plain value of the token setting and the watchdog rewrites the settings (its Aggregator role holds config/write). reference: the token setting is a versionless Key Vault reference to tokenSecretName in the staging vault; the watchdog writes the secret and restarts the app, and holds no config/write. docs/reference.md, "Token in Key Vault".')
 param tokenMode string = 'setting'
 
 @description('Reference mode: the secret in the staging vault that the Aggregator token setting references. It must exist before the deployment (docs/deploy.md).')
@@ -108,7 +108,7 @@ param revokeAfterDays string = '7'
 @description('auto rotation: the secret in the staging vault that holds the delegated sign-in (MSAL token cache).')
 param signinSecretName string = 'pat-watchdog-signin'
 
-@description('auto rotation: application (client) ID of the dedicated public client for the sign-in (docs/deploy.md, "Hands-free rotation"); empty leaves WATCHDOG_SIGNIN_CLIENT_ID unset (the Azure CLI\'s client, which the doctor reports as SIGNIN_CLIENT_BROAD).')
+@description('auto rotation: application (client) ID of the dedicated public client for the sign-in (docs/deploy.md, "The sign-in app registration"); empty leaves WATCHDOG_SIGNIN_CLIENT_ID unset (the Azure CLI\'s client, which the doctor reports as SIGNIN_CLIENT_BROAD).')
 param signinClientId string = ''
 
 param rotateWithinDays int = 14

@@ -6,7 +6,7 @@
 // needs exactly the ARM actions below (docs/reference.md and docs/rotation.md), and in
 // reference mode one fewer.
 //
-// Residual power, stated so that a reviewer sees it (docs/deploy.md, "If this identity were
+// Residual power, stated so that a reviewer sees it (docs/reference.md, "If this identity were
 // stolen"): in setting mode the role holds config/write, and ARM has no action narrower
 // than that for app settings, so it can change every setting and the site's other config
 // documents (web config, auth settings, connection strings), WEBSITE_RUN_FROM_PACKAGE
@@ -16,9 +16,8 @@
 // config/list/action reads every setting of the app, not only the token (the watchdog
 // must, because PUT config/appsettings replaces the whole dictionary).
 //
-// Broader option (discovery over a subscription, docs/reference.md, "Many instances"): add the subscription to the
-// role's assignableScopes and assign it there. Not done here on purpose; see docs/deploy.md,
-// "Deploy", for the two commands.
+// Broader option (discovery over a subscription, docs/reference.md, "Many instances"): a role of its
+// own at the subscription, never this one widened; see docs/reference.md, "Discovery across a subscription".
 
 @description('Name of the Aggregator Function App, in this resource group.')
 param siteName string

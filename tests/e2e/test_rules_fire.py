@@ -157,7 +157,7 @@ def test_instances_named_by_id_take_their_host_names_from_one_listing_of_their_s
         token, _ = world.issue(100)
         app = world.add_instance(name, token, default_host="unique")
         world.map_rule(app, "close-parent", status="disabledBySystem")
-    # The subscription's listing needs sites/read there (docs/deploy.md, "Discovery across a subscription");
+    # The subscription's listing needs sites/read there (docs/reference.md, "Discovery across a subscription");
     # with the site roles alone ARM refuses it and each site is read on its own (test_deployed_rights.py).
     sandbox.arm.assign_aggregator_role(f"/subscriptions/{SUBSCRIPTION}")
     sandbox.reset_requests()
