@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pat_watchdog.sandbox import Sandbox  # noqa: E402
-from pat_watchdog.sandbox.seed import World  # noqa: E402
+from pat_watchdog.sandbox.seed import SUBSCRIPTION, World  # noqa: E402
 
 
 def import_time(runs: int = 7) -> float:
@@ -50,6 +50,10 @@ def seed(world: World, count: int, storage: dict | None = None) -> None:
     from pat_watchdog.sandbox.seed import FULL_SCOPES, USER_ID
 
     records = {}
+    # The figures read the instances' host names from the subscription's listing, which needs the role
+    # at the subscription (docs/reference.md, "Discovery across a subscription"); with the site roles
+    # alone ARM refuses the listing and every site is read on its own.
+    world.sandbox.arm.assign_aggregator_role(f"/subscriptions/{SUBSCRIPTION}")
     for i in range(count):
         name = f"team{i:03d}aggregator"
         token, auth = world.issue(200)

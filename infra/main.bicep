@@ -14,7 +14,7 @@
 //   app/acs-access.bicep         custom email-send role on Azure Communication Services (optional)
 // Nothing is granted at subscription scope, no built-in Owner/Contributor role is used, and
 // no role held by the watchdog can delete, purge, back up or restore a secret, or change a
-// role assignment. docs/deploy.md, "If this identity were stolen", lists what it can do.
+// role assignment. docs/reference.md, "If this identity were stolen", lists what it can do.
 //
 // Kept within what the offline checks can read : plain resources and
 // local modules, no registry modules, literal values for security-relevant properties.
@@ -33,11 +33,16 @@ param environmentName string = 'pat-watchdog'
 param location string = resourceGroup().location
 
 // ---------------------------------------------------------------------------------------
-// What to watch (docs/reference.md, "Settings")
+// What to watch (docs/reference.md, "Settings"). Each parameter that sets a WATCHDOG_* setting is
+// filled by azd from the environment variable of the same name, with the same default
+// (main.parameters.json): `azd env set WATCHDOG_ROTATION auto && azd provision` changes it, and
+// `azd env get-values` holds what the CLI reads on a laptop. The settings are replaced as a whole
+// on every provision (siteConfig.appSettings in app/function.bicep): a setting changed by hand on
+// the app lasts until the next one.
 // ---------------------------------------------------------------------------------------
 
 @minLength(1)
-@description('ARM resource ID of the Aggregator Function App: /subscriptions/S/resourceGroups/G/providers/Microsoft.Web/sites/N.')
+@description('WATCHDOG_AGGREGATOR_APP: ARM resource ID of the Aggregator Function App (/subscriptions/S/resourceGroups/G/providers/Microsoft.Web/sites/N); with aggregatorAccessScope = resourceGroup, that app or its resource group (/subscriptions/S/resourceGroups/G).')
 param aggregatorAppId string
 
 @allowed([
@@ -51,17 +56,17 @@ param aggregatorAccessScope string = 'site'
 @description('Azure DevOps organization URL, e.g. https://dev.azure.com/contoso.')
 param devOpsOrgUrl string
 
-@description('Token service base URL; empty derives it from the organization URL.')
+@description('WATCHDOG_DEVOPS_VSSPS_URL: token service base URL; empty derives it from the organization URL.')
 param devOpsVsspsUrl string = ''
 
-@description('App setting of the Aggregator app that holds the PAT.')
+@description('WATCHDOG_TOKEN_SETTING: app setting of the Aggregator app that holds the PAT.')
 param tokenSetting string = 'Aggregator_VstsToken'
 
 @allowed([
   'setting'
   'reference'
 ])
-@description('setting: the PAT is the plain value of the token setting and the watchdog rewrites the settings (its Aggregator role holds config/write). reference: the token setting is a versionless Key Vault reference to tokenSecretName in the staging vault; the watchdog writes the secret and restarts the app, and holds no config/write. docs/deploy.md, "Token in Key Vault".')
+@description('setting: the PAT is the plain value of the token setting and the watchdog rewrites the settings (its Aggregator role holds config/write). reference: the token setting is a versionless Key Vault reference to tokenSecretName in the staging vault; the watchdog writes the secret and restarts the app, and holds no config/write. docs/reference.md, "Token in Key Vault".')
 param tokenMode string = 'setting'
 
 @description('Reference mode: the secret in the staging vault that the Aggregator token setting references. It must exist before the deployment (docs/deploy.md).')
@@ -76,7 +81,12 @@ param keyVaultName string = ''
 @description('Resource group of that existing vault (same subscription as this deployment); empty: this resource group.')
 param keyVaultResourceGroup string = ''
 
+@description('WATCHDOG_REFERENCE_VAULTS: further vault URLs (comma-separated) a Key Vault reference in the token setting may point to; the watchdog needs read access there, which this template does not grant.')
+param referenceVaults string = ''
+
+@description('WATCHDOG_STAGED_SECRET; with aggregatorAccessScope = resourceGroup, {name}- is put in front unless it holds {name}.')
 param stagedSecretName string = 'aggregator-pat-staged'
+@description('WATCHDOG_PREVIOUS_SECRET; {name}- in front as for stagedSecretName.')
 param previousSecretName string = 'aggregator-pat-previous'
 
 @allowed([
@@ -98,6 +108,9 @@ param revokeAfterDays string = '7'
 @description('auto rotation: the secret in the staging vault that holds the delegated sign-in (MSAL token cache).')
 param signinSecretName string = 'pat-watchdog-signin'
 
+@description('auto rotation: application (client) ID of the dedicated public client for the sign-in (docs/deploy.md, "The sign-in app registration"); empty leaves WATCHDOG_SIGNIN_CLIENT_ID unset (the Azure CLI\'s client, which the doctor reports as SIGNIN_CLIENT_BROAD).')
+param signinClientId string = ''
+
 param rotateWithinDays int = 14
 param warnDays string = '30,14,7,3,1'
 param criticalDays int = 3
@@ -106,6 +119,9 @@ param requiredScopes string = 'vso.work_write'
 
 @description('Aggregator\'s documented scopes (missing: WARNING; a replacement never narrows them).')
 param recommendedScopes string = 'vso.identity vso.project vso.serviceendpoint_manage vso.work_full'
+
+@description('WATCHDOG_REENABLE_SUBSCRIPTIONS: re-enable the service hook subscriptions Azure DevOps disabled, once the token works.')
+param reenableSubscriptions bool = true
 
 @description('Last-resort expiry of the current PAT (ISO date); empty when Key Vault or the listing knows it.')
 param patExpiresOn string = ''
@@ -185,11 +201,13 @@ var vaultResourceGroup = createVault || empty(keyVaultResourceGroup) ? resourceG
 var useChannelVault = !empty(teamsWebhookUrl) || !empty(smtpPassword)
 var channelVaultName = 'kv-patwdc-${token}'
 
-// /subscriptions/{2}/resourceGroups/{4}/providers/Microsoft.Web/sites/{8}
+// /subscriptions/{2}/resourceGroups/{4}/providers/Microsoft.Web/sites/{8}, or the group alone
+// (/subscriptions/{2}/resourceGroups/{4}) with aggregatorAccessScope = resourceGroup. ARM evaluates
+// only the branch of `?:` that is taken (if() in "Template functions - logical").
 var aggregatorParts = split(aggregatorAppId, '/')
 var aggregatorSubscriptionId = aggregatorParts[2]
 var aggregatorResourceGroup = aggregatorParts[4]
-var aggregatorSiteName = aggregatorParts[8]
+var aggregatorSiteName = length(aggregatorParts) > 8 ? aggregatorParts[8] : ''
 var aggregatorGroupId = '/subscriptions/${aggregatorSubscriptionId}/resourceGroups/${aggregatorResourceGroup}'
 
 var useAcs = !empty(acsResourceId)
@@ -325,6 +343,7 @@ var requiredSettings = {
   WATCHDOG_PAT_LIFETIME_DAYS: string(patLifetimeDays)
   WATCHDOG_REVOKE_AFTER_DAYS: revokeAfterDays
   WATCHDOG_SIGNIN_SECRET: signinSecretName
+  WATCHDOG_REENABLE_SUBSCRIPTIONS: reenableSubscriptions ? 'true' : 'false'
   WATCHDOG_ROTATE_WITHIN_DAYS: string(rotateWithinDays)
   WATCHDOG_WARN_DAYS: warnDays
   WATCHDOG_CRITICAL_DAYS: string(criticalDays)
@@ -339,6 +358,8 @@ var vsspsSetting = empty(devOpsVsspsUrl) ? {} : { WATCHDOG_DEVOPS_VSSPS_URL: dev
 var expirySetting = empty(patExpiresOn) ? {} : { WATCHDOG_PAT_EXPIRES_ON: patExpiresOn }
 var authorizationIdSetting = empty(patAuthorizationId) ? {} : { WATCHDOG_PAT_AUTHORIZATION_ID: patAuthorizationId }
 var fanoutSetting = empty(fanoutQueue) ? {} : { WATCHDOG_FANOUT_QUEUE: fanoutQueue }
+var referenceVaultsSetting = empty(referenceVaults) ? {} : { WATCHDOG_REFERENCE_VAULTS: referenceVaults }
+var signinClientSetting = empty(signinClientId) ? {} : { WATCHDOG_SIGNIN_CLIENT_ID: signinClientId }
 // A secret never sits in a setting: the setting is a Key Vault reference to the channel
 // vault, which the platform resolves with the identity (keyVaultReferenceIdentity in
 // app/function.bicep).
@@ -359,7 +380,7 @@ var smtpUsernameSetting = empty(smtpUsername) ? {} : { WATCHDOG_SMTP_USERNAME: s
 var smtpPasswordSetting = empty(smtpPassword) ? {} : {
   WATCHDOG_SMTP_PASSWORD: '@Microsoft.KeyVault(SecretUri=${channelAccess.outputs.smtpPasswordSecretUri})'
 }
-var watchdogSettings = union(requiredSettings, vsspsSetting, expirySetting, authorizationIdSetting, fanoutSetting, teamsSetting, emailSettings, acsSetting, smtpSettings, smtpUsernameSetting, smtpPasswordSetting)
+var watchdogSettings = union(requiredSettings, vsspsSetting, expirySetting, authorizationIdSetting, fanoutSetting, referenceVaultsSetting, signinClientSetting, teamsSetting, emailSettings, acsSetting, smtpSettings, smtpUsernameSetting, smtpPasswordSetting)
 
 module functionApp 'app/function.bicep' = {
   name: 'function'
@@ -376,7 +397,6 @@ module functionApp 'app/function.bicep' = {
     tableEndpoint: storage.outputs.tableEndpoint
     deploymentContainerName: 'app-package'
     applicationInsightsConnectionString: monitoring.outputs.connectionString
-    logAnalyticsId: monitoring.outputs.logAnalyticsId
     appSettings: watchdogSettings
   }
   // The host needs its storage roles before its first start.
@@ -400,8 +420,9 @@ module alerts 'app/alerts.bicep' = {
 }
 
 // azd reads these into the environment; SERVICE_<NAME>_NAME names the deploy target.
-// No output is named like an input of main.parameters.json (KEY_VAULT_NAME would turn the
-// created vault into an "existing" one on the next azd up).
+// An output named like an input of main.parameters.json feeds the next provision, so only those
+// whose value, given again, gives the same value again are (the WATCHDOG_* ones below;
+// KEY_VAULT_NAME would turn the created vault into an "existing" one on the next azd up).
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_FUNCTION_NAME string = functionApp.outputs.name
@@ -416,5 +437,11 @@ output AZURE_KEY_VAULT_ROTATION_ROLE string = vaultAccess.outputs.watchdogRoleNa
 output AZURE_KEY_VAULT_STAGING_ROLE string = vaultAccess.outputs.operatorRoleName
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
-// The same value as the app setting, so that `pat-watchdog status` on a laptop can use it.
+// The app's values of the settings the template derives, under the settings' names, so that
+// `azd env get-values` gives `pat-watchdog login`, `doctor` and `status` on a laptop what the app has.
+output WATCHDOG_AGGREGATOR_APP string = watchdogSettings.WATCHDOG_AGGREGATOR_APP
+output WATCHDOG_STAGED_SECRET string = watchdogSettings.WATCHDOG_STAGED_SECRET
+output WATCHDOG_PREVIOUS_SECRET string = watchdogSettings.WATCHDOG_PREVIOUS_SECRET
+output WATCHDOG_ARM_ENDPOINT string = armEndpoint
 output WATCHDOG_KEY_VAULT_URL string = watchdogSettings.WATCHDOG_KEY_VAULT_URL
+output WATCHDOG_ACS_ENDPOINT string = useAcs ? acsAccess.outputs.endpoint : ''

@@ -15,8 +15,8 @@ from pat_watchdog.adapters.pats import PatLifecycle
 from pat_watchdog.adapters.retry import RetryPolicy, new_session
 from pat_watchdog.adapters.state_table import open_ledger
 from pat_watchdog.adapters.teams import TeamsChannel
-from pat_watchdog.core.errors import ConfigError
-from pat_watchdog.core.settings import Settings
+from pat_watchdog.core.errors import ConfigError, ServiceError
+from pat_watchdog.core.settings import Settings, Unresolved
 from pat_watchdog.ports import Channel, Ports, StateStore
 from pat_watchdog.records import RecordBook
 
@@ -72,13 +72,28 @@ def _close(*resources) -> None:
                 log.debug("closing %s: %s", type(resource).__name__, error)
 
 
+class UnresolvedChannel:
+    """A channel whose secret setting holds an unresolved Key Vault reference: every send fails, naming
+    the setting (the reference text is not sent anywhere as a URL or a password)."""
+
+    def __init__(self, unresolved: Unresolved) -> None:
+        self.name, self.setting, self.reference = unresolved.channel, unresolved.setting, unresolved.reference
+
+    def send(self, alert) -> None:
+        raise ServiceError("App Service", f"{self.setting} is an unresolved Key Vault reference (its text came "
+                           "instead of the secret): nothing can be sent on this channel until it resolves")
+
+
 def open_channels(settings: Settings, session, credential, retry: RetryPolicy) -> list[Channel]:
     """Teams and email, as configured; each isolated from the others."""
     channels: list[Channel] = []
-    if settings.teams_webhook_url:
+    broken = {u.channel: UnresolvedChannel(u) for u in settings.unresolved_channels()}
+    if "teams" in broken:
+        channels.append(broken["teams"])
+    elif settings.teams_webhook_url:
         channels.append(TeamsChannel(settings.teams_webhook_url, session, retry))
     if settings.email_to and settings.acs_endpoint:
         channels.append(AcsChannel(settings, credential, retry))
     elif settings.email_to:
-        channels.append(SmtpChannel(settings, retry))
+        channels.append(broken.get("email") or SmtpChannel(settings, retry))
     return channels

@@ -17,6 +17,7 @@ from pat_watchdog.adapters.retry import RetryPolicy
 from pat_watchdog.sandbox import Sandbox
 from pat_watchdog.sandbox.seed import World
 from tests.azurite import Azurite
+from tests.deployed_roles import deployed_roles
 from tests import leaks
 from tests.leaks import LogTap, assert_no_leak, sandbox_outputs
 
@@ -60,8 +61,14 @@ def log_tap():
 
 
 @pytest.fixture
-def sandbox(monkeypatch):
-    with Sandbox(clock=lambda: NOW) as sb:
+def sandbox_roles(request):
+    """The roles the sandbox grants: the deployed ones, or (indirect parametrization) others."""
+    return getattr(request, "param", None) or deployed_roles()
+
+
+@pytest.fixture
+def sandbox(monkeypatch, sandbox_roles):
+    with Sandbox(clock=lambda: NOW, roles=sandbox_roles) as sb:
         for key, value in sb.env().items():
             monkeypatch.setenv(key, value)
         yield sb

@@ -11,9 +11,13 @@ resource communicationService 'Microsoft.Communication/communicationServices@202
   name: communicationServiceName
 }
 
-// The actions Microsoft documents as the minimum for sending email with a Microsoft Entra
-// identity (ACS quickstart "Use a custom role to limit permissions granted to the Microsoft
-// Entra application"), instead of the built-in "Communication and Email Service Owner".
+// The two actions Microsoft's sample for sending email with a managed identity names as the
+// minimum on the Communication Services resource (Azure-Samples/communication-services-dotnet-quickstarts,
+// SendEmailAdvanced/SendEmailWithManagedIdentity: "a custom role with both ...CommunicationServices/Read
+// and ...CommunicationServices/Write"), instead of the built-in "Communication and Email Service
+// Owner". Microsoft.Communication/EmailServices/write is for SMTP relay only (the ACS quickstart
+// "Use a custom role to limit permissions granted to the Microsoft Entra application", SMTP
+// authentication): the watchdog sends through the REST API, never SMTP relay.
 resource emailSenderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(resourceGroup().id, 'pat-watchdog-acs-email-sender')
   properties: {
@@ -28,7 +32,6 @@ resource emailSenderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = 
         actions: [
           'Microsoft.Communication/CommunicationServices/Read'
           'Microsoft.Communication/CommunicationServices/Write'
-          'Microsoft.Communication/EmailServices/write'
         ]
         notActions: []
         dataActions: []

@@ -6,7 +6,7 @@
 // needs exactly the ARM actions below (docs/reference.md and docs/rotation.md), and in
 // reference mode one fewer.
 //
-// Residual power, stated so that a reviewer sees it (docs/deploy.md, "If this identity were
+// Residual power, stated so that a reviewer sees it (docs/reference.md, "If this identity were
 // stolen"): in setting mode the role holds config/write, and ARM has no action narrower
 // than that for app settings, so it can change every setting and the site's other config
 // documents (web config, auth settings, connection strings), WEBSITE_RUN_FROM_PACKAGE
@@ -16,9 +16,8 @@
 // config/list/action reads every setting of the app, not only the token (the watchdog
 // must, because PUT config/appsettings replaces the whole dictionary).
 //
-// Broader option (discovery over a subscription, docs/reference.md, "Many instances"): add the subscription to the
-// role's assignableScopes and assign it there. Not done here on purpose; see docs/deploy.md,
-// "Deploy", for the two commands.
+// Broader option (discovery over a subscription, docs/reference.md, "Many instances"): a role of its
+// own at the subscription, never this one widened; see docs/reference.md, "Discovery across a subscription".
 
 @description('Name of the Aggregator Function App, in this resource group.')
 param siteName string
@@ -43,12 +42,18 @@ param tokenMode string = 'setting'
 var referenceMode = tokenMode == 'reference'
 
 // Reference mode: each action is a call the watchdog makes (docs/reference.md, docs/rotation.md).
+// ARM names the action of a request after the path's resource types without their names, then
+// read / write / delete, or the POST's own .../action (Microsoft's "Azure resource provider
+// operations", Microsoft.Web). The sandbox derives them the same way and refuses every call these
+// lists do not grant (tests/e2e/test_deployed_rights.py).
 var referenceModeActions = [
   // GET the site: confirm the instance exists and read its tags; with the
   // resourceGroup scope, list the sites to discover instances (docs/reference.md, "Many instances").
   'Microsoft.Web/sites/read'
-  // GET site config documents (the Key Vault reference status of a setting).
-  'Microsoft.Web/sites/config/read'
+  // GET config/configreferences/appsettings/{name}: how App Service resolved the Key Vault reference
+  // in the token setting (status, the swap's verification, the doctor). Types sites/config/appsettings:
+  // "Get Web App settings" in the operations list; Microsoft.Web/sites/config/read does not cover it.
+  'Microsoft.Web/sites/config/appsettings/read'
   // POST config/appsettings/list: read the token setting (ARM returns setting
   // values only through this list action).
   'Microsoft.Web/sites/config/list/action'
@@ -61,7 +66,7 @@ var referenceModeActions = [
 // the token and puts it back on rollback (docs/rotation.md, steps 4 and 5).
 var settingModeActions = [
   'Microsoft.Web/sites/read'
-  'Microsoft.Web/sites/config/read'
+  'Microsoft.Web/sites/config/appsettings/read'
   'Microsoft.Web/sites/config/list/action'
   'Microsoft.Web/sites/config/write'
   'Microsoft.Web/sites/restart/action'

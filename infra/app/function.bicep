@@ -19,7 +19,6 @@ param tableEndpoint string
 param deploymentContainerName string
 
 param applicationInsightsConnectionString string
-param logAnalyticsId string
 
 @description('WATCHDOG_* settings, built in main.bicep.')
 param appSettings object
@@ -153,28 +152,10 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   }
 }
 
-// Diagnostic logs: the platform's logs for the app go to Log Analytics as well as
-// Application Insights, so they outlive the app.
-resource functionDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
-  name: 'function-to-log-analytics'
-  scope: functionApp
-  properties: {
-    workspaceId: logAnalyticsId
-    logs: [
-      {
-        // FunctionAppLogs (the function execution logs) and any category the platform adds.
-        categoryGroup: 'allLogs'
-        enabled: true
-      }
-    ]
-    metrics: [
-      {
-        category: 'AllMetrics'
-        enabled: true
-      }
-    ]
-  }
-}
+// No diagnostic settings on the site: Microsoft's Flex Consumption page lists them as not supported
+// ("Diagnostic settings aren't currently supported", Considerations). The function logs and the
+// invocations go to Application Insights (APPLICATIONINSIGHTS_CONNECTION_STRING above), whose
+// data lives in the Log Analytics workspace of monitoring.bicep (a workspace-based resource).
 
 output name string = functionApp.name
 output defaultHostName string = functionApp.properties.defaultHostName

@@ -143,7 +143,7 @@ resource operatorStaging 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
 
 // The token secret Aggregator reads in reference mode. Not created here: a template that
 // wrote it would overwrite the live PAT on every deployment. It must exist before the
-// deployment that switches to reference mode (docs/deploy.md, "Token in Key Vault").
+// deployment that switches to reference mode (docs/reference.md, "Token in Key Vault").
 resource tokenSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
   parent: vault
   name: tokenSecretName

@@ -14,6 +14,7 @@ import binascii
 import json
 import re
 
+from pat_watchdog.core.references import parse_reference
 from pat_watchdog.core.resource_ids import ResourceId
 
 UNKNOWN_PRINCIPAL = "<watchdog principal ID>"
@@ -97,6 +98,15 @@ def reference_reader(app: ResourceId, vault_name: str, secret: str) -> str:
     scope = f'"{vault_id_lookup(vault_name)}/secrets/{secret}"'
     return (f'az role assignment create --assignee-object-id "{aggregator}" --assignee-principal-type '
             f'ServicePrincipal --role "Key Vault Secrets User" --scope {scope}')
+
+
+def channel_secret_reader(principal: str | None, reference: str) -> str:
+    """Let the watchdog's identity resolve a channel setting's Key Vault reference (its channel vault)."""
+    try:
+        vault = parse_reference(reference).vault_url.split("//", 1)[1].split(".", 1)[0]
+    except ValueError:
+        vault = "<channel vault>"
+    return role_assignment(principal, "Key Vault Secrets User", vault_id_lookup(vault))
 
 
 def storage_role(principal: str | None, role: str, account: str) -> str:

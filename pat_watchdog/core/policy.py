@@ -33,12 +33,14 @@ class Policy:
     rotation_enabled: bool = True
     staged_secret: str = "aggregator-pat-staged"
     vault_name: str = "<vault>"
+    unresolved_channels: tuple[tuple[str, str], ...] = ()   # (channel, setting) App Service did not resolve
 
     @classmethod
     def from_settings(cls, settings: Settings, site_name: str = "{name}") -> "Policy":
         return cls(settings.warn_days, settings.critical_days, settings.rotate_within_days,
                    settings.required_scopes, settings.recommended_scopes, settings.rotation_enabled,
-                   settings.secret_names(site_name)[0], settings.vault_name)
+                   settings.secret_names(site_name)[0], settings.vault_name,
+                   tuple((u.channel, u.setting) for u in settings.unresolved_channels()))
 
 
 def days_text(days: int) -> str:
@@ -106,6 +108,10 @@ def decide(snap: InstanceSnapshot, policy: Policy, now: datetime, *, force_rotat
                    *_candidate(snap, policy, rotate)]
     if rotate:
         reasons.append(R.reason(R.ROTATION_DUE, why))
+    reasons += [R.reason(R.CHANNEL_SETTING_UNRESOLVED, f"{channel}: {setting} is the text of a Key Vault reference "
+                         f"that App Service could not resolve, so no alert goes out on {channel} (the others still "
+                         "deliver); `pat-watchdog doctor` names the fix")
+                for channel, setting in policy.unresolved_channels]
     status = Status.worst(_LEVEL_STATUS.get(r.level, Status.OK) for r in reasons)
     if status is Status.OK:
         reasons.insert(0, R.reason(R.HEALTHY, _healthy_message(token)))

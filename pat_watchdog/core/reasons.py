@@ -59,6 +59,9 @@ REFERENCE_UNRESOLVED = _code("REFERENCE_UNRESOLVED", "CRITICAL",
                              "the reference text instead of the token, every rule fails")
 REFERENCE_NOT_ALLOWED = _code("REFERENCE_NOT_ALLOWED", "CRITICAL",
                               "the token setting's Key Vault reference points where the watchdog may not follow")
+CHANNEL_SETTING_UNRESOLVED = _code("CHANNEL_SETTING_UNRESOLVED", "CRITICAL",
+                                   "an alert channel's setting is an unresolved Key Vault reference: App Service "
+                                   "passed the reference text, so that channel gets no alert")
 KEYVAULT_REFERENCE_UNRESOLVED = _code("KEYVAULT_REFERENCE_UNRESOLVED", "UNKNOWN",
                                       "the Key Vault reference in the token setting could not be resolved",
                                       "UNCHECKED")

@@ -9,6 +9,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from pat_watchdog.core import setting_values as V
+from pat_watchdog.core.references import is_reference
 from pat_watchdog.core.errors import ConfigError
 from pat_watchdog.core.resource_ids import ResourceId, parse_resource_id
 
@@ -38,6 +39,21 @@ class StorageTarget:
     connection_string: str | None = None
     table_endpoint: str | None = None
     queue_endpoint: str | None = None
+
+
+# The channel settings the deployment makes Key Vault references (infra/main.bicep), by channel. App
+# Service passes the reference text itself when it cannot resolve one (Microsoft Learn, "Use Key Vault
+# references as app settings", Troubleshooting): that channel fails, the run goes on.
+CHANNEL_SECRETS = {"WATCHDOG_TEAMS_WEBHOOK_URL": "teams", "WATCHDOG_SMTP_PASSWORD": "email"}
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A channel whose setting holds an unresolved Key Vault reference: the text, never a secret."""
+
+    channel: str
+    setting: str
+    reference: str
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,7 @@ class Settings:
     signin_secret: str = "pat-watchdog-signin"
     signin_client_id: str | None = None
     signin_tenant: str = "organizations"       # AZURE_TENANT_ID, else any work or school account
+    unresolved: tuple[Unresolved, ...] = ()    # channels whose secret App Service could not resolve
 
     def secret_names(self, site_name: str) -> tuple[str, str]:
         """The staged and previous secret names for one instance (`{name}` filled in)."""
@@ -119,6 +136,12 @@ class Settings:
     def auto(self) -> bool:
         """`auto` rotation: the watchdog creates the replacement itself (DESIGN 3.10)."""
         return self.rotation == "auto" and self.key_vault_url is not None
+
+    def unresolved_channels(self) -> tuple[Unresolved, ...]:
+        """The channels in use whose secret is an unresolved reference (an SMTP password counts only
+        while email goes through SMTP)."""
+        return tuple(u for u in self.unresolved
+                     if u.channel == "teams" or (self.email_to and not self.acs_endpoint))
 
     def __repr__(self) -> str:  # the SMTP password must not appear in a traceback or log
         return f"Settings(targets={len(self.targets)}, org={self.devops_org_url!r})"
@@ -251,8 +274,16 @@ def _auto(reader: V.Reader, rotation: str) -> dict:
                                    "the Entra tenant ID (a GUID) or its domain name"))
 
 
+def _unresolved(env: Mapping[str, str]) -> tuple[Mapping[str, str], tuple[Unresolved, ...]]:
+    """The environment without the channel settings that hold a reference's text, and those settings."""
+    found = tuple(Unresolved(channel, name, env[name].strip()) for name, channel in CHANNEL_SECRETS.items()
+                  if is_reference(env.get(name)))
+    return ({k: v for k, v in env.items() if k not in {u.setting for u in found}} if found else env), found
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Read and validate every setting; raise ConfigError naming every bad or missing one."""
+    env, unresolved = _unresolved(env)
     reader = V.Reader(env)
     targets = _targets(reader)
     several = len(targets) > 1 or any(not t.is_site for t in targets)
@@ -303,6 +334,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         fanout_queue=reader.parse("WATCHDOG_FANOUT_QUEUE", None, V.matching(_QUEUE_NAME),
                                   "a Storage queue name (3-63 lower-case letters, digits, dashes)"),
         storage=_storage(reader),
+        unresolved=unresolved,
         **_email(reader),
     )
     if reader.problems:

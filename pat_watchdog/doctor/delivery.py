@@ -60,6 +60,14 @@ def check_channels(visit: Visit, send_test: bool) -> list[Check]:
     checks = []
     for channel in channels:
         check_id = f"channel.{channel.name}"
+        if getattr(channel, "reference", None):     # bootstrap.UnresolvedChannel
+            checks.append(fix(check_id, channel.name, f"{channel.setting} is an unresolved Key Vault reference: App "
+                              "Service passed its text, so this channel sends nothing. The watchdog's identity must "
+                              "read that secret (Key Vault Secrets User on its vault, which the deployment grants; "
+                              "a new grant takes a few minutes), and the secret must exist; then restart the "
+                              "watchdog app, which fetches its references again",
+                              fixes.channel_secret_reader(visit.principal, channel.reference)))
+            continue
         if not send_test:
             checks.append(ok(check_id, channel.name, "configured; nothing sent (--send-test sends a test)"))
             continue

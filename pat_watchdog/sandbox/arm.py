@@ -10,7 +10,7 @@ from typing import Callable
 from urllib.parse import unquote
 
 from . import arm_references as refs
-from .arm_authorization import SITE_ACTIONS, Authorization
+from .arm_authorization import DEFAULT_ROLES, Authorization, Roles
 from .arm_resources import Resources
 from .arm_shapes import appsettings_resource, host_names, site_resource
 from .identity import Identity
@@ -60,8 +60,9 @@ def _key(app_id: str) -> tuple[str, str, str]:
 class Arm:
     """State and request handling of the Microsoft.Web part of ARM."""
 
-    def __init__(self, identity: Identity, clock: Callable[[], datetime]) -> None:
+    def __init__(self, identity: Identity, clock: Callable[[], datetime], roles: Roles = DEFAULT_ROLES) -> None:
         self._identity = identity
+        self.roles = roles
         self._clock = clock
         self._lock = threading.RLock()
         self._sites: dict[tuple[str, str, str], Site] = {}
@@ -70,7 +71,7 @@ class Arm:
         self.page_size = 100
         self.references = refs.ResolvedReferences(clock)
         self.authorization = Authorization()
-        self.resources = Resources(self.authorization, lambda: identity.tenant_id)
+        self.resources = Resources(self.authorization, lambda: identity.tenant_id, roles)
 
     def grant(self, scope: str, actions=(), data_actions=(), not_actions=(), not_data_actions=()) -> None:
         """A role assignment for the sandbox's identity at `scope` (see arm_authorization)."""
@@ -79,6 +80,11 @@ class Arm:
     def revoke(self, scope: str, actions=(), data_actions=()) -> None:
         """Take actions out of the identity's grants at exactly `scope`."""
         self.authorization.revoke(scope, actions, data_actions)
+
+    def assign_aggregator_role(self, scope: str, token_mode: str = "setting") -> None:
+        """The deployment's Aggregator role (infra/app/aggregator-access.bicep) for that token mode, at
+        `scope`: a site (aggregatorAccessScope=site), its resource group (resourceGroup) or a subscription."""
+        self.authorization.grant(scope, actions=self.roles.aggregator[token_mode])
 
     def add_vault(self, subscription: str, group: str, name: str, **settings: bool) -> str:
         """A Key Vault resource (rbac, purge_protection), with the watchdog's data actions on it."""
@@ -94,11 +100,14 @@ class Arm:
 
     def add_site(self, subscription: str, resource_group: str, name: str, settings: dict[str, str],
                  tags: dict[str, str] | None = None, kind: str = "functionapp,linux",
-                 location: str = "westeurope", default_host: str | None = None) -> str:
+                 location: str = "westeurope", default_host: str | None = None,
+                 token_mode: str | None = "setting") -> str:
         """Create (or replace) a site; returns its resource id.
 
         default_host: None for `<name>.azurewebsites.net`, "unique" for a unique default hostname
         (`<name>-<hash>.<region>-01.azurewebsites.net`), or the default host name itself.
+        token_mode: the deployment's Aggregator role of that mode on the site; None grants nothing there
+        (a group or subscription role is given with assign_aggregator_role).
         """
         site = Site(subscription, resource_group, name, dict(settings), dict(tags or {}),
                     kind, location, _stamp(self._clock()))
@@ -106,7 +115,8 @@ class Arm:
         with self._lock:
             self._sites[_key(site.id)] = site
             self.references.refetch(site)
-        self.authorization.grant(site.id, actions=SITE_ACTIONS)  # the deployment's role on the site
+        if token_mode is not None:
+            self.assign_aggregator_role(site.id, token_mode)
         return site.id
 
     def default_host(self, app_id: str) -> str:
@@ -149,6 +159,9 @@ class Arm:
             return error(400, "MissingApiVersionParameter",
                          "The api-version query parameter (?api-version=) is required for all requests.")
         path = request.path.rstrip("/")
+        refused = self.authorization.refusal(request, path, self._identity.object_id)
+        if refused:
+            return refused
         answered = self.authorization.handle(request, path) or self.resources.handle(request, path, self._site_items)
         if answered:
             return answered

@@ -15,10 +15,12 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .arm_authorization import STORAGE_ACTIONS, STORAGE_DATA_ACTIONS, VAULT_DATA_ACTIONS, Authorization
+from .arm_authorization import DEFAULT_ROLES, STORAGE_ACTIONS, STORAGE_DATA_ACTIONS, Authorization, Roles
 from .arm_shapes import display_location
 from .web import Request, Response, error, json_response
 
+# Where a vault seeded from the test side without an ARM resource is placed (the seed's subscription).
+UNPLACED = ("8c56d827-5f07-45ce-8f2b-6c5001db5c6f", "rg-vaults")
 VAULT_TYPE = "Microsoft.KeyVault/vaults"
 STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
 _VAULT = re.compile(r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)/providers/microsoft\.keyvault/vaults/([^/]+)$",
@@ -71,20 +73,36 @@ def generic_resource(item: dict) -> dict:
 class Resources:
     """Vaults and storage accounts by name; the listing also shows the sites of the Microsoft.Web stand-in."""
 
-    def __init__(self, authorization: Authorization, tenant_id: Callable[[], str]) -> None:
+    def __init__(self, authorization: Authorization, tenant_id: Callable[[], str],
+                 roles: Roles = DEFAULT_ROLES) -> None:
         self._authorization = authorization
+        self._roles = roles
         self._tenant_id = tenant_id
         self._lock = threading.Lock()
         self._items: dict[tuple[str, str], Resource] = {}
 
     def add_vault(self, subscription: str, group: str, name: str, *, rbac: bool = True,
                   purge_protection: bool = True) -> str:
-        """A vault, with the watchdog's data actions on it (what the deployment grants); returns its ID."""
+        """A vault, with the deployment's rotation role on it (the watchdog's data actions); returns its ID."""
         vault = Resource(subscription, group, name, VAULT_TYPE, rbac=rbac, purge_protection=purge_protection)
         with self._lock:
             self._items[(VAULT_TYPE, name.lower())] = vault
-        self._authorization.grant(vault.id, data_actions=VAULT_DATA_ACTIONS)
+        self._authorization.grant(vault.id, data_actions=self._roles.vault_data_actions)
         return vault.id
+
+    def vault(self, name: str) -> Resource | None:
+        """The vault of that name (vault names are global in Azure), or None."""
+        with self._lock:
+            return self._items.get((VAULT_TYPE, name.lower()))
+
+    def place_vault(self, name: str) -> Resource:
+        """The vault of that name; one seeded from the test side that ARM did not know yet is placed in
+        UNPLACED with the rotation role on it, as the deployment grants it on the staging vault."""
+        found = self.vault(name)
+        if found is None:
+            self.add_vault(*UNPLACED, name)
+            found = self.vault(name)
+        return found
 
     def set_vault(self, name: str, *, rbac: bool | None = None, purge_protection: bool | None = None) -> None:
         """Change a vault's authorization mode (False: access policies) or purge protection."""

@@ -1,4 +1,4 @@
-"""Key Vault (secrets) stand-in: challenge auth, versions, paging, tag limits."""
+"""Key Vault (secrets) stand-in: challenge auth, Azure RBAC on the data actions, versions, paging, tag limits."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any, Callable
 
 from . import vault_store as store
+from .arm_authorization import Authorization, key_vault_action
+from .arm_resources import UNPLACED, Resources
 from .identity import Identity
 from .web import Request, Response, decode_skip, encode_skip, error, json_response
 
@@ -22,9 +24,12 @@ MAX_RESULTS = 25
 class KeyVault:
     """Vaults by name, each a dict of secrets."""
 
-    def __init__(self, identity: Identity, clock: Callable[[], datetime]) -> None:
+    def __init__(self, identity: Identity, clock: Callable[[], datetime], resources: Resources,
+                 authorization: Authorization) -> None:
         self._identity = identity
         self._clock = clock
+        self._resources = resources          # where each vault is in ARM (its scope for RBAC)
+        self._authorization = authorization
         self._lock = threading.RLock()
         self._vaults: dict[str, dict[str, store.Secret]] = {}
         self.tenant_id = str(uuid.uuid4())
@@ -39,6 +44,7 @@ class KeyVault:
                    content_type=None) -> str:
         """Add a version from the test side; returns the version id (32 hex)."""
         store.check_name(secret_name)
+        self._resources.place_vault(vault_name)
         version = store.new_version(value, created_on or self._clock(), tags=tags,
                                     enabled=enabled, expires_on=expires_on,
                                     not_before=not_before, content_type=content_type)
@@ -78,6 +84,9 @@ class KeyVault:
             return error(404, "NotFound", f"No route for {request.method} {request.path}.")
         vault = request.host.split(".")[0]
         base = f"https://{request.host}"
+        refused = self._refusal(request, vault, match.group(1), match.group(2))
+        if refused:
+            return refused
         try:
             with self._lock:
                 return self._route(request, vault, base, match.group(1), match.group(2))
@@ -102,6 +111,18 @@ class KeyVault:
                                  f"AKV10022: Invalid audience. Expected {resource}, found: {audience}."}},
                                  challenge)
         return None
+
+    def _refusal(self, request: Request, vault: str, name: str | None, version: str | None) -> Response | None:
+        """Azure RBAC on the data action, at the secret (a grant on it or on the vault above it).
+
+        A vault ARM does not know holds no grant: it is refused as one in UNPLACED would be."""
+        found = self._resources.vault(vault)
+        vault_id = found.id if found else \
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}".format(*UNPLACED, vault)
+        resource = f"{vault_id}/secrets/{name}" if name else vault_id
+        caller = {"appid": self._identity.client_id, "oid": self._identity.object_id, "tid": self.tenant_id}
+        return self._authorization.data_refusal(resource, key_vault_action(request.method, name, version), caller,
+                                                vault, found.location if found else "westeurope")
 
     def _route(self, request: Request, vault: str, base: str, name: str | None,
                version: str | None) -> Response:
@@ -210,3 +231,4 @@ def _max_results(raw: str | None, default: int) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_RESULTS:
         raise store.BadParameter(f"invalid maxresults: {raw} (1 to {MAX_RESULTS})")
     return int(raw)
+

@@ -75,15 +75,17 @@ class World:
 
     def add_instance(self, name: str, token_value: str | None, *, group: str | None = None,
                      tags: dict | None = None, extra: dict | None = None,
-                     default_host: str | None = None) -> str:
-        """An Aggregator Function App; `default_host="unique"` for a unique default hostname."""
+                     default_host: str | None = None, token_mode: str | None = "setting") -> str:
+        """An Aggregator Function App; `default_host="unique"` for a unique default hostname; `token_mode`
+        picks the deployment's Aggregator role on the site (None: none there, a group's role instead)."""
         settings = aggregator_settings(token_value or "", name)
         if token_value is None:
             del settings["Aggregator_VstsToken"]
         settings.update(extra or {})
         app_id = self.sandbox.arm.add_site(SUBSCRIPTION, group or f"aggregator-{name.removesuffix('aggregator')}",
                                            name, settings, tags=tags if tags is not None else
-                                           {"aggregatorVersion": "1.3.1"}, default_host=default_host)
+                                           {"aggregatorVersion": "1.3.1"}, default_host=default_host,
+                                           token_mode=token_mode)
         self.apps.append(app_id)
         return app_id
 

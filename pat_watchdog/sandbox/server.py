@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from .arm import AUDIENCES as ARM_HOSTS
 from .arm import Arm
+from .arm_authorization import DEFAULT_ROLES, Roles
 from .devops import SERVER_HOST, DevOps
 from .entra import Entra
 from .entra_shapes import HOST as ENTRA_HOST
@@ -33,7 +34,8 @@ def _utcnow() -> datetime:
 class Sandbox:
     """ARM, Key Vault, Entra ID, Azure DevOps, Teams, ACS, Table storage, managed identity and SMTP, all local."""
 
-    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None, roles: Roles = DEFAULT_ROLES) -> None:
+        """`roles`: the deployment's custom roles for the watchdog (the tests read them from infra/)."""
         self.clock: Callable[[], datetime] = clock or _utcnow
         self.latency = 0.0
         self.errors: list[BaseException] = []  # exceptions inside handlers (answered 500)
@@ -41,8 +43,8 @@ class Sandbox:
         self._faults = FaultSet()
         self._stopping = threading.Event()
         self.identity = Identity()
-        self.arm = Arm(self.identity, self._now)
-        self.vault = KeyVault(self.identity, self._now)
+        self.arm = Arm(self.identity, self._now, roles)
+        self.vault = KeyVault(self.identity, self._now, self.arm.resources, self.arm.authorization)
         self.arm.references.secret_version = self.vault.current_version
         self.identity.tenant_id = self.vault.tenant_id
         self.entra = Entra(self._now, self.vault.tenant_id)

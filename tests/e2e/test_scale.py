@@ -35,6 +35,7 @@ def test_discovery_finds_tagged_and_name_matched_function_apps_only(world, run_c
     healthy(world, "deltaaggregator", tags={})                      # untagged, aggregator-delta group
     sandbox.arm.add_site(SUBSCRIPTION, "rules-prod", "billing-api", {"Aggregator_VstsToken": "x"}, tags={})
     sandbox.arm.add_site(SUBSCRIPTION, "aggregator-web", "storefront", {}, tags={}, kind="app,linux")
+    sandbox.arm.assign_aggregator_role(f"/subscriptions/{SUBSCRIPTION}")   # deploy.md, across a subscription
     result = run_cli("status", "--json", WATCHDOG_AGGREGATOR_APP=f"/subscriptions/{SUBSCRIPTION}", **PER_NAME)
     assert sorted(i["name"] for i in result.json["instances"]) == \
         ["alphaaggregator", "betaaggregator", "deltaaggregator", "gammaaggregator"]
@@ -50,6 +51,9 @@ def test_forms_mix_and_duplicates_are_watched_once(world, run_cli, sandbox):
     sandbox.arm.add_site(OTHER_SUB, "aggregator-gamma", "gammaaggregator",
                          {"Aggregator_VstsToken": token, "Aggregator_VstsTokenType": "PAT"})
     world.stage(token, days=200, secret="gammaaggregator-pat-staged", tags={"watchdog-status": "current"})
+    for scope in (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rules-prod", f"/subscriptions/{OTHER_SUB}",
+                  f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rules-test"):
+        sandbox.arm.assign_aggregator_role(scope)
     targets = "\n".join([a, f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rules-prod",
                          f"/subscriptions/{OTHER_SUB}", f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rules-test"])
     result = run_cli("status", "--json", WATCHDOG_AGGREGATOR_APP=targets, **PER_NAME)

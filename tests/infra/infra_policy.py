@@ -45,11 +45,11 @@ BROAD_ROLES = {
 }
 # The ARM actions the watchdog calls on the Aggregator app (docs/reference.md, docs/rotation.md),
 # in setting mode; reference mode needs no config/write (the token lives in Key Vault and a
-# restart picks up a new version).
+# restart picks up a new version). tests/e2e/test_deployed_rights.py shows each one is needed.
 CONFIG_WRITE = "Microsoft.Web/sites/config/write"
 AGGREGATOR_ACTIONS = {
     "Microsoft.Web/sites/read",
-    "Microsoft.Web/sites/config/read",
+    "Microsoft.Web/sites/config/appsettings/read",
     "Microsoft.Web/sites/config/list/action",
     CONFIG_WRITE,
     "Microsoft.Web/sites/restart/action",
@@ -92,12 +92,15 @@ WATCHDOG_SETTINGS = (
     "WATCHDOG_TOKEN_SETTING",
     "WATCHDOG_ARM_ENDPOINT",
     "WATCHDOG_KEY_VAULT_URL",
+    "WATCHDOG_REFERENCE_VAULTS",
+    "WATCHDOG_REENABLE_SUBSCRIPTIONS",
     "WATCHDOG_STAGED_SECRET",
     "WATCHDOG_PREVIOUS_SECRET",
     "WATCHDOG_ROTATION",
     "WATCHDOG_PAT_LIFETIME_DAYS",
     "WATCHDOG_REVOKE_AFTER_DAYS",
     "WATCHDOG_SIGNIN_SECRET",
+    "WATCHDOG_SIGNIN_CLIENT_ID",
     "WATCHDOG_ROTATE_WITHIN_DAYS",
     "WATCHDOG_WARN_DAYS",
     "WATCHDOG_CRITICAL_DAYS",
@@ -168,6 +171,10 @@ FLEX_UNSUPPORTED_SITE_PROPERTIES = (
     "preWarmedInstanceCount", "use32BitWorkerProcess", "vnetBackupRestoreEnabled", "vnetContentShareEnabled",
     "vnetImagePullEnabled", "vnetRouteAllEnabled", "windowsFxVersion", "functionsRuntimeScaleMonitoringEnabled",
 )
+# Microsoft Learn, "Azure Functions Flex Consumption plan hosting", Considerations: "Diagnostic
+# settings aren't currently supported". Extension resources of these types must not be scoped to a
+# Flex site (its logs go to Application Insights instead).
+FLEX_UNSUPPORTED_EXTENSIONS = ("Microsoft.Insights/diagnosticSettings",)
 # Microsoft Learn, "Flex Consumption plan": instance memory is 512, 2048 or 4096 MB; the
 # maximum instance count is 40 to 1000 (lower values only in some regions, in preview).
 FLEX_INSTANCE_MEMORY = {512, 2048, 4096}
@@ -176,8 +183,8 @@ FLEX_MIN_INSTANCES = 40
 ALERT_WINDOWS = {5, 10, 15, 30, 45, 60, 120, 180, 240, 300, 360, 1440, 2880}
 
 # Resources that must carry diagnostic logs (a diagnosticSettings resource scoped to them
-# or, for storage, to one of its services).
-NEEDS_DIAGNOSTICS = ("Microsoft.Web/sites", "Microsoft.KeyVault/vaults", "Microsoft.Storage/storageAccounts")
+# or, for storage, to one of its services). Not the Flex site: see FLEX_UNSUPPORTED_EXTENSIONS.
+NEEDS_DIAGNOSTICS = ("Microsoft.KeyVault/vaults", "Microsoft.Storage/storageAccounts")
 GUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 SKIP_COMMENT = re.compile(r"checkov:skip=(\w+)(?::(.*))?")
 
@@ -682,11 +689,18 @@ def secret_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
 
 
 def flex_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
-    """Nothing that Flex Consumption rejects: the deprecated settings and site properties, the scale limits."""
+    """Nothing that Flex Consumption rejects or does not support: the deprecated settings and site
+    properties, diagnostic settings on the site, the scale limits."""
     problems = []
     settings = {s.lower() for s in FLEX_UNSUPPORTED_SETTINGS}
     properties = {p.lower() for p in FLEX_UNSUPPORTED_SITE_PROPERTIES}
     for name, template in templates.items():
+        declared = template.get("resources") or {}
+        sites = {s for s, r in declared.items() if r["type"] == "Microsoft.Web/sites" and not r.get("existing")}
+        for symbol, resource in declared.items():
+            if resource["type"] in FLEX_UNSUPPORTED_EXTENSIONS and unwrap(resource["config"])[0].get("scope") in sites:
+                problems.append(f"{name}: {symbol} ({resource['type']}) on a Flex Consumption site is not supported "
+                                "(\"Diagnostic settings aren't currently supported\"): its logs go to Application Insights")
         for key in sorted({k for k in all_keys(template) if isinstance(k, str) and k.lower() in settings}):
             problems.append(f"{name}: app setting {key} is not supported on Flex Consumption")
         for value in find_key(template, "name"):  # appSettings given as [{name, value}]

@@ -112,6 +112,21 @@ def test_public_blob_access_is_caught_by_the_policy(validations: dict[str, list[
     assert any("allowBlobPublicAccess is True" in p for p in validations["security regression"])
 
 
+# What the template had until Microsoft's Flex page was read: "Diagnostic settings aren't currently supported".
+FLEX_SITE_DIAGNOSTICS = """resource functionDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'function-to-log-analytics'
+  scope: functionApp
+  properties: {
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+  }
+}
+
+"""
 # Regressions the policy alone must catch: (file, text, replacement, expected problem).
 REGRESSIONS = [
     pytest.param(
@@ -171,11 +186,18 @@ REGRESSIONS = [
         id="ftp-basic-publishing-left-on",
     ),
     pytest.param(
-        "app/function.bicep",
-        "scope: functionApp\n",
-        "scope: plan\n",
+        "app/keyvault.bicep",
+        "scope: vault\n",
+        "scope: null\n",
         "has no diagnostic settings",
-        id="function-without-diagnostic-logs",
+        id="vault-without-diagnostic-logs",
+    ),
+    pytest.param(
+        "app/function.bicep",
+        "output name string",
+        FLEX_SITE_DIAGNOSTICS + "output name string",
+        "on a Flex Consumption site is not supported",
+        id="diagnostic-settings-on-the-flex-site",
     ),
     pytest.param(
         "app/channel-secrets.bicep",
@@ -579,13 +601,156 @@ def test_the_parameters_file_matches_main_bicep(templates: dict[str, dict]) -> N
     assert required - set(given) == set()
 
 
-def test_funcignore_keeps_tests_docs_and_the_sandbox_out_of_the_package() -> None:
-    entries = {line.strip() for line in (ROOT / ".funcignore").read_text().splitlines()}
-    assert {"tests/", "docs/", "pat_watchdog/sandbox/", "infra/", ".venv*/", "node_modules/"} <= entries
-    assert "function_app.py" not in entries and "pat_watchdog/" not in entries
-
-
 def test_the_checkov_install_script_pins_the_version_the_tests_expect() -> None:
     # run_checkov compares the version that ran with CHECKOV_VERSION.
     script = (ROOT / "scripts" / "install-checkov.sh").read_text()
     assert f'CHECKOV_VERSION="{CHECKOV_VERSION}"' in script
+
+
+# ---------------------------------------------------------------------------------------
+# azd is the one configuration path (docs/deploy.md, "Change a setting")
+# ---------------------------------------------------------------------------------------
+
+# Settings the template derives from other resources, not from a parameter of their own: each is an
+# output of the same name, so that `azd env get-values` holds the app's value.
+DERIVED = {
+    "WATCHDOG_ARM_ENDPOINT": "environment().resourceManager",
+    "WATCHDOG_KEY_VAULT_URL": "the staging vault (created, or keyVaultName)",
+    "WATCHDOG_ACS_ENDPOINT": "the host name of the acsResourceId resource",
+}
+AZD_VALUE = re.compile(r"^\$\{(?P<name>\w+)(?:=(?P<default>.*))?\}$")
+MINIMAL = {"WATCHDOG_AGGREGATOR_APP": "/subscriptions/8c56d827-5f07-45ce-8f2b-6c5001db5c6f/resourceGroups/g"
+                           "/providers/Microsoft.Web/sites/a",
+           "WATCHDOG_DEVOPS_ORG_URL": "https://dev.azure.com/contoso"}
+
+
+def azd_values() -> dict[str, tuple[str, str | None]]:
+    """parameter -> (azd environment variable, its default or None), from main.parameters.json."""
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    found = {}
+    for param, spec in given.items():
+        match = AZD_VALUE.match(spec["value"])
+        assert match, f"{param}: {spec['value']!r} is not ${{NAME}} or ${{NAME=default}}"
+        found[param] = (match["name"], match["default"])
+    return found
+
+
+def names_in(value, template: dict, seen: set[str] | None = None) -> set[str]:
+    """Every parameter an expression depends on, through the variables it uses."""
+    seen = set() if seen is None else seen
+    params, variables = template.get("parameters") or {}, template.get("variables") or {}
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for item in value.values():
+            found |= names_in(item, template, seen)
+    elif isinstance(value, list):
+        for item in value:
+            found |= names_in(item, template, seen)
+    elif isinstance(value, str):
+        for name in {value, *re.findall(r"\$\{(\w+)", value)}:
+            if name in params:
+                found.add(name)
+            elif name in variables and name not in seen:
+                seen.add(name)
+                found |= names_in(variables[name]["value"], template, seen)
+    return found
+
+
+def setting_sources(template: dict) -> dict[str, set[str]]:
+    """WATCHDOG_* setting -> the parameters its value, or the conditions that set it at all, depend on."""
+    sources: dict[str, set[str]] = {}
+
+    def walk(node, conditions: set[str]) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, conditions)
+        if not isinstance(node, dict):
+            return
+        operands = (node.get("operator") or {}).get("operands") or {}
+        if (node.get("operator") or {}).get("type") == "conditional":
+            conditions = conditions | names_in(operands.get("condition"), template)
+        for key, item in node.items():
+            if key.startswith("WATCHDOG_"):
+                sources.setdefault(key, set()).update(conditions | names_in(item, template))
+            else:
+                walk(item, conditions)
+
+    for variable in (template.get("variables") or {}).values():
+        walk(variable["value"], set())
+    return sources
+
+
+def bicep_default(spec: dict) -> str | None:
+    default = spec.get("default")
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    return None if default is None else str(default)
+
+
+def test_every_watchdog_setting_comes_from_the_azd_variable_of_its_own_name(templates: dict[str, dict]) -> None:
+    from pat_watchdog.core.settings import load_settings
+
+    main = templates["main.bicep"]
+    values, sources = azd_values(), setting_sources(main)
+    assert set(sources) == set(WATCHDOG_SETTINGS)
+    for setting, params in sorted(sources.items()):
+        mapped = [p for p in params if values.get(p, ("",))[0] == setting]
+        if setting in DERIVED:
+            assert mapped == [] and setting in main["outputs"], setting
+            continue
+        assert len(mapped) == 1, f"{setting}: no parameter (of {sorted(params)}) is filled from ${{{setting}}}"
+        (param,) = mapped
+        _, default = values[param]
+        # The same default three times: azd's, the template's and the product's (core/settings.py).
+        assert default == bicep_default(main["parameters"][param]) or (default == "" and setting in SECRET_SETTINGS), \
+            (setting, default, main["parameters"][param].get("default"))
+        if default is None:
+            assert setting in MINIMAL, f"{setting} has no default in main.parameters.json"
+            continue
+        with_default = load_settings({**MINIMAL, setting: default}) if default else None
+        assert with_default is None or with_default == load_settings(MINIMAL), \
+            f"{setting}={default!r} (azd's default) does not mean what the product assumes without it"
+
+
+def test_an_empty_azd_default_leaves_the_setting_out_of_the_app(templates: dict[str, dict]) -> None:
+    # azd passes "" for ${NAME=}: the app must then not see NAME at all, but the product's own default.
+    main = templates["main.bicep"]
+    values = azd_values()
+    empty_ones = {name: param for param, (name, default) in values.items()
+                  if default == "" and name.startswith("WATCHDOG_")}
+    assert set(empty_ones) >= {"WATCHDOG_PAT_EXPIRES_ON", "WATCHDOG_SIGNIN_CLIENT_ID", "WATCHDOG_REFERENCE_VAULTS"}
+    guards: dict[str, list] = {}
+
+    def walk(node, guard) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, guard)
+        if not isinstance(node, dict):
+            return
+        if (node.get("operator") or {}).get("type") == "conditional":
+            guard = node["operator"]["operands"]["condition"]
+        for key, item in node.items():
+            if key.startswith("WATCHDOG_"):
+                guards.setdefault(key, []).append(guard)
+            walk(item, guard)
+
+    for variable in main["variables"].values():
+        walk(variable["value"], None)
+    for name, param in empty_ones.items():
+        assert guards.get(name) == [{"function": {"type": "empty", "parameters": {"item_to_test": param}}}], \
+            f"{name} is set even when {param} is empty: {guards.get(name)}"
+
+
+def test_the_acs_role_holds_exactly_what_sending_with_an_identity_needs(templates: dict[str, dict]) -> None:
+    template = templates["app/acs-access.bicep"]
+    assert role_actions(template, "emailSenderRole") == ["Microsoft.Communication/CommunicationServices/Read",
+                                                         "Microsoft.Communication/CommunicationServices/Write"]
+    for key in ("notActions", "dataActions", "notDataActions"):
+        assert role_actions(template, "emailSenderRole", key) == []
+
+
+def test_the_flex_site_has_no_diagnostic_settings(templates: dict[str, dict]) -> None:
+    function = templates["app/function.bicep"]["resources"]
+    assert not [s for s, r in function.items() if r["type"] == "Microsoft.Insights/diagnosticSettings"]
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in templates["app/function.bicep"]["variables"][
+        "platformSettings"]["value"]

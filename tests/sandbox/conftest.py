@@ -6,13 +6,14 @@ import pytest
 from azure.identity import ManagedIdentityCredential
 
 from pat_watchdog.sandbox import Sandbox
+from tests.deployed_roles import deployed_roles
 from tests.sandbox.support import NOW
 
 
 @pytest.fixture(scope="module")
 def running():
     """One sandbox for the module (starting one is cheap, stopping costs a poll interval)."""
-    with Sandbox(clock=lambda: NOW) as sb:
+    with Sandbox(clock=lambda: NOW, roles=deployed_roles()) as sb:
         yield sb
 
 

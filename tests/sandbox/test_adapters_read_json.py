@@ -41,6 +41,7 @@ def test_app_settings_and_sites_read_as_json_are_the_sdk_models(sb, cred):
                                             {"Aggregator_VstsToken": "x", "Other": "ü ; \" =", "Empty": ""},
                                             tags={"aggregatorVersion": "1.3.1"}, default_host="unique"))
     sb.arm.add_site(SUB, "aggregator-j", "plainsite", {}, tags={})
+    sb.arm.assign_aggregator_role(f"/subscriptions/{SUB}/resourceGroups/aggregator-j")   # discovery's scope
     apps = AggregatorApps(cred, "https://management.azure.com", RETRY)
     web = WebSiteManagementClient(cred, SUB, base_url="https://management.azure.com", **FAST)
     assert apps.list_settings(app) == dict(web.web_apps.list_application_settings(app.resource_group,

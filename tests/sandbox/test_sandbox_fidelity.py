@@ -104,6 +104,7 @@ def test_arm_lists_sites_across_pages(sb, cred):
     names = [f"p{i}aggregator" for i in range(5)]
     for name in names:
         sb.arm.add_site("sub-paging", "aggregator-p", name, {}, tags={"aggregatorVersion": "1"})
+    sb.arm.assign_aggregator_role("/subscriptions/sub-paging")   # listing a subscription needs sites/read there
     sb.arm.page_size = 2
     try:
         web = WebSiteManagementClient(cred, "sub-paging", base_url="https://management.azure.com", **FAST)
@@ -123,6 +124,12 @@ def test_arm_lists_sites_across_pages(sb, cred):
 def test_arm_errors(sb, cred):
     sb.arm.add_site(SUB, "aggregator-c", "caggregator", {})
     web = WebSiteManagementClient(cred, SUB, base_url="https://management.azure.com", **FAST)
+    # ARM authorizes before it looks: without a grant at the scope, a missing site is a 403, not a 404.
+    with pytest.raises(HttpResponseError) as denied:
+        web.web_apps.list_application_settings("aggregator-c", "nosuchsite")
+    assert denied.value.status_code == 403 and denied.value.error.code == "AuthorizationFailed"
+    assert "'Microsoft.Web/sites/config/list/action' over scope '/subscriptions/" in denied.value.error.message
+    sb.arm.assign_aggregator_role(f"/subscriptions/{SUB}")
     with pytest.raises(ResourceNotFoundError) as missing:
         web.web_apps.list_application_settings("aggregator-c", "nosuchsite")
     assert missing.value.error.code == "ResourceNotFound"
@@ -147,6 +154,7 @@ def test_arm_errors(sb, cred):
 # -- Key Vault ------------------------------------------------------------------------------
 
 def test_keyvault_challenge_then_set_and_get(sb, cred):
+    sb.arm.add_vault(SUB, "rg-vaults", "kvchallenge")   # the rotation role on it, as deployed
     client = SecretClient(sb.vault.url("kvchallenge"), cred, **FAST)  # verify_challenge_resource on
     secret = client.set_secret("aggregator-pat-staged", "pat-1", expires_on=NOW + timedelta(days=90),
                                tags={"scopes": "vso.work_full"}, content_type="text/plain")

@@ -132,6 +132,7 @@ def test_sites_report_classic_and_unique_default_host_names(sb, cred):
     assert scm == host.replace(".westeurope-01.", ".scm.westeurope-01.") and sb.arm.default_host(unique) == host
     assert sb.arm.host_names(custom)[1] == "customaggregator-a1b2c3d4e5f6a7b8.scm.eastus-01.azurewebsites.net"
     client = web(cred, "sub-hosts")
+    sb.arm.assign_aggregator_role("/subscriptions/sub-hosts")
     site = client.web_apps.get("aggregator-h", "uniqueaggregator")
     assert site.default_host_name == host and site.enabled_host_names == [host, scm]
     assert site.host_names == [host] and [s.name for s in site.host_name_ssl_states] == [host, scm]
