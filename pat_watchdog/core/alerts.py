@@ -132,10 +132,20 @@ def for_plan(plan: InstancePlan, settings: Settings) -> list[Alert]:
     return alerts
 
 
+# The conditions that are not one reason code: several codes share them (docs/reference.md, "Alerts").
+_CONDITION_TITLES = {"EXPIRY": "expiry", "UNCHECKED": "the watchdog could not check the instance"}
+
+
+def condition_title(condition: str) -> str:
+    """What a person calls a condition, for a subject: never the ledger key (`CANDIDATE_REJECTED:<version>`)."""
+    code = condition.split(":", 1)[0]
+    return _CONDITION_TITLES.get(code) or (R.ALL[code].message if code in R.ALL else "an earlier alert")
+
+
 def resolved(condition: str, last_message: str, plan: InstancePlan) -> Alert:
     """The one notice sent when a condition clears."""
     token = plan.token
-    return Alert(plan.name, plan.app_id, "INFO", condition, "RESOLVED", None, f"resolved: {condition.lower()}",
+    return Alert(plan.name, plan.app_id, "INFO", condition, "RESOLVED", None, f"resolved: {condition_title(condition)}",
                  f"Resolved: {last_message}. Now: " + next((r.message for r in plan.reasons), "OK"),
                  token.days_left, token.expires_on, token.expiry_source, token.fingerprint, (),
                  "Nothing to do.", None)

@@ -9,7 +9,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from tests.conftest import NOW
-from tests.e2e.conftest import card_texts, card_title, shown
+from tests.e2e.conftest import card_facts, card_texts, card_title
 from tests.leaks import assert_no_leak
 
 NAME = "contosoaggregator"
@@ -70,14 +70,14 @@ def test_every_message_names_what_a_person_needs(world, run_cli, sandbox, channe
     mail = sandbox.smtp.messages[0]
     plain = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()
-    card = sandbox.teams.received[0]["attachments"][0]["content"]
-    facts = {f["title"]: shown(f["value"]) for block in card["body"] if block["type"] == "FactSet"
-             for f in block["facts"]}
+    envelope = sandbox.teams.received[0]
+    card = envelope["attachments"][0]["content"]
+    facts = card_facts(envelope)
     fingerprint = facts["Token fingerprint"]
     assert facts == {"Instance": NAME, "Level": "WARNING", "Days left": "10", "Expires": "2026-12-08T06:00:00Z",
                      "Expiry source": "keyvault", "Token fingerprint": fingerprint}
     command = 'az keyvault secret set --vault-name contoso-kv --name aggregator-pat-staged --value "<new PAT>"'
-    for text in (plain, unescape(html), " ".join(shown(t) for t in card_texts(card))):
+    for text in (plain, unescape(html), " ".join(card_texts(envelope))):
         assert NAME in text and "2026-12-08T06:00:00Z" in text and fingerprint in text
         assert command in text and "keyvault" in text
     assert card["version"] == "1.4" and card["actions"][0]["url"].startswith("https://portal.azure.com/#@/resource/subscriptions/")
@@ -92,10 +92,7 @@ def test_missing_scopes_are_listed(world, run_cli, sandbox, channels, scope, mis
     token, _ = world.issue(200, scope=scope)
     world.add_instance(NAME, token)
     run_cli("run", **channels)
-    card = sandbox.teams.received[0]["attachments"][0]["content"]
-    facts = {f["title"]: shown(f["value"]) for block in card["body"] if block["type"] == "FactSet"
-             for f in block["facts"]}
-    assert facts["Missing scopes"] == missing
+    assert card_facts(sandbox.teams.received[0])["Missing scopes"] == missing
     assert level in card_title(sandbox.teams.received[0])
 
 
@@ -196,7 +193,7 @@ def test_an_instance_that_cannot_be_checked_alerts_then_resolves(world, run_cli,
         ("teams", f"WARNING: {NAME}"), ("email", f"WARNING: {NAME}: the Aggregator app settings could not be read")]
     sandbox.clear_faults()
     assert run_cli("run", now=NOW + timedelta(hours=1), **channels).code == 0
-    assert sent(sandbox)[-1] == ("email", f"INFO: {NAME}: resolved: unchecked")
+    assert sent(sandbox)[-1] == ("email", f"INFO: {NAME}: resolved: the watchdog could not check the instance")
 
 
 def test_a_global_pat_staged_with_expiry_and_scopes_is_still_flagged(world, run_cli, sandbox, channels):
