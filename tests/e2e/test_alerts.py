@@ -76,7 +76,8 @@ def test_every_message_names_what_a_person_needs(world, run_cli, sandbox, channe
     fingerprint = facts["Token fingerprint"]
     assert facts == {"Instance": NAME, "Level": "WARNING", "Days left": "10", "Expires": "2026-12-08T06:00:00Z",
                      "Expiry source": "keyvault", "Token fingerprint": fingerprint}
-    command = 'az keyvault secret set --vault-name contoso-kv --name aggregator-pat-staged --value "<new PAT>"'
+    command = ('read -rs PAT && printf %s "$PAT" | az keyvault secret set --vault-name contoso-kv '
+               '--name aggregator-pat-staged --file /dev/stdin --expires 2027-02-26T00:00:00Z')
     for text in (plain, unescape(html), " ".join(card_texts(envelope))):
         assert NAME in text and "2026-12-08T06:00:00Z" in text and fingerprint in text
         assert command in text and "keyvault" in text
