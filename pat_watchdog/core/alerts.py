@@ -108,6 +108,13 @@ class _Context:
             return "only with pat-watchdog rotate --force (the current token's expiry is unknown)"
         return f"on {self.next_run(opens)}"
 
+    def force_now(self) -> str:
+        """Put it in place now, and why a scheduled run would not yet."""
+        opens = rotation_opens(self.plan.token, self.settings.rotate_within_days)
+        wait = f"a run would wait until {self.next_run(opens)}" if opens else \
+            "a run never would: the current token's expiry is unknown"
+        return f"put it in place now with pat-watchdog rotate --force ({wait})"
+
     def new_pat_expiry(self) -> datetime:
         """The expiry to create a replacement with: WATCHDOG_PAT_LIFETIME_DAYS from now, and after the current
         token's (a candidate must outlive it), within Azure DevOps' one year."""
@@ -150,18 +157,17 @@ def _replacement(ctx: _Context, reason: Reason, first: str = "") -> tuple[str, s
         staged = (f"{first}A replacement is staged (version {cand.version}, fingerprint {cand.fingerprint or 'unknown'}"
                   f", expires {format_utc(cand.expires_on) or 'unknown'})")
         if now:
-            return f"{staged}: put it in place now with pat-watchdog rotate --force (a run would wait until " \
-                   f"{ctx.when().removeprefix('on ')}).", None
+            return f"{staged}: {ctx.force_now()}.", None
         return f"{staged}; it goes in {ctx.when()} (pat-watchdog rotate --force: now). Nothing else to do.", None
     paste = " (paste the PAT when it waits: nothing is shown)"
-    then = (f"then put it in place now with pat-watchdog rotate --force (a run would wait until "
-            f"{ctx.when().removeprefix('on ')})" if now else f"the watchdog validates it and puts it in place "
-            f"{ctx.when()}")
-    if ctx.settings.auto and not now:
+    if now:
+        return f"{first}{ctx.create()} and stage it with the command below{paste}; then {ctx.force_now()}.", ctx.stage()
+    if ctx.settings.auto:
         return (f"{first}With auto rotation the watchdog creates the replacement and puts it in place {ctx.when()}. "
                 f"To do it yourself instead: {ctx.create('create')} and stage it with the command below{paste}.",
                 ctx.stage())
-    return f"{first}{ctx.create()} and stage it with the command below{paste}; {then}.", ctx.stage()
+    return (f"{first}{ctx.create()} and stage it with the command below{paste}; the watchdog validates it and "
+            f"puts it in place {ctx.when()}.", ctx.stage())
 
 
 def _missing_setting(ctx: _Context) -> tuple[str, str | None]:
