@@ -143,8 +143,8 @@ def _liveness(snap, token, policy) -> list[Reason]:
         return [R.reason(R.TOKEN_MISSING, f"the app has no setting {snap.missing_setting}: Aggregator has no "
                          "token (it reads Aggregator_VstsToken), every rule fails", stage=MISSING)]
     if not snap.token_present:
-        return [R.reason(R.TOKEN_MISSING, f"the app setting {policy.token_setting} is empty: Aggregator has no "
-                         "token, every rule fails", stage=EMPTY)]
+        return [R.reason(R.TOKEN_MISSING, f"the app setting {policy.token_setting} is empty (or only white "
+                         "space): Aggregator has no token, every rule fails", stage=EMPTY)]
     found = []
     if snap.reference_status is not None and snap.reference_status != "Resolved":
         details = f" ({snap.reference_details})" if snap.reference_details else ""

@@ -154,7 +154,7 @@ def test_a_missing_or_empty_token_setting_is_named():
     assert [(r.code, r.stage) for r in missing.reasons][:1] == [("TOKEN_MISSING", "missing")]
     assert "the app has no setting Aggregator.VstsToken" in missing.reasons[0].message
     assert [(r.code, r.stage) for r in empty.reasons][:1] == [("TOKEN_MISSING", "empty")]
-    assert empty.reasons[0].message.startswith("the app setting Aggregator_VstsToken is empty")
+    assert empty.reasons[0].message.startswith("the app setting Aggregator_VstsToken is empty (or only white space)")
 
 
 def test_a_candidate_for_a_missing_setting_never_waits_for_a_window_it_would_never_use():
