@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pat_watchdog.core import alerts as A
 from pat_watchdog.core import drift
 from pat_watchdog.core import handsfree as H
-from pat_watchdog.core.candidates import revived
+from pat_watchdog.core.candidates import revived, scopes_tag
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, CandidateState, CandidateView, InstancePlan,
@@ -25,7 +25,7 @@ from pat_watchdog.hooks import observe_hooks, reenable
 from pat_watchdog.rotation import Outcome, Rotation
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.record import CreatedState
-from pat_watchdog.core.tags import REASON_TAG, ROTATED_TAG, STATUS_TAG, TagLimitError, tag_time
+from pat_watchdog.core.tags import REASON_TAG, ROTATED_TAG, STATUS_TAG, TagLimitError, has_room, tag_time
 from pat_watchdog.core.times import format_utc
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Set
         snap = replace(snap, token_present=True, missing_setting=None, token_fingerprint=outcome.fingerprint,
                        live=outcome.live, facts=outcome.facts, notes=(), candidate=now_current)
     elif outcome.state in (RotationState.REJECTED, RotationState.FAILED):
-        snap = replace(snap, candidate=replace(cand, state=outcome.state, reason=outcome.detail[:256]))
+        snap = replace(snap, candidate=_handled(cand, outcome, obs))
     elif outcome.state == RotationState.STOPPED:
         snap = replace(snap, notes=snap.notes + (Note(R.ROTATION_STOPPED.name, outcome.detail),))
     else:   # postponed: the report says what the tags say (a version left `applying` is reconciled next run)
@@ -289,6 +289,16 @@ def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Set
                                                    REASON_TAG) or outcome.detail[:256]))
     obs.snapshot = snap      # what later steps (re-enabling hooks) start from
     return decide(snap, Policy.from_settings(settings, obs.app.site), now)
+
+
+def _handled(cand: CandidateView, outcome: Outcome, obs: Observed) -> CandidateView:
+    """The candidate as the rejection or failure left it. With `auto` rotation the version is the one this
+    run created, never the one observed before (the current token's own version, or none)."""
+    version = next((v for v in obs.staged if v.version == outcome.version), None)
+    if version is None or version.version == cand.version:
+        return replace(cand, state=outcome.state, reason=outcome.detail[:256])
+    return CandidateView(version.version, outcome.state, obs.fingerprints.get(version.version), version.expires_on,
+                         outcome.detail[:256], scopes_tag(version), skipped=cand.skipped, room=has_room(version.tags))
 
 
 def _reenable(plan, obs: Observed, settings: Settings, ports: Ports, mode: Mode, outcome, now):

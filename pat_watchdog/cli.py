@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -20,10 +19,36 @@ from pat_watchdog.core.times import format_utc
 from pat_watchdog.core.settings import load_settings
 
 CONFIG_EXIT = {"status": 3, "run": 2, "rotate": 2}
+# A usage error (an unknown flag, a missing value) exits as a configuration error does: `status`
+# with 3, since Nagios reads 2 as CRITICAL (docs/reference.md, "Commands and exit codes"); every
+# other command with argparse's own 2, which is their configuration error too.
+USAGE_EXIT = {"status": 3}
+COMMANDS = ("status", "run", "rotate", "doctor", "migrate-to-reference", "login", "demo")
+
+
+class UsageError(Exception):
+    """A command line argparse cannot parse; str() is what argparse prints before exiting 2."""
+
+    def __init__(self, usage: str, prog: str, message: str):
+        super().__init__(f"{usage}{prog}: error: {message}")
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so the exit code can follow the command (subcommand
+    parsers are made of the same class)."""
+
+    def error(self, message: str):
+        raise UsageError(self.format_usage(), self.prog, message)
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command a command line asks for, even one argparse could not parse."""
+    return next((word for word in argv if word in COMMANDS), None)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pat-watchdog", description=(
+    parser = _Parser(prog="pat-watchdog", description=(
         "Watches the Azure DevOps PAT of Aggregator Function Apps, alerts before it expires, "
         "and rotates it from a replacement staged in Key Vault."))
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -58,15 +83,25 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
          now: Callable[[], datetime] | None = None, stdout: TextIO | None = None,
          stderr: TextIO | None = None, credential=None, retry=None) -> int:
     """Entry point; `env`, `now` and the streams are injectable for tests."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
-    log_setup.configure(verbose=args.verbose)
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, stream=stderr, format="%(levelname)s %(name)s: %(message)s")
+    moment = (now or (lambda: datetime.now(timezone.utc)))()
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as error:
+        command = command_of(argv)
+        print(error, file=stderr)
+        if command in CONFIG_EXIT and "--json" in argv:
+            print(json.dumps(error_report(command, moment, [error.message], usage=True), indent=2), file=stdout)
+        return USAGE_EXIT.get(command, 2)
+    with log_setup.command_line(stderr, verbose=args.verbose):
+        return _command(args, env, moment, stdout, stderr, credential, retry)
+
+
+def _command(args, env, moment, stdout, stderr, credential, retry) -> int:
     if args.command == "demo":
         from pat_watchdog.demo import run_demo
         return run_demo(stdout)
-    moment = (now or (lambda: datetime.now(timezone.utc)))()
     if args.command == "doctor":
         from pat_watchdog import doctor
         return doctor.command(env=os.environ if env is None else env, now=moment, as_json=args.json,
@@ -141,10 +176,11 @@ def _login(args, env, moment, stdout, stderr, credential, retry) -> int:
     return 0
 
 
-def error_report(command: str, moment: datetime, problems: list[str]) -> dict:
-    """The `--json` answer to a configuration error: schema 1, status UNKNOWN, no instance."""
+def error_report(command: str, moment: datetime, problems: list[str], *, usage: bool = False) -> dict:
+    """The `--json` answer to a configuration or usage error: schema 1, status UNKNOWN, no instance."""
+    what = "invalid command line" if usage else "invalid configuration"
     return {"schema": SCHEMA, "generated_at": format_utc(moment), "command": command, "status": "UNKNOWN",
-            "instances": [], "errors": [f"invalid configuration: {p}" for p in problems]}
+            "instances": [], "errors": [f"{what}: {p}" for p in problems]}
 
 
 INTERRUPTED = "pat-watchdog: interrupted; the next run finishes or undoes anything left halfway"
@@ -158,10 +194,7 @@ def _interrupted(signum, frame) -> None:
 
 
 def entry() -> None:
-    """The console script: quiet SDK loggers (their warnings repeat what the report says), then main."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if "-v" not in sys.argv and "--verbose" not in sys.argv:
-        logging.getLogger("azure").setLevel(logging.ERROR)
+    """The console script: main, with Ctrl-C and a reader that leaves early handled (main sets up logging)."""
     signal.signal(signal.SIGINT, _interrupted)
     try:
         code = main()

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TextIO
 
 from pat_watchdog import watchdog
+from pat_watchdog.adapters import teams
 from pat_watchdog.adapters.retry import RetryPolicy
 from pat_watchdog.adapters.state_table import MemoryLedger
 from pat_watchdog.core.model import Mode
@@ -105,8 +106,7 @@ class Story:
 
 def _card_summary(envelope: dict) -> str:
     content = envelope["attachments"][0]["content"]
-    header = content["body"][0].get("items", [])
-    return " / ".join(block.get("text", "") for block in header) or json.dumps(content)[:100]
+    return " / ".join(teams.texts(content["body"][0])) or json.dumps(content)[:100]
 
 
 def _chapters(story: Story) -> None:

@@ -7,14 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pat_watchdog.core import alerts as A
-from pat_watchdog.core import reasons as R
-from pat_watchdog.core.alerts import Alert
 from pat_watchdog.core.dedup import Entry, blind, needs_update, resolved_entry, sent_entry
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import Action, ActionKind, ActionOutcome, InstancePlan, Status
 from pat_watchdog.core.resource_ids import ResourceId
 from pat_watchdog.ports import Channel, StateStore
-from pat_watchdog.core.times import format_utc
 
 log = logging.getLogger(__name__)
 EVENTS = ("ROTATED:", "TOKEN_SETTING_CHANGED:")     # told once, never "resolved"
@@ -57,7 +54,7 @@ def dispatch(plan: InstancePlan, settings, outbox: Outbox, now: datetime, *,
     `extra` are events sent once per channel (e.g. "rotated"); a channel that gets one this run
     has its cleared conditions closed without a notice of their own: the event told the story.
     """
-    due = A.for_plan(plan, settings)
+    due = A.for_plan(plan, settings, now)
     actions: list[Action] = []
     for channel in outbox.channels:
         for alert in due:
@@ -100,14 +97,7 @@ def _resolutions(plan, outbox: Outbox, channel, firing: set[str], quiet: bool, n
 
 def alert_unchecked(settings, ports, app: ResourceId, now: datetime) -> int:
     """Send it on every channel; returns how many delivered."""
-    alert = Alert(app.site, str(app), "CRITICAL", R.INSTANCE_UNCHECKED.name, R.INSTANCE_UNCHECKED.name, None,
-                  R.INSTANCE_UNCHECKED.message,
-                  f"The fan-out message for {app.site} failed on every attempt and was moved to the poison "
-                  f"queue {settings.fanout_queue}-poison at {format_utc(now)}: its PAT is not being watched.",
-                  None, None, None, None, (),
-                  "Look at the failed invocations in Application Insights (ARM or Key Vault access, a "
-                  "malformed setting), fix the cause, then move the message back to the queue or wait for "
-                  "tomorrow's run.", None)
+    alert = A.unchecked(app, settings.fanout_queue, now)
     delivered = 0
     for channel in ports.channels:
         try:

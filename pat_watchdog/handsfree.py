@@ -57,7 +57,7 @@ class HandsFree:
     def _required(self, why: str) -> None:
         command = "pat-watchdog login" + (f" --instance {self.obs.app.site}" if "{name}" in self.settings.signin_secret
                                           else "")
-        self.notes.append(Note(R.SIGNIN_REQUIRED.name, f"{why}. Fix: run `{command}` as the token's user "
+        self.notes.append(Note(R.SIGNIN_REQUIRED.name, f"{why}. Fix: run {command} as the token's user "
                                "(device code sign-in; docs/reference.md, \"Hands-free rotation\")", self._level()))
 
     def after(self, plan: InstancePlan, mode: Mode, *, created: bool) -> InstancePlan:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import contextmanager
+from typing import Iterator, TextIO
 
 QUIET = ("azure", "urllib3", "msal", "requests")
 URL_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "azure.core.pipeline.policies.http_logging_policy",
@@ -47,3 +49,28 @@ def configure(*, verbose: bool = False) -> None:
             logger = logging.getLogger(name)
             if logger.level == logging.NOTSET:
                 logger.setLevel(logging.WARNING)
+
+
+@contextmanager
+def command_line(stream: TextIO, *, verbose: bool) -> Iterator[None]:
+    """Logging for one command of the console script: records go to `stream` (stderr; never stdout,
+    which `--json` keeps one JSON document), INFO and up with -v, else WARNING and up. Without -v
+    the Azure SDK's own warnings stay out too: they repeat what the report says. Everything is put
+    back afterwards, so commands run one after another in a process do not stack handlers."""
+    configure(verbose=verbose)
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_FILTER)    # a logger's own filter misses what its children log; a handler's does not
+    root, azure = logging.getLogger(), logging.getLogger("azure")
+    root_level, azure_level = root.level, azure.level
+    root.setLevel(min(root_level, handler.level))
+    if not verbose and azure_level in (logging.NOTSET, logging.WARNING):
+        azure.setLevel(logging.ERROR)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(root_level)
+        azure.setLevel(azure_level)

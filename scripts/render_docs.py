@@ -80,12 +80,12 @@ def sample_alerts() -> dict:
     """One alert of each kind the channels send: name -> pat_watchdog.alerts.Alert."""
     s = sample_settings()
     warning = _only(alerts.for_plan(_plan(s, Liveness.VALID, [ExpiryFact("keyvault", NOW + timedelta(days=10),
-                                                                        SCOPES)]), s), "EXPIRES_SOON")
-    critical = _only(alerts.for_plan(_plan(s, Liveness.EXPIRED), s), "EXPIRED")
+                                                                        SCOPES)]), s, NOW), "EXPIRES_SOON")
+    critical = _only(alerts.for_plan(_plan(s, Liveness.EXPIRED), s, NOW), "EXPIRED")
     critical_soon = _only(alerts.for_plan(_plan(s, Liveness.VALID, [ExpiryFact("keyvault", NOW + timedelta(days=2),
-                                                                              SCOPES)]), s), "EXPIRES_CRITICAL")
+                                                                              SCOPES)]), s, NOW), "EXPIRES_CRITICAL")
     narrow = ExpiryFact("keyvault", NOW + timedelta(days=200), ("vso.work", "vso.project"))
-    scope = _only(alerts.for_plan(_plan(s, Liveness.VALID, [narrow]), s), "SCOPE_MISSING")
+    scope = _only(alerts.for_plan(_plan(s, Liveness.VALID, [narrow]), s, NOW), "SCOPE_MISSING")
     healthy = _plan(s, Liveness.VALID, [ExpiryFact("keyvault", NOW + timedelta(days=300), SCOPES)],
                     fingerprint="5e6f7a8b")
     resolved = alerts.resolved("EXPIRY", warning.message, healthy)

@@ -6,23 +6,34 @@ The message is an Adaptive Card 1.4 (Workflows rejects newer) in the Workflows e
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import requests
 
 from pat_watchdog.adapters.retry import RetryPolicy, send
 from pat_watchdog.core.alerts import Alert
 from pat_watchdog.core.errors import ServiceError
-from pat_watchdog.core.text import markdown_escape
 
 MAX_BYTES = 28 * 1024  # Teams Workflows limit (docs/reference.md, "Alerts")
 _STYLE = {"CRITICAL": ("attention", "Attention"), "WARNING": ("warning", "Warning"), "INFO": ("good", "Good")}
 _ICON = {"CRITICAL": "\u26d4", "WARNING": "\u26a0\ufe0f", "INFO": "\u2705"}
+_SHORTENED = 2000
+
+# Every text of the card is a TextRun in a RichTextBlock, never a TextBlock or a FactSet: Teams reads
+# TextBlock text and fact titles and values as markdown ("Format cards in Teams", Microsoft Learn),
+# a TextRun's text never ("Text to display. Markdown is not supported.", Adaptive Cards schema,
+# TextRun). So nothing is escaped: a backslash escape would show as typed on Teams mobile clients
+# (microsoft/AdaptiveCards #5590 and PR #7474; microsoft/Teams-AdaptiveCards-Mobile #58), and a
+# command copied from the card must run exactly as printed.
+def _text(text: str, block: dict | None = None, **run) -> dict:
+    return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": text, **run}], **(block or {})}
 
 
-def _text(text: str, **style) -> dict:
-    # Teams renders TextBlock text as markdown: every text is escaped, ours and what came from
-    # outside alike (a tag value or an error body must not become a link in an official alert).
-    return {"type": "TextBlock", "text": markdown_escape(text), "wrap": True, **style}
+def _fact(title: str, value: str) -> dict:
+    """One fact as a row of two columns: what a FactSet shows, without its markdown."""
+    return {"type": "ColumnSet", "spacing": "None", "columns": [
+        {"type": "Column", "width": "140px", "items": [_text(title, weight="Bolder")]},
+        {"type": "Column", "width": "stretch", "items": [_text(value)]}]}
 
 
 def card(alert: Alert) -> dict:
@@ -30,13 +41,13 @@ def card(alert: Alert) -> dict:
     container, colour = _STYLE.get(alert.level, ("default", "Default"))
     body = [
         {"type": "Container", "style": container, "bleed": True, "items": [
-            _text(f"{_ICON.get(alert.level, '')} {alert.level}: {alert.instance}", size="Large",
-                  weight="Bolder", color=colour),
+            _text(f"{_ICON.get(alert.level, '')} {alert.level}: {alert.instance}", size="Large", weight="Bolder",
+                  color=colour),
             _text(alert.summary, weight="Bolder"),
         ]},
-        _text(alert.message, spacing="Medium"),
-        {"type": "FactSet", "facts": [{"title": k, "value": markdown_escape(v)} for k, v in alert.facts()]},
-        _text("Next step", weight="Bolder", spacing="Medium"),
+        _text(alert.message, {"spacing": "Medium"}),
+        {"type": "Container", "spacing": "Medium", "items": [_fact(k, v) for k, v in alert.facts()]},
+        _text("Next step", {"spacing": "Medium"}, weight="Bolder"),
         _text(alert.next_step),
     ]
     if alert.command:
@@ -49,13 +60,27 @@ def card(alert: Alert) -> dict:
     }
 
 
-def envelope(alert: Alert) -> dict:
-    """The Workflows webhook body; shortened to stay under the size limit."""
-    message = {"type": "message", "attachments": [{
+def texts(node) -> list[str]:
+    """Every text a card (or any part of it) shows, in order: the texts of its TextRuns."""
+    if isinstance(node, list):
+        return [text for item in node for text in texts(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node["text"]] if node.get("type") == "TextRun" else []
+    return own + [text for key, value in node.items() if key != "text" for text in texts(value)]
+
+
+def _message(alert: Alert) -> dict:
+    return {"type": "message", "attachments": [{
         "contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card(alert)}]}
+
+
+def envelope(alert: Alert) -> dict:
+    """The Workflows webhook body; an alert whose message (an error body, say) would pass the size
+    limit is sent with the message shortened."""
+    message = _message(alert)
     if len(json.dumps(message).encode()) > MAX_BYTES:
-        body = message["attachments"][0]["content"]["body"]
-        body[1]["text"] = body[1]["text"][:2000] + " (shortened)"
+        message = _message(replace(alert, message=alert.message[:_SHORTENED] + " (shortened)"))
     return message
 
 

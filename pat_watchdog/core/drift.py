@@ -27,8 +27,8 @@ def describe(before, fingerprint: str | None, form: str, setting: str) -> str | 
     if was_form != form and form == PLAIN:
         return (f"a Key Vault reference ({was_form.removeprefix('reference ')}) in {setting} was replaced by a "
                 f"plain-text token (fingerprint {fingerprint}): aggregator-cli's configure.instance does this. "
-                f"Re-point it with `az functionapp config appsettings set --settings {setting}="
-                f"'@Microsoft.KeyVault(SecretUri={was_form.removeprefix('reference ')}/)'`")
+                f"Re-point it with az functionapp config appsettings set --settings {setting}="
+                f"'@Microsoft.KeyVault(SecretUri={was_form.removeprefix('reference ')}/)'")
     if was_form != form:
         return f"{setting} changed from {was_form.replace(PLAIN, 'a plain-text token')} to {form}"
     if fingerprint and was_fp and fingerprint != was_fp:

@@ -19,6 +19,7 @@ from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.times import format_utc
 
 GLOBAL_PAT_CUTOFF = datetime(2026, 12, 1, tzinfo=timezone.utc)
+MISSING, EMPTY = "missing", "empty"     # the stages of TOKEN_MISSING: no such setting, or a blank one
 _DISAGREE_TOLERANCE = timedelta(minutes=1)
 _LEVEL_STATUS = {"CRITICAL": Status.CRITICAL, "UNKNOWN": Status.UNKNOWN, "WARNING": Status.WARNING}
 
@@ -32,15 +33,16 @@ class Policy:
     recommended_scopes: tuple[str, ...] = R.DEFAULT_RECOMMENDED_SCOPES
     rotation_enabled: bool = True
     staged_secret: str = "aggregator-pat-staged"
-    vault_name: str = "<vault>"
+    vault_name: str | None = None             # the staging vault's name; None: WATCHDOG_KEY_VAULT_URL unset
+    token_setting: str = "Aggregator_VstsToken"
     unresolved_channels: tuple[tuple[str, str], ...] = ()   # (channel, setting) App Service did not resolve
 
     @classmethod
     def from_settings(cls, settings: Settings, site_name: str = "{name}") -> "Policy":
         return cls(settings.warn_days, settings.critical_days, settings.rotate_within_days,
                    settings.required_scopes, settings.recommended_scopes, settings.rotation_enabled,
-                   settings.secret_names(site_name)[0], settings.vault_name,
-                   tuple((u.channel, u.setting) for u in settings.unresolved_channels()))
+                   settings.secret_names(site_name)[0], settings.vault_name if settings.key_vault_url else None,
+                   settings.token_setting, tuple((u.channel, u.setting) for u in settings.unresolved_channels()))
 
 
 def days_text(days: int) -> str:
@@ -146,12 +148,11 @@ def _token_view(snap, chosen, dated, now) -> TokenView:
 
 def _liveness(snap, token, policy) -> list[Reason]:
     if snap.missing_setting:
-        return [R.reason(R.TOKEN_MISSING, f"the app has no setting {snap.missing_setting}: Aggregator reads its "
-                         "token from Aggregator_VstsToken; correct WATCHDOG_TOKEN_SETTING, or put the token in "
-                         "place with aggregator-cli `configure.instance`. The watchdog never creates the setting "
-                         "by itself (`pat-watchdog rotate --force` does)")]
+        return [R.reason(R.TOKEN_MISSING, f"the app has no setting {snap.missing_setting}: Aggregator has no "
+                         "token (it reads Aggregator_VstsToken), every rule fails", stage=MISSING)]
     if not snap.token_present:
-        return [R.reason(R.TOKEN_MISSING)]
+        return [R.reason(R.TOKEN_MISSING, f"the app setting {policy.token_setting} is empty (or only white "
+                         "space): Aggregator has no token, every rule fails", stage=EMPTY)]
     found = []
     if snap.reference_status is not None and snap.reference_status != "Resolved":
         details = f" ({snap.reference_details})" if snap.reference_details else ""
@@ -188,7 +189,7 @@ def _expiry(snap, token, chosen, dated, policy, now) -> list[Reason]:
     if stale:
         found.append(R.reason(R.EXPIRY_EXTENDED, "Azure DevOps says the token expires "
                               f"{format_utc(chosen.expires_on)}, Key Vault's record says "
-                              f"{format_utc(stale[0].expires_on)}: the PAT was extended in place; `run` corrects "
+                              f"{format_utc(stale[0].expires_on)}: the PAT was extended in place; a run corrects "
                               "the Key Vault date"))
         others = [f for f in others if f not in stale]
     if others:
@@ -261,6 +262,8 @@ def _candidate(snap, policy: Policy, rotate: bool) -> list[Reason]:
         found.append(R.reason(R.CANDIDATE_STAGED, described + (
             " is rotated in now" if rotate else
             " waits: rotation is off (WATCHDOG_ROTATION, WATCHDOG_KEY_VAULT_URL)" if not policy.rotation_enabled
+            else f" is put in place only by pat-watchdog rotate --force, which creates the missing setting "
+                 f"{snap.missing_setting} (a scheduled run never creates a setting)" if snap.missing_setting
             else " waits for the rotation window")))
     elif cand.state == CandidateState.REJECTED:
         found.append(R.reason(R.CANDIDATE_REJECTED, f"version {cand.version}: {cand.reason}",
@@ -297,6 +300,13 @@ def _rotation(snap, token, policy, force) -> tuple[bool, str | None]:
         return True, (f"{days_text(token.days_left)} left, within "
                       f"WATCHDOG_ROTATE_WITHIN_DAYS={policy.rotate_within_days}")
     return False, None
+
+
+def rotation_opens(token: TokenView, within_days: int) -> datetime | None:
+    """When the rotation window opens: the first moment a run finds WATCHDOG_ROTATE_WITHIN_DAYS days or
+    fewer left (days left are rounded down, so that is `within + 1` days before expiry); None when the
+    expiry is unknown."""
+    return None if token.expires_on is None else token.expires_on - timedelta(days=within_days + 1)
 
 
 def rotation_due_in(token: TokenView, policy: Policy) -> int | None:

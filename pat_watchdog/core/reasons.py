@@ -120,16 +120,31 @@ def reason(code: Code, message: str | None = None, *, level: str | None = None,
                   condition or code.condition, stage)
 
 
-def stage_command(vault: str, secret: str, expires: str = "<validTo, e.g. 2027-11-28T00:00:00Z>") -> str:
-    """The exact line a person runs to stage a replacement (README, "Stage a replacement")."""
-    return (f'az keyvault secret set --vault-name {vault} --name {secret} --value "<new PAT>" '
-            f'--expires {expires} --tags scopes="{" ".join(DEFAULT_RECOMMENDED_SCOPES)}"')
+def stage_command(vault: str, secret: str, *, expires: str | None = None,
+                  scopes: str | None = " ".join(DEFAULT_RECOMMENDED_SCOPES)) -> str:
+    """The exact line a person runs to stage a PAT (docs/rotation.md, "Stage a replacement").
+
+    The PAT never reaches a command line (`ps` and /proc show those to every local user): `read -s`
+    takes it from the terminal unechoed and `printf`, a shell builtin, pipes it to the Azure CLI's
+    `--file /dev/stdin`, which stores it as read, without a newline (it adds a `file-encoding` tag
+    of its own: azure-cli keyvault `_validators.process_secret_set_namespace`). `expires` is the
+    PAT's expiry (ISO 8601 UTC); None reads it from the terminal too, after the PAT. `scopes=None`
+    stages no scopes tag (the listing then says which the PAT has)."""
+    reads = "read -rs PAT && " + ("" if expires else "read -r EXPIRES && ")
+    expires = expires or '"$EXPIRES"'
+    tags = f' --tags scopes="{scopes}"' if scopes else ""
+    return (f'{reads}printf %s "$PAT" | az keyvault secret set --vault-name {vault} --name {secret} '
+            f'--file /dev/stdin --expires {expires}{tags}')
 
 
-def expiry_unknown_fix(vault: str, secret: str) -> str:
+def expiry_unknown_fix(vault: str | None, secret: str) -> str:
+    if vault is None:
+        return ("no source knows when the token expires. Fix: set WATCHDOG_PAT_EXPIRES_ON to its expiry date as "
+                "Azure DevOps shows it, or configure a staging vault (WATCHDOG_KEY_VAULT_URL) and stage the "
+                "current token there: it is adopted as the record of its expiry")
     return ("no source knows when the token expires. Fix: stage the CURRENT token with its expiry and it "
-            "is adopted: " + stage_command(vault, secret).replace("<new PAT>", "<current PAT>")
-            + " (or set WATCHDOG_PAT_EXPIRES_ON)")
+            "is adopted (paste the token, nothing is shown, then type its expiry date, e.g. 2027-01-15): "
+            + stage_command(vault, secret, scopes=None) + " (or set WATCHDOG_PAT_EXPIRES_ON)")
 
 
 def disagree_message(chosen, others) -> str:

@@ -159,13 +159,13 @@ def parse_expiry(text: str) -> datetime:
 
 # NCRONTAB (Azure Functions timer trigger): second minute hour day month day-of-week; each field
 # `*`, a number, a range a-b, a list, and a step /n; months and days may be named.
-_CRON_FIELDS = (("second", 0, 59), ("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
+CRON_FIELDS = (("second", 0, 59), ("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
                 ("day of week", 0, 6))
 _CRON_NAMES = {**{m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
                **{d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}}
 
 
-def _cron_value(text: str, low: int, high: int) -> int:
+def cron_value(text: str, low: int, high: int) -> int:
     value = _CRON_NAMES.get(text.lower()) if not text.isdigit() else int(text)
     if value is None or not low <= value <= high:
         raise ValueError(text)
@@ -176,7 +176,7 @@ def schedule(text: str) -> str:
     fields = text.split()
     if len(fields) != 6:
         raise ValueError(text)
-    for field, (_, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+    for field, (_, low, high) in zip(fields, CRON_FIELDS, strict=True):
         for item in field.split(","):
             base, _, step = item.partition("/")
             if step and (not step.isdigit() or int(step) == 0):
@@ -184,8 +184,8 @@ def schedule(text: str) -> str:
             if base == "*":
                 continue
             start, _, end = base.partition("-")
-            first = _cron_value(start, low, high)
-            if end and _cron_value(end, low, high) < first:
+            first = cron_value(start, low, high)
+            if end and cron_value(end, low, high) < first:
                 raise ValueError(text)
     return text
 

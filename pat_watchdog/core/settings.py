@@ -166,7 +166,12 @@ def _targets(reader: V.Reader) -> tuple[ResourceId, ...]:
         "(/subscriptions/S/resourceGroups/G/providers/Microsoft.Web/sites/N), several separated by "
         "commas or newlines, or a subscription or resource group ID to discover them")
     seen: dict[str, ResourceId] = {}
-    for item in (i.strip() for i in re.split(r"[,\n]", raw) if i.strip()):
+    items = [i.strip() for i in re.split(r"[,\n]", raw) if i.strip()]
+    if raw and not items:     # " , , ": set, yet it names no instance; watching nothing must not look healthy
+        reader.problems.append(f"WATCHDOG_AGGREGATOR_APP={V.quote('WATCHDOG_AGGREGATOR_APP', raw)}: names no "
+                               "instance (only separators and spaces): expected at least one ARM resource ID of "
+                               "an Aggregator Function App, a resource group or a subscription")
+    for item in items:
         try:
             target = parse_resource_id(item)
         except ValueError as problem:

@@ -27,7 +27,7 @@ def reasons(snap: InstanceSnapshot) -> list[Reason]:
     if disabled:
         found.append(R.reason(R.SUBSCRIPTIONS_DISABLED, f"{len(disabled)} subscription(s) of rules {_rules(disabled)} "
                               "were disabled by Azure DevOps (after failures while the token was broken): their "
-                              "events are dropped. `run` re-enables them once the token works "
+                              "events are dropped. A run re-enables them once the token works "
                               "(WATCHDOG_REENABLE_SUBSCRIPTIONS)"))
     if probation:
         found.append(R.reason(R.SUBSCRIPTIONS_ON_PROBATION, f"{len(probation)} subscription(s) of rules "

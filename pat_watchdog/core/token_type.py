@@ -59,7 +59,7 @@ def describe(value: str | None) -> str:
     else:
         what = "holds a value Aggregator cannot read (not shown: it may be a secret)"
     return (f"Aggregator_VstsTokenType {what}: every rule fails. Set it to PAT (aggregator-cli "
-            "`configure.instance`, or the app setting); a rotation writes PAT")
+            "configure.instance, or the app setting); a rotation writes PAT")
 
 
 def works(value: str | None) -> bool:

@@ -90,7 +90,7 @@ def doctor_alert(visit: Visit) -> Alert:
     return Alert(
         instance=plan.name if plan else "pat-watchdog", app_id=plan.app_id if plan else "", level=TEST_LEVEL,
         condition="DOCTOR", code="TEST", stage=None, summary="test message from pat-watchdog doctor",
-        message="This is a test sent by `pat-watchdog doctor --send-test` to show that alerts reach this "
+        message="This is a test sent by pat-watchdog doctor --send-test to show that alerts reach this "
                 "channel. Nothing is wrong and nothing needs doing.",
         days_left=token.days_left if token else None, expires_on=token.expires_on if token else None,
         expiry_source=token.expiry_source if token else None, fingerprint=token.fingerprint if token else None,

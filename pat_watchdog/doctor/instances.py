@@ -9,6 +9,7 @@ written to the Aggregator app or the vault.
 from __future__ import annotations
 
 from pat_watchdog.core import fixes
+from pat_watchdog.core.alerts import stage_replacement
 from pat_watchdog.core import permissions as P
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core import references, token_type
@@ -130,8 +131,7 @@ def _token(visit: Visit, app: ResourceId, name: str) -> list[Check]:
         return [fix("instance.token", scope, f"the token cannot be read: {why}") if failed
                 else skip("instance.token", scope, f"not checked: {why}"),
                 skip("instance.scopes", scope, "not checked: the token was not read")]
-    stage = R.stage_command(settings.vault_name, settings.secret_names(name)[0]) if settings.rotation_enabled \
-        else None
+    stage = stage_replacement(settings, plan, visit.now) if settings.rotation_enabled else None
     live, token = snapshot.live, plan.token
     if live.state is not Liveness.VALID:
         what = {Liveness.EXPIRED: "has expired", Liveness.INVALID: "is rejected (revoked or invalid)"}.get(

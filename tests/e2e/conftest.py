@@ -7,7 +7,6 @@ an extra call elsewhere in a run must not move a fault to another step.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from datetime import timedelta
 
 import pytest
 
+from pat_watchdog.adapters import teams
 from pat_watchdog.core.secret import fingerprint
 from pat_watchdog.sandbox import Step
 from tests.leaks import assert_no_leak, fp, track
@@ -47,32 +47,19 @@ def tags(sandbox, version: str) -> dict:
     return next(v["tags"] for v in sandbox.vault.versions("contoso-kv", STAGED) if v["version"] == version)
 
 
-def shown(markdown: str) -> str:
-    """What Teams shows for a card's text: the cards escape punctuation with backslashes only."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
-
-
 def card_texts(envelope: dict) -> list[str]:
-    """Every text of a card that Teams renders as markdown: TextBlocks and fact values."""
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("type") == "TextBlock":
-                found.append(node["text"])
-            if node.get("type") == "FactSet":
-                found.extend(f["value"] for f in node["facts"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(envelope)
-    return found
+    """Every text of a card, as Teams shows it: its TextRuns (the cards have no markdown text)."""
+    return teams.texts(envelope["attachments"][0]["content"])
 
 
 def card_title(envelope: dict) -> str:
-    return shown(envelope["attachments"][0]["content"]["body"][0]["items"][0]["text"])
+    return card_texts(envelope)[0]
+
+
+def card_facts(envelope: dict) -> dict[str, str]:
+    """The facts of a card: title -> value (rows of two columns after the message)."""
+    rows = envelope["attachments"][0]["content"]["body"][2]["items"]
+    return {teams.texts(row["columns"][0])[0]: teams.texts(row["columns"][1])[0] for row in rows}
 
 
 def titles(sandbox) -> list[str]:

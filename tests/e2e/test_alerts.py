@@ -9,7 +9,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from tests.conftest import NOW
-from tests.e2e.conftest import card_texts, card_title, shown
+from tests.e2e.conftest import card_facts, card_texts, card_title
 from tests.leaks import assert_no_leak
 
 NAME = "contosoaggregator"
@@ -70,14 +70,15 @@ def test_every_message_names_what_a_person_needs(world, run_cli, sandbox, channe
     mail = sandbox.smtp.messages[0]
     plain = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()
-    card = sandbox.teams.received[0]["attachments"][0]["content"]
-    facts = {f["title"]: shown(f["value"]) for block in card["body"] if block["type"] == "FactSet"
-             for f in block["facts"]}
+    envelope = sandbox.teams.received[0]
+    card = envelope["attachments"][0]["content"]
+    facts = card_facts(envelope)
     fingerprint = facts["Token fingerprint"]
     assert facts == {"Instance": NAME, "Level": "WARNING", "Days left": "10", "Expires": "2026-12-08T06:00:00Z",
                      "Expiry source": "keyvault", "Token fingerprint": fingerprint}
-    command = 'az keyvault secret set --vault-name contoso-kv --name aggregator-pat-staged --value "<new PAT>"'
-    for text in (plain, unescape(html), " ".join(shown(t) for t in card_texts(card))):
+    command = ('read -rs PAT && printf %s "$PAT" | az keyvault secret set --vault-name contoso-kv '
+               '--name aggregator-pat-staged --file /dev/stdin --expires 2027-02-26T00:00:00Z')
+    for text in (plain, unescape(html), " ".join(card_texts(envelope))):
         assert NAME in text and "2026-12-08T06:00:00Z" in text and fingerprint in text
         assert command in text and "keyvault" in text
     assert card["version"] == "1.4" and card["actions"][0]["url"].startswith("https://portal.azure.com/#@/resource/subscriptions/")
@@ -92,10 +93,7 @@ def test_missing_scopes_are_listed(world, run_cli, sandbox, channels, scope, mis
     token, _ = world.issue(200, scope=scope)
     world.add_instance(NAME, token)
     run_cli("run", **channels)
-    card = sandbox.teams.received[0]["attachments"][0]["content"]
-    facts = {f["title"]: shown(f["value"]) for block in card["body"] if block["type"] == "FactSet"
-             for f in block["facts"]}
-    assert facts["Missing scopes"] == missing
+    assert card_facts(sandbox.teams.received[0])["Missing scopes"] == missing
     assert level in card_title(sandbox.teams.received[0])
 
 
@@ -196,7 +194,7 @@ def test_an_instance_that_cannot_be_checked_alerts_then_resolves(world, run_cli,
         ("teams", f"WARNING: {NAME}"), ("email", f"WARNING: {NAME}: the Aggregator app settings could not be read")]
     sandbox.clear_faults()
     assert run_cli("run", now=NOW + timedelta(hours=1), **channels).code == 0
-    assert sent(sandbox)[-1] == ("email", f"INFO: {NAME}: resolved: unchecked")
+    assert sent(sandbox)[-1] == ("email", f"INFO: {NAME}: resolved: the watchdog could not check the instance")
 
 
 def test_a_global_pat_staged_with_expiry_and_scopes_is_still_flagged(world, run_cli, sandbox, channels):
@@ -207,3 +205,61 @@ def test_a_global_pat_staged_with_expiry_and_scopes_is_still_flagged(world, run_
     inst = result.instance(NAME)
     assert inst["token"]["global"] is True and "GLOBAL_PAT" in [r["code"] for r in inst["reasons"]]
     assert any("WARNING" in t for _, t in sent(sandbox))
+
+
+def _next_step_of(envelope: dict) -> tuple[str, str | None]:
+    """The next step and the command of a card, as Teams shows them."""
+    texts = card_texts(envelope)
+    step = texts[texts.index("Next step") + 1]
+    command = texts[texts.index("Next step") + 2] if len(texts) > texts.index("Next step") + 2 else None
+    return step, command
+
+
+def test_an_empty_token_setting_is_named_with_its_own_next_step(world, run_cli, sandbox, channels):
+    world.add_instance(NAME, "   ")
+    new, _ = world.issue(100)
+    assert run_cli("run", **channels).code == 0
+    [envelope] = sandbox.teams.received
+    assert "the app setting Aggregator_VstsToken is empty" in " ".join(card_texts(envelope))
+    step, command = _next_step_of(envelope)
+    assert "at the next run (" in step and command.startswith("read -rs PAT && printf")
+    world.stage(new, days=100)
+    result = run_cli("run", "--json", **channels)                  # the next run puts it in place
+    assert result.instance(NAME)["status"] == "OK" and result.instance(NAME)["candidate"]["state"] == "current"
+
+
+def test_a_missing_token_setting_tells_one_next_step_and_the_report_no_wait(world, run_cli, sandbox, channels):
+    world.add_instance(NAME, None)
+    new, _ = world.issue(100)
+    world.stage(new, days=100)
+    result = run_cli("run", "--json", **channels)
+    staged = next(r["message"] for r in result.instance(NAME)["reasons"] if r["code"] == "CANDIDATE_STAGED")
+    assert "waits" not in staged and "pat-watchdog rotate --force" in staged
+    [envelope] = sandbox.teams.received
+    text = " ".join(card_texts(envelope))
+    assert text.count("pat-watchdog rotate --force") == 1 and "at once" not in text
+    assert "never creates the setting by itself" not in text
+
+
+def test_without_a_staging_vault_no_alert_prints_a_staging_command(world, run_cli, sandbox, channels):
+    token, _ = world.issue(10)
+    world.add_instance(NAME, token)
+    assert run_cli("run", WATCHDOG_KEY_VAULT_URL="", **channels).code == 0
+    assert sandbox.teams.received and sandbox.smtp.messages
+    for envelope in sandbox.teams.received:
+        text = " ".join(card_texts(envelope))
+        assert "az keyvault" not in text and "<vault>" not in text and "configure.instance" in text
+    for mail in sandbox.smtp.messages:
+        assert "az keyvault" not in mail.get_body(("plain",)).get_content()
+
+
+def test_an_unreadable_token_type_card_gives_the_doctors_command(world, run_cli, sandbox, channels):
+    token, _ = world.issue(100)
+    world.add_instance(NAME, token, extra={"Aggregator_VstsTokenType": "pat"})
+    world.stage(token, days=100, tags={"watchdog-status": "current"})
+    run_cli("run", **channels)
+    doctor = next(c for c in run_cli("doctor", "--json", **channels).json["checks"]
+                  if c["id"] == "instance.token_type")
+    [envelope] = sandbox.teams.received
+    assert _next_step_of(envelope)[1] == doctor["fix"] == (
+        f"az functionapp config appsettings set -g aggregator-contoso -n {NAME} --settings Aggregator_VstsTokenType=PAT")

@@ -166,7 +166,8 @@ def _token_type_pat(world, sandbox):
 def _expired_token(world, sandbox):
     token, _ = world.issue(-2)
     world.add_instance(NAME, token)
-    return {}, (), "instance.token", R.stage_command("contoso-kv", "aggregator-pat-staged")
+    return {}, (), "instance.token", R.stage_command("contoso-kv", "aggregator-pat-staged",
+                                                     expires="2027-02-26T00:00:00Z")    # 90 days on
 
 
 def _table_not_writable(world, sandbox):

@@ -11,7 +11,7 @@ import pytest
 from pat_watchdog.sandbox import Step
 from pat_watchdog.sandbox.entra_shapes import SIGNIN_CLIENT
 from pat_watchdog.sandbox.seed import USER_ID
-from tests.e2e.conftest import NAME, STAGED, kill_after, titles
+from tests.e2e.conftest import NAME, STAGED, card_texts, kill_after, titles
 from tests.azurite import expire_locks
 from tests.leaks import fp
 
@@ -242,3 +242,36 @@ def test_each_run_uses_the_sign_in_and_stores_it_back_weekly(world, sandbox, run
     sandbox.clock = lambda: start + timedelta(days=120)                  # 111 idle days: Entra ended it
     late = run_cli("run", "--json", now=sandbox.clock(), **channels, **AUTO).instance(NAME)
     assert "AADSTS700082" in next(r["message"] for r in late["reasons"] if r["code"] == "SIGNIN_REQUIRED")
+
+
+@pytest.mark.parametrize("current_staged", [False, True], ids=["nothing staged", "the current token staged"])
+def test_a_created_pat_that_is_rejected_is_reported_as_itself_and_alerted_once(signed_in, sandbox, world, run_cli,
+                                                                                channels, current_staged):
+    """The report and the alert name the created version (not the current token's), the next run sends
+    nothing new, and no subject or card carries a ledger key."""
+    app, old = signed_in
+    if current_staged:
+        world.stage(old, days=10, tags={"watchdog-status": "current"})
+    sandbox.inject(host="dev.azure.com", path="connectionData", status=401,
+                   headers={"X-TFS-ServiceError": "Access%20Denied"}, after=Step("PUT", path=f"secrets/{STAGED}"))
+    result = run_cli("run", "--json", **channels, **AUTO)
+    inst = result.instance(NAME)
+    [created] = [v for v in sandbox.vault.versions("contoso-kv", STAGED) if v["tags"].get("created-by")]
+    assert created["tags"]["watchdog-status"] == "rejected" and world.token_setting(app) == old
+    cand = inst["candidate"]
+    assert (cand["version"], cand["state"], cand["fingerprint"]) == (
+        created["version"], "rejected", created["tags"]["fingerprint"])
+    assert cand["fingerprint"] != fp(old)
+    rejected = reason(inst, "CANDIDATE_REJECTED")
+    assert rejected and created["version"] in rejected["message"]
+    cards, mails = len(sandbox.teams.received), len(sandbox.smtp.messages)
+    assert f"WARNING: {NAME}" in titles(sandbox)
+
+    later = run_cli("run", "--json", now=world.now + timedelta(hours=2), **channels, **AUTO)
+    assert later.instance(NAME)["candidate"]["version"] == created["version"]
+    assert len(sandbox.teams.received) == cards and len(sandbox.smtp.messages) == mails    # told once
+    for envelope in sandbox.teams.received:
+        assert not any(":" + created["version"] in text or "candidate_rejected" in text.lower()
+                       for text in card_texts(envelope))
+    for mail in sandbox.smtp.messages:
+        assert created["version"] not in mail["Subject"] and "candidate_rejected" not in mail["Subject"].lower()

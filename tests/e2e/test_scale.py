@@ -14,6 +14,7 @@ from pat_watchdog.functions import RunFailed
 from pat_watchdog.adapters.retry import RetryPolicy
 from pat_watchdog.sandbox.seed import SUBSCRIPTION
 from tests.conftest import FAST_RETRY, NOW
+from tests.e2e.conftest import card_title
 from tests.e2e.test_run import fresh_functions
 from tests.leaks import assert_no_leak
 
@@ -119,11 +120,11 @@ def test_a_failing_instance_raises_for_a_retry_and_its_poison_message_alerts(wor
     for attempt in (1, 2, 3):
         with pytest.raises(RunFailed, match="could not check team0aggregator"):
             functions.on_queue_message(body, dequeue_count=attempt, env=env, now=NOW, retry=FAST_RETRY)
-    titles = [c["attachments"][0]["content"]["body"][0]["items"][0]["text"] for c in sandbox.teams.received]
+    titles = [card_title(c) for c in sandbox.teams.received]
     assert [t.split(" ", 1)[1] for t in titles] == ["WARNING: team0aggregator"]  # could not check: once
     assert functions.on_poison_message(body, env=env, now=NOW, retry=FAST_RETRY) == 1
     content = sandbox.teams.received[-1]["attachments"][0]["content"]
-    assert content["body"][0]["items"][0]["text"].endswith("CRITICAL: team0aggregator")
+    assert card_title(sandbox.teams.received[-1]).endswith("CRITICAL: team0aggregator")
     assert "poison" in json.dumps(content)
 
 

@@ -6,10 +6,10 @@ import json
 from datetime import timedelta
 
 import pytest
-from markdown_it import MarkdownIt
 
 from pat_watchdog.core.secret import fingerprint
 from tests.conftest import NOW
+from tests.cards import markdown_read
 from tests.e2e.conftest import NAME, STAGED, card_texts, scene, tagging
 from tests.leaks import fp
 
@@ -146,16 +146,12 @@ def test_status_after_an_interrupted_rotation_writes_nothing_either(world, run_c
 # ---------------------------------------------------------------------------------------------
 
 HOSTILE = "[Reset your password](https://evil.example/login) **URGENT** <img src=x onerror=alert(1)> _now_"
-MARKDOWN = MarkdownIt("commonmark")
 
 
 def assert_inert(envelope: dict) -> None:
-    texts = card_texts(envelope)
-    assert any("evil" in t for t in texts), "the hostile text is not in the card at all"
-    for text in texts:
-        rendered = MARKDOWN.render(text)
-        for construct in ("<a ", "<strong", "<em>", "<img", "<h1", "<code"):
-            assert construct not in rendered, (construct, text)
+    """The hostile text is in the card as typed, in a TextRun, and nothing of the card is read as markdown."""
+    assert any(HOSTILE in t for t in card_texts(envelope)), "the hostile text is not in the card as typed"
+    assert markdown_read(envelope) == [], "Teams would read these as markdown"
 
 
 def test_a_hostile_tag_and_error_body_stay_text_in_teams_and_email(world, run_cli, sandbox, channels):

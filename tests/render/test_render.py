@@ -15,8 +15,6 @@ draws the docs/ pictures the same way.
 
 from __future__ import annotations
 
-import re
-
 import dataclasses
 import importlib.util
 import json
@@ -125,14 +123,15 @@ class _Text(HTMLParser):
         return " ".join("".join(self.chunks).split())
 
 
-def _shown(markdown: str) -> str:
-    """What Teams shows for a card's markdown text: the cards only use backslash escapes."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+def _texts(node) -> str:
+    """The text of a card element: its TextRuns, joined (every text of the cards is one)."""
+    return "".join(run["text"] for run in node["inlines"])
 
 
 def _card_facts(content: dict) -> list[tuple[str, str]]:
-    return [(f["title"], _shown(f["value"])) for block in content["body"] if block["type"] == "FactSet"
-            for f in block["facts"]]
+    """The facts: rows of two columns, title and value, in the container after the message."""
+    return [(_texts(row["columns"][0]["items"][0]), _texts(row["columns"][1]["items"][0]))
+            for row in content["body"][2]["items"]]
 
 
 def _squash(text: str) -> str:
@@ -181,8 +180,8 @@ def test_an_oversized_alert_is_shortened_under_the_limit_and_still_valid(sample,
 
 # --- 2. the check can fail -------------------------------------------------------------------------
 
-def _header(c):  # the first TextBlock: "<icon> LEVEL: instance"
-    return c["body"][0]["items"][0]
+def _header(c):  # the first TextRun: "<icon> LEVEL: instance"
+    return c["body"][0]["items"][0]["inlines"][0]
 
 
 BROKEN = {
@@ -193,8 +192,9 @@ BROKEN = {
     "no_version": (lambda c: c.pop("version"), "UnsupportedCardVersion"),
     "misspelt_colour": (lambda c: _header(c).update(colour=_header(c).pop("color")), "colour"),
     "bad_enum_value": (lambda c: _header(c).update(color="Purple"), "InvalidPropertyValue"),
-    "property_from_1_5": (lambda c: _header(c).update(style="heading"), "UnsupportedProperty"),
-    "misspelt_fact_value": (lambda c: c["body"][2]["facts"][0].update(valeu="x"), "valeu"),
+    "textblock_style_from_1_5": (lambda c: c["body"].append({"type": "TextBlock", "text": "x", "style": "heading"}),
+                                 "UnsupportedProperty"),
+    "misspelt_column_width": (lambda c: c["body"][2]["items"][0]["columns"][0].update(widht="1"), "widht"),
     "unknown_action": (lambda c: c["actions"].append({"type": "Action.Frobnicate", "title": "x"}),
                        "UnknownActionType"),
     "duplicate_id": (lambda c: [b.update(id="same") for b in c["body"][1:3]], "DuplicateId"),
@@ -219,6 +219,7 @@ def test_card_renders_in_chromium(kind, sample, chromium, rendered):
     alert, page = sample[kind], rendered[kind]
     assert page["renderError"] is None, page["renderError"]
     assert page["events"] == [], page["events"]
+    assert page["markdown"] == [], "the renderer was asked to read markdown"
     assert page["rendered"] and page["ok"] and page["title"] == "rendered", page
     text = _squash(page["text"])
     assert f"{alert.level}: {alert.instance}" in text
@@ -273,3 +274,12 @@ def test_email_renders_in_chromium(sample, chromium, tmp_path):
     assert f"{alert.level}: {alert.instance}" in dom.text and _squash(alert.next_step) in dom.text
     png = rd.screenshot(page.as_uri(), tmp_path / "email.png", 760, 600, chromium)
     _assert_not_blank(png, 760, 600)
+
+
+def test_the_render_page_records_what_the_renderer_would_read_as_markdown(sample, chromium):
+    """The cards' "no markdown" check can fail: a TextBlock is handed to the markdown processor."""
+    _need(chromium)
+    content = card_builder.card(sample["warning"])
+    content["body"].append({"type": "TextBlock", "text": "**bold**", "wrap": True})
+    page = rd.render_card(content, chromium)
+    assert page["markdown"] == ["**bold**"], page["markdown"]

@@ -140,8 +140,29 @@ def test_force_rotates_outside_the_window():
 
 
 def test_expiry_unknown_says_how_to_fix_it():
+    message = next(r.message for r in decide(snap(None), replace(POLICY, vault_name="contoso-kv"), NOW).reasons)
+    assert "az keyvault secret set --vault-name contoso-kv" in message and "WATCHDOG_PAT_EXPIRES_ON" in message
+
+
+def test_expiry_unknown_without_a_staging_vault_prints_no_staging_command():
     message = next(r.message for r in decide(snap(None), POLICY, NOW).reasons)
-    assert "az keyvault secret set" in message and "WATCHDOG_PAT_EXPIRES_ON" in message
+    assert "az keyvault" not in message and "<vault>" not in message and "WATCHDOG_PAT_EXPIRES_ON" in message
+
+
+def test_a_missing_or_empty_token_setting_is_named():
+    missing = decide(replace(snap(None, token=False), missing_setting="Aggregator.VstsToken"), POLICY, NOW)
+    empty = decide(snap(None, token=False), replace(POLICY, token_setting="Aggregator_VstsToken"), NOW)
+    assert [(r.code, r.stage) for r in missing.reasons][:1] == [("TOKEN_MISSING", "missing")]
+    assert "the app has no setting Aggregator.VstsToken" in missing.reasons[0].message
+    assert [(r.code, r.stage) for r in empty.reasons][:1] == [("TOKEN_MISSING", "empty")]
+    assert empty.reasons[0].message.startswith("the app setting Aggregator_VstsToken is empty (or only white space)")
+
+
+def test_a_candidate_for_a_missing_setting_never_waits_for_a_window_it_would_never_use():
+    plan = decide(replace(snap(None, token=False, candidate=PENDING), missing_setting="Aggregator_VstsToken"),
+                  POLICY, NOW)
+    staged = next(r.message for r in plan.reasons if r.code == "CANDIDATE_STAGED")
+    assert "waits" not in staged and "pat-watchdog rotate --force" in staged and not plan.rotate
 
 
 @pytest.mark.parametrize("held,missing", [

@@ -7,13 +7,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 import string
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from markdown_it import MarkdownIt
 
+from pat_watchdog.adapters import teams
+from pat_watchdog.core import alerts as A
+from pat_watchdog.core import reasons as R
 from pat_watchdog.core import setting_values as V
+from pat_watchdog.core.model import CandidateView, InstancePlan, Status, TokenView
 from pat_watchdog.core.errors import ConfigError
 from pat_watchdog.core.listing import Entries, Match, active_entries, match_entry
 from pat_watchdog.core.references import is_reference, not_allowed, parse_reference
@@ -21,13 +25,18 @@ from pat_watchdog.core.resource_ids import parse_resource_id
 from pat_watchdog.core.secret import looks_like_pat
 from pat_watchdog.core.settings import load_settings
 from pat_watchdog.core.tags import MAX_TAG_VALUE, MAX_TAGS, TagLimitError, merge_tags
-from pat_watchdog.core.text import markdown_escape, one_line
+from pat_watchdog.core.text import one_line
 from pat_watchdog.core.times import format_utc, parse_utc
+from tests.cards import markdown_read, strings
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MARKDOWN = MarkdownIt("commonmark")
 APP = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/g/providers/Microsoft.Web/sites/a"
 NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+_SETTINGS = load_settings({"WATCHDOG_AGGREGATOR_APP": APP, "WATCHDOG_DEVOPS_ORG_URL": "https://dev.azure.com/contoso",
+                           "WATCHDOG_KEY_VAULT_URL": "https://contoso-kv.vault.azure.net"})
+_TOKEN = TokenView("1a2b3c4d", True, "u1", NOW + timedelta(days=10), 10, "keyvault", ("vso.work_full",), False)
+CARD_ALERT = A.for_reason(R.reason(R.EXPIRES_SOON, stage="14"), InstancePlan(APP, "a", Status.WARNING, (), _TOKEN,
+                                                                             CandidateView()), _SETTINGS, NOW)
 hostile = st.text(st.characters(codec="utf-8"), max_size=200) | st.sampled_from([
     "[x](https://evil.example)", "**bold** _it_", "<img src=x onerror=1>", "`code`", "# head", "![i](x)",
     "<https://evil.example>", "&lt;b&gt;", "a\r\nBcc: x@evil.example", "\\[not](a link)", "a\r    indented code", "title\n===",
@@ -36,11 +45,12 @@ hostile = st.text(st.characters(codec="utf-8"), max_size=200) | st.sampled_from(
 
 @FAST
 @given(hostile)
-def test_escaped_markdown_renders_as_plain_text_only(text: str) -> None:
-    rendered = MARKDOWN.render(markdown_escape(text))
-    for construct in ("<a ", "<img", "<strong", "<em>", "<code", "<h1", "<h2", "<ul", "<ol", "<blockquote",
-                      "<pre", "<hr"):
-        assert construct not in rendered
+def test_a_card_shows_any_outside_text_as_typed_and_reads_none_as_markdown(text: str) -> None:
+    """Outside text as the instance and the message: in TextRuns as typed, never where Teams reads
+    markdown, and every backslash of the card is one of the text's own."""
+    card = teams.card(replace(CARD_ALERT, instance=text, message=text))
+    assert markdown_read(card) == [] and text in teams.texts(card)
+    assert all("\\" not in (value.replace(text, "") if text else value) for _, value in strings(card))
 
 
 @FAST

@@ -34,7 +34,7 @@ def plan(*reasons: Reason, token: TokenView = TOKEN, status: Status = Status.WAR
 
 def alert(level: str = "WARNING", stage: str | None = "14", condition: str = "EXPIRY") -> A.Alert:
     reason = R.reason(R.EXPIRES_SOON, level=level, condition=condition, stage=stage)
-    return A.for_reason(reason, plan(reason), SETTINGS)
+    return A.for_reason(reason, plan(reason), SETTINGS, NOW)
 
 
 def entry(level: str = "WARNING", stage: str | None = "14", hours_ago: float = 1, active: bool = True) -> Entry:
@@ -118,45 +118,55 @@ def test_after_the_cutoff_an_unknown_global_flag_still_clears_nothing() -> None:
 # alerts: what a person is told to do next
 # ---------------------------------------------------------------------------------------------
 
-STAGE = "az keyvault secret set --vault-name contoso-kv --name aggregator-pat-staged"
+STAGE = ('read -rs PAT && printf %s "$PAT" | az keyvault secret set --vault-name contoso-kv '
+         '--name aggregator-pat-staged --file /dev/stdin --expires 2027-02-26T00:00:00Z '
+         '--tags scopes="vso.identity vso.project vso.serviceendpoint_manage vso.work_full"')
 NEXT_STEP = {
     R.EXPIRES_SOON.name: ("Create a new PAT in Azure DevOps for https://dev.azure.com/contoso", STAGE),
-    R.EXPIRY_UNKNOWN.name: ("Stage the CURRENT token with its expiry date", '--value "<current PAT>"'),
+    R.EXPIRY_UNKNOWN.name: ("Stage the CURRENT token with its expiry", 'read -rs PAT && read -r EXPIRES && printf'),
     R.CANDIDATE_REJECTED.name: ("Fix what the rejection names", STAGE),
     R.ROTATION_FAILED.name: ("The rotation was rolled back: the reason says what was put back", STAGE),
     R.TAG_LIMIT.name: ("Remove tags from that version", None),
     R.KEYVAULT_UNAVAILABLE.name: ("Check the watchdog's access", None),
-    R.TOKEN_TYPE_INVALID.name: ("Set Aggregator_VstsTokenType to PAT", None),
+    R.TOKEN_TYPE_INVALID.name: ("Set Aggregator_VstsTokenType to PAT with the command below",
+                                "az functionapp config appsettings set -g aggregator-c -n caggregator "
+                                "--settings Aggregator_VstsTokenType=PAT"),
     R.PAT_NOT_IN_LISTING.name: ("Correct or remove WATCHDOG_PAT_AUTHORIZATION_ID", None),
+    R.SIGNIN_REQUIRED.name: ("Sign in again with the command below", "pat-watchdog login"),
 }
 
 
 @pytest.mark.parametrize("code, expected", NEXT_STEP.items(), ids=NEXT_STEP.keys())
 def test_every_alert_says_what_to_do_next(code: str, expected: tuple[str, str | None]) -> None:
     step, command = expected
-    made = A.for_reason(R.reason(R.ALL[code]), plan(), SETTINGS)
+    made = A.for_reason(R.reason(R.ALL[code]), plan(), SETTINGS, NOW)
     assert made.next_step.startswith(step)
     if command is None:
         assert made.command is None
     else:
-        assert command in made.command and f'--tags scopes="{" ".join(SETTINGS.recommended_scopes)}"' in made.command
+        assert command in made.command
 
 
 def test_without_rotation_the_next_step_is_aggregator_cli() -> None:
     settings = replace(SETTINGS, rotation="off")
-    made = A.for_reason(R.reason(R.EXPIRES_SOON), plan(), settings)
-    assert "aggregator-cli `configure.instance`" in made.next_step and "stage it" not in made.next_step
+    made = A.for_reason(R.reason(R.EXPIRES_SOON), plan(), settings, NOW)
+    assert "aggregator-cli configure.instance" in made.next_step and "stage it" not in made.next_step
+    assert made.command is None
 
 
-def test_a_critical_expiry_is_rotated_at_once_a_warning_in_the_window() -> None:
-    critical = A.for_reason(R.reason(R.EXPIRES_CRITICAL), plan(), SETTINGS)
-    warning = A.for_reason(R.reason(R.EXPIRES_SOON), plan(), SETTINGS)
-    assert critical.next_step.endswith("at once.") and warning.next_step.endswith("14 days before expiry.")
+def test_a_replacement_goes_in_at_the_next_run_once_the_window_is_open_else_on_its_date() -> None:
+    critical = A.for_reason(R.reason(R.EXPIRES_CRITICAL), plan(), SETTINGS, NOW)
+    in_window = A.for_reason(R.reason(R.EXPIRES_SOON), plan(), SETTINGS, NOW)
+    early = A.for_reason(R.reason(R.EXPIRES_SOON), plan(token=replace(TOKEN, expires_on=NOW + timedelta(days=20),
+                                                                          days_left=20)), SETTINGS, NOW)
+    assert critical.next_step.endswith("puts it in place at the next run (2026-11-29T06:00:00Z).")
+    assert in_window.next_step.endswith("puts it in place at the next run (2026-11-29T06:00:00Z).")
+    assert early.next_step.endswith("puts it in place on 2026-12-03T06:00:00Z.")   # 14 days left from then
 
 
 def test_one_alert_per_condition_and_unknown_told_as_warning() -> None:
     made = A.for_plan(plan(R.reason(R.EXPIRES_SOON, stage="14"), R.reason(R.EXPIRED),
-                           R.reason(R.DEVOPS_UNREACHABLE), R.reason(R.HEALTHY)), SETTINGS)
+                           R.reason(R.DEVOPS_UNREACHABLE), R.reason(R.HEALTHY)), SETTINGS, NOW)
     assert [(a.condition, a.level) for a in made] == [("EXPIRY", "WARNING"), ("UNCHECKED", "WARNING")]
 
 
