@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import string
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
