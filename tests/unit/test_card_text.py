@@ -15,6 +15,7 @@ import itertools
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
+from pat_watchdog.core.record import Record
 from pat_watchdog.adapters import teams
 from pat_watchdog.core import alerts as A
 from pat_watchdog.core import drift
@@ -42,6 +43,7 @@ SETTINGS = {
     "no staging vault": load_settings(BASE),
     "rotation off": load_settings({**BASE, **VAULT, "WATCHDOG_ROTATION": "off"}),
     "auto rotation": load_settings({**BASE, **VAULT, "WATCHDOG_ROTATION": "auto",
+                                    "WATCHDOG_SIGNIN_CLIENT_ID": "6f0c9a2e-5d4b-4c3a-9e8f-7a6b5c4d3e2f",
                                     "WATCHDOG_SIGNIN_SECRET": "{name}-signin"}),
     "a token setting of its own": load_settings({**BASE, **VAULT, "WATCHDOG_TOKEN_SETTING": OWN_SETTING}),
 }
@@ -103,7 +105,7 @@ def pipeline_cards():
                                                  for i, status in enumerate(("disabledBySystem", "onProbation"))),
                              bypass_missing=((hostile, hostile),),
                              notes=(Note(R.TOKEN_SETTING_CHANGED.name, drift.describe(
-                                 {"form": f"reference {hostile}/secrets/x"}, "1a2b3c4d", "plain", OWN_SETTING)),)),
+                                 Record(form=f"reference {hostile}/secrets/x"), "1a2b3c4d", "plain", OWN_SETTING)),)),
         ]
         for snap in snaps:
             plan = decide(snap, Policy.from_settings(settings, snap.name), NOW)
@@ -119,7 +121,7 @@ def other_cards():
         yield "resolved expiry", teams.card(A.resolved("EXPIRY", hostile, plan)), (hostile,)
         changed = R.reason(R.TOKEN_SETTING_CHANGED, hostile)
         yield "event", teams.card(A.event(plan, changed, f"TOKEN_SETTING_CHANGED:{hostile}")), (hostile,)
-        told = drift.describe({"form": f"reference {hostile}/secrets/x"}, "1a2b3c4d", "plain", OWN_SETTING)
+        told = drift.describe(Record(form=f"reference {hostile}/secrets/x"), "1a2b3c4d", "plain", OWN_SETTING)
         yield "event", teams.card(A.event(plan, R.reason(R.TOKEN_SETTING_CHANGED, told), "TOKEN_SETTING_CHANGED:x")), ()
         yield "rotated", teams.card(A.info(plan, f"ROTATED:{hostile}", "rotated", hostile)), (hostile,)
         yield "unchecked", teams.card(A.unchecked(parse_resource_id(APP), "pat-instances", NOW)), ()
