@@ -69,6 +69,9 @@ def iter_targets(settings: Settings, ports: Ports, errors: list[str]) -> Iterato
                         yield site
         except ServiceError as error:
             errors.append(f"discovery in {target} failed: {error}")
+        except Exception as error:  # noqa: BLE001 - an answer nobody foresaw fails its discovery, not the run
+            log.exception("discovery in %s failed", target)
+            errors.append(f"discovery in {target} failed: unexpected {type(error).__name__}")
 
 
 def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | None = None,

@@ -17,6 +17,7 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.web import WebSiteManagementClient
 from azure.mgmt.web.models import StringDictionary
 
+from pat_watchdog.adapters import deadlines
 from pat_watchdog.adapters.retry import RetryPolicy, sdk_transport
 from pat_watchdog.adapters.sdk_errors import service_error
 from pat_watchdog.core.errors import ServiceError, UnexpectedAnswer
@@ -74,7 +75,8 @@ class ArmThrottle(SansIOHTTPPolicy):
                      if k.lower().startswith("x-ms-ratelimit-remaining-") and v.strip().isdigit()]
         if remaining and min(remaining) < self.LOW:
             pause = self.MAX_PAUSE * (self.LOW - min(remaining)) / self.LOW
-            self._sleep(pause)
+            left = deadlines.left()     # never past the deadline of the work in progress
+            self._sleep(pause if left is None else max(0.0, min(pause, left)))
 
 
 class AggregatorApps:

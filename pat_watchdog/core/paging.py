@@ -67,7 +67,7 @@ class Pages:
             following = link
         if key in self._seen:
             raise self._refused(f"page {self.read}'s next page is one already read: the listing loops, "
-                                f"stopped after {self.read} pages")
+                                f"stopped after {self.read} page{'s' if self.read > 1 else ''}")
         if self.read >= self.limit:
             raise self._refused(f"more than {self.limit} pages: stopped")
         self._seen.add(key)
