@@ -15,6 +15,7 @@ from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.listing import Entries
 from pat_watchdog.core.model import LiveCheck, Liveness
 from pat_watchdog.core.secret import Token
+from pat_watchdog.core.times import parse_utc
 
 # Listing endpoint: undocumented but widely used (docs/reference.md, "Expiry and scopes");
 # entries are shaped like tests/specs/devops__GetPersonalAccessTokensForAUserInYourOrganization.json.
@@ -79,13 +80,11 @@ class DevOps:
             return Listing(unavailable=str(error))
         if response.status_code != 200 or "json" not in response.headers.get("Content-Type", ""):
             return Listing(unavailable=f"HTTP {response.status_code} from the token listing")
-        entries = _json_object(response).get("value") or ()
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            return Listing(unavailable="the token listing answered in an unexpected shape (no list of entries)")
-        try:
-            return Listing(Entries(entries))   # indexed once, for every instance
-        except (TypeError, ValueError, AttributeError) as error:
-            return Listing(unavailable=f"the token listing answered in an unexpected shape ({type(error).__name__})")
+        entries = _json_object(response).get("value") or []
+        if not isinstance(entries, list) or not all(_entry_shaped(e) for e in entries):
+            return Listing(unavailable="the token listing answered in an unexpected shape (entries without the "
+                           "fields of a session token)")
+        return Listing(Entries(entries))   # indexed once, for every instance
 
 
 def _json_object(response: requests.Response) -> dict:
@@ -95,6 +94,23 @@ def _json_object(response: requests.Response) -> dict:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+_TEXT_FIELDS = ("authorizationId", "displayName", "scope", "userId", "validFrom", "validTo")
+
+
+def _entry_shaped(entry) -> bool:
+    """A listing entry as core/listing.py reads it: text fields text (dates that parse), targetAccounts a
+    list or null."""
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(k), (str, type(None))) for k in _TEXT_FIELDS):
+        return False
+    if not isinstance(entry.get("targetAccounts", []), (list, type(None))):
+        return False
+    try:
+        parse_utc(entry.get("validTo")), parse_utc(entry.get("validFrom"))
+    except ValueError:
+        return False
+    return True
 
 
 def _liveness(response: requests.Response) -> LiveCheck:
