@@ -11,8 +11,9 @@ past it raises the socket time-out urllib3 and azure-core already turn into thei
 The sockets come from `DeadlineAdapter`, the requests adapter of every session (`retry.new_session`),
 which gives urllib3 an `ssl.SSLContext` whose `sslsocket_class` is `DeadlineSocket` (Python's `ssl`
 documents that attribute for returning a custom `SSLSocket` subclass). azure-core clients built on such a
-session (`retry.sdk_transport`) get `SdkDeadline`, a per-retry policy (azure-core's documented
-`per_retry_policies`), which bounds each try and every try of one operation together.
+session (`retry.sdk_transport`) get `SdkDeadline` as one of their `per_retry_policies` (azure-core's
+`PipelineClient`: "added into the policy list after RetryPolicy", so it runs once per try), which bounds
+each try and every try of one operation together.
 """
 
 from __future__ import annotations
