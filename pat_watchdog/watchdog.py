@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterator
 
 from pat_watchdog.act import act
-from pat_watchdog.adapters import arm
+from pat_watchdog.adapters import arm, deadlines
 from pat_watchdog.adapters.retry import RetryPolicy
 from pat_watchdog.bootstrap import open_ports
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core import report
 from pat_watchdog.core.errors import ServiceError
-from pat_watchdog.core.model import Action, ActionKind, ActionOutcome, InstancePlan, InstanceSnapshot, Mode, Note
+from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, CandidateState, InstancePlan,
+                                     InstanceSnapshot, Mode, Note)
 from pat_watchdog.core.policy import Policy, decide
 from pat_watchdog.core.resource_ids import ResourceId
 from pat_watchdog.core.settings import Settings
-from pat_watchdog.dispatch import Outbox
+from pat_watchdog.dispatch import Outbox, dispatch
 from pat_watchdog.observe import Observed, observe
 from pat_watchdog.ports import Ports
 
@@ -67,6 +69,9 @@ def iter_targets(settings: Settings, ports: Ports, errors: list[str]) -> Iterato
                         yield site
         except ServiceError as error:
             errors.append(f"discovery in {target} failed: {error}")
+        except Exception as error:  # noqa: BLE001 - an answer nobody foresaw fails its discovery, not the run
+            log.exception("discovery in %s failed", target)
+            errors.append(f"discovery in {target} failed: unexpected {type(error).__name__}")
 
 
 def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | None = None,
@@ -75,13 +80,21 @@ def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | No
     """Observe, decide and (unless `status` or `dry-run`) act; never raises for one instance."""
     own = ports is None
     ports = ports or open_ports(settings, credential, retry, ledger)
+    limits = retry or RetryPolicy()
     try:
         errors: list[str] = []
-        observed = _observe_all(iter_targets(settings, ports, errors), settings, ports, now, write=mode.writes)
+        # Observing (discovery included) ends `acting` seconds before the run's end: the rest of the run
+        # acts and alerts on what was observed (docs/reference.md, "Answers and deadlines").
+        observing = limits.run - (limits.acting if mode.writes else 0) - (time.monotonic() - ports.started)
+        with deadlines.within(observing, f"the run's {limits.run:g} s (host.json functionTimeout, less "
+                              f"{limits.acting if mode.writes else 0:g} s kept for acting)") as deadline:
+            observed = _observe_all(iter_targets(settings, ports, errors), settings, ports, now,
+                                    write=mode.writes, limits=limits, deadline=deadline)
         plans = [decide(o.snapshot, Policy.from_settings(settings, o.app.site), now, force_rotation=force)
                  for o in observed]
         outbox = _outbox(ports, settings, mode)
-        plans = [_act_safely(plan, obs, settings, ports, mode, outbox, now, local_lock)
+        late = ports.started + limits.run   # past it, an instance gets its alerts only
+        plans = [_act_safely(plan, obs, settings, ports, mode, outbox, now, local_lock, late=late)
                  for plan, obs in zip(plans, observed, strict=True)]
         del observed    # every instance's settings and staged versions: the report needs only the plans
         result = RunResult(report.build(plans, now, command=mode, errors=errors, problems=outbox.problems),
@@ -100,8 +113,13 @@ def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | No
     return result
 
 
-def _act_safely(plan: InstancePlan, obs: Observed, settings, ports, mode, outbox, now, local_lock) -> InstancePlan:
-    """One instance's unexpected error is reported as a failed action; the others still act."""
+def _act_safely(plan: InstancePlan, obs: Observed, settings, ports, mode, outbox, now, local_lock, *,
+                late: float = float("inf")) -> InstancePlan:
+    """One instance's unexpected error is reported as a failed action; the others still act. Past the
+    run's deadline (`late`, monotonic) an instance gets its alerts and nothing else, so the run ends
+    before the Functions host stops it."""
+    if time.monotonic() >= late:
+        return _alerts_only(plan, settings, outbox, now)
     try:
         acted = act(plan, obs, settings, ports, mode, outbox, now, local_lock=local_lock)
         internal = [r for r in plan.reasons if r.code == R.INTERNAL_ERROR.name]
@@ -114,6 +132,14 @@ def _act_safely(plan: InstancePlan, obs: Observed, settings, ports, mode, outbox
         failure = Action(ActionKind.ERROR, None, "CRITICAL", ActionOutcome.FAILED,
                          f"unexpected {type(error).__name__}: {error}")
         return replace(plan, actions=plan.actions + (failure,))
+
+
+def _alerts_only(plan: InstancePlan, settings, outbox, now) -> InstancePlan:
+    actions = dispatch(plan, settings, outbox, now)
+    if plan.rotate or plan.adopt or plan.candidate.state == CandidateState.APPLYING:
+        actions.append(Action.rotation(ActionOutcome.SKIPPED, "INFO", "not done: the run passed its deadline "
+                                       "before this instance's turn to act; the next run does it"))
+    return replace(plan, actions=plan.actions + tuple(actions))
 
 
 def _record(result: RunResult, ports: Ports, mode: Mode) -> None:
@@ -133,16 +159,38 @@ def _record(result: RunResult, ports: Ports, mode: Mode) -> None:
     result.report["last_run"] = last and {k: last.get(k) for k in ("generated_at", "command", "status", "outcome")}
 
 
-def _observe_all(targets: Iterator[ResourceId], settings, ports, now, *, write) -> list[Observed]:
+def _observe_all(targets: Iterator[ResourceId], settings, ports, now, *, write, limits: RetryPolicy,
+                 deadline: deadlines.Deadline) -> list[Observed]:
     """Every target, `settings.concurrency` at a time, in the order they come (the pool starts on the
-    first while the rest are still being listed)."""
+    first while the rest are still being listed). Each observation ends within `limits.instance` and
+    before the run's `deadline`; one begun too late is not observed (DEADLINE_EXCEEDED)."""
     def one(app: ResourceId) -> Observed:
-        try:
-            return observe(app, settings, ports, now, write=write)
-        except Exception as error:  # one instance must never fail the others
-            log.exception("observing %s failed", app.site)
-            note = Note(R.INTERNAL_ERROR.name, f"unexpected {type(error).__name__} while observing")
+        if deadline.left() <= 0:
+            note = Note(R.DEADLINE_EXCEEDED.name, f"not observed: {deadline.what} had passed before its turn")
             return Observed(InstanceSnapshot(str(app), app.site, unreachable=note), app)
+        bound = (deadline.left(), deadline.what) if deadline.left() < limits.instance else \
+            (limits.instance, f"one instance's {limits.instance:g} s")
+        with deadlines.within(*bound) as mine:    # a thread of its own: the run's deadline is not inherited
+            try:
+                found = observe(app, settings, ports, now, write=write)
+            except Exception as error:  # one instance must never fail the others
+                log.exception("observing %s failed", app.site)
+                note = Note(R.INTERNAL_ERROR.name, f"unexpected {type(error).__name__} while observing")
+                found = Observed(InstanceSnapshot(str(app), app.site, unreachable=note), app)
+        return _overran(found, mine) if mine.passed or mine.left() <= 0 else found
 
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="observe") as pool:
         return list(pool.map(one, targets))
+
+
+def _overran(found: Observed, mine: deadlines.Deadline) -> Observed:
+    """An observation cut by its deadline: UNKNOWN DEADLINE_EXCEEDED, with everything it did learn."""
+    what = (f"the check of this instance stopped at {mine.what}: what was known by then is reported, the rest "
+            "waits for the next run")
+    snap = found.snapshot
+    if snap.unreachable:
+        cut = Note(R.DEADLINE_EXCEEDED.name, f"{what} ({snap.unreachable.message})")
+        found.snapshot = replace(snap, unreachable=cut)
+    else:
+        found.snapshot = replace(snap, notes=snap.notes + (Note(R.DEADLINE_EXCEEDED.name, what),))
+    return found

@@ -9,11 +9,13 @@ from urllib.parse import unquote
 
 import requests
 
+from pat_watchdog.adapters import deadlines
 from pat_watchdog.adapters.retry import RetryPolicy, send
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.listing import Entries
 from pat_watchdog.core.model import LiveCheck, Liveness
 from pat_watchdog.core.secret import Token
+from pat_watchdog.core.times import parse_utc
 
 # Listing endpoint: undocumented but widely used (docs/reference.md, "Expiry and scopes");
 # entries are shaped like tests/specs/devops__GetPersonalAccessTokensForAUserInYourOrganization.json.
@@ -78,14 +80,49 @@ class DevOps:
             return Listing(unavailable=str(error))
         if response.status_code != 200 or "json" not in response.headers.get("Content-Type", ""):
             return Listing(unavailable=f"HTTP {response.status_code} from the token listing")
-        return Listing(Entries(response.json().get("value") or ()))   # indexed once, for every instance
+        entries = _json_object(response).get("value") or []
+        if not isinstance(entries, list) or not all(_entry_shaped(e) for e in entries):
+            return Listing(unavailable="the token listing answered in an unexpected shape (entries without the "
+                           "fields of a session token)")
+        return Listing(Entries(entries))   # indexed once, for every instance
+
+
+def _json_object(response: requests.Response) -> dict:
+    """The answer's JSON object; {} for a body that is not one (an answer of an unexpected shape)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+_TEXT_FIELDS = ("authorizationId", "displayName", "scope", "userId", "validFrom", "validTo")
+
+
+def _entry_shaped(entry) -> bool:
+    """A listing entry as core/listing.py reads it: text fields text (dates that parse), targetAccounts a
+    list or null."""
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(k), (str, type(None))) for k in _TEXT_FIELDS):
+        return False
+    if not isinstance(entry.get("targetAccounts", []), (list, type(None))):
+        return False
+    try:
+        parse_utc(entry.get("validTo")), parse_utc(entry.get("validFrom"))
+    except ValueError:
+        return False
+    return True
 
 
 def _liveness(response: requests.Response) -> LiveCheck:
     status = response.status_code
     if status == 200 and "json" in response.headers.get("Content-Type", ""):
-        user = (response.json().get("authenticatedUser") or {}).get("id")
-        if user:
+        body = _json_object(response)
+        if not body:
+            return LiveCheck(Liveness.UNKNOWN, detail="connectionData answered HTTP 200 with a body that is not a "
+                             "JSON object (an answer of an unexpected shape)")
+        user = body.get("authenticatedUser")
+        user = user.get("id") if isinstance(user, dict) else None
+        if user and isinstance(user, str):
             return LiveCheck(Liveness.VALID, user_id=user)
         return LiveCheck(Liveness.INVALID, detail="connectionData answered without an authenticated user")
     if status in (200, 203):
@@ -108,7 +145,8 @@ def _liveness(response: requests.Response) -> LiveCheck:
 class ListingCache:
     """One listing per user and run: SessionTokens lists the authenticated user's PATs, so every
     PAT of that user gets the same answer. Failures are kept too: instances of one service account
-    must not queue up behind a listing that keeps timing out (the next run asks again)."""
+    must not queue up behind a listing that keeps timing out (the next run asks again). Also the run's
+    cache of other answers every instance shares (`Ports.once`)."""
 
     def __init__(self):
         self._listings: dict[str, Listing] = {}
@@ -120,7 +158,16 @@ class ListingCache:
             return fetch()
         with self._guard:
             lock = self._locks.setdefault(user_id, threading.Lock())
-        with lock:  # concurrent instances of one user wait for the first call instead of repeating it
+        # Concurrent instances of one user wait for the first call instead of repeating it, never past
+        # their own deadline (an instance's 150 s; docs/reference.md, "Answers and deadlines").
+        # Past it, this instance asks on its own: under a passed deadline its call fails at once, in the
+        # answer type its caller expects.
+        remaining = deadlines.left()
+        if not lock.acquire(timeout=-1 if remaining is None else max(0.0, remaining)):
+            return fetch()
+        try:
             if user_id not in self._listings:
                 self._listings[user_id] = fetch()
             return self._listings[user_id]
+        finally:
+            lock.release()

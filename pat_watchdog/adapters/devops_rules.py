@@ -56,11 +56,14 @@ class DevOpsRules:
             return Answer(failed=f"a body that is not JSON from {path.split('?')[0]}")
 
     def subscriptions(self, token: Token) -> Answer:
-        """Every service hook subscription of the organization (one call)."""
+        """Every service hook subscription of the organization (one call; the API has no paging)."""
         answer = self._call("GET", f"hooks/subscriptions?{API}", token)
-        if answer.value is not None:
-            return Answer(tuple((answer.value or {}).get("value") or ()))
-        return answer
+        if answer.value is None:
+            return answer
+        found = answer.value.get("value") if isinstance(answer.value, dict) else None
+        if not isinstance(found, list) or not all(_subscription_shaped(s) for s in found):
+            return Answer(failed="hooks/subscriptions answered in an unexpected shape")
+        return Answer(tuple(found))
 
     def subscription(self, token: Token, subscription_id: str) -> Answer:
         return self._call("GET", f"hooks/subscriptions/{quote(subscription_id)}?{API}", token)
@@ -74,10 +77,12 @@ class DevOpsRules:
         if answer.value is None:
             return answer
         namespaces = answer.value.get("value", [answer.value]) if isinstance(answer.value, dict) else answer.value
-        for namespace in namespaces or ():
-            for action in namespace.get("actions") or ():
-                if action.get("name") == BYPASS_RULES:
-                    return Answer(int(action["bit"]))
+        for namespace in namespaces if isinstance(namespaces, list) else ():
+            actions = namespace.get("actions") if isinstance(namespace, dict) else None
+            for action in actions if isinstance(actions, list) else ():
+                bit = action.get("bit") if isinstance(action, dict) else None
+                if action.get("name") == BYPASS_RULES and isinstance(bit, int) and not isinstance(bit, bool):
+                    return Answer(bit)
         return Answer(failed="the Project security namespace has no BYPASS_RULES action")
 
     def may_bypass_rules(self, token: Token, bit: int, project_id: str) -> Answer:
@@ -88,3 +93,9 @@ class DevOpsRules:
             return answer
         values = answer.value.get("value") if isinstance(answer.value, dict) else None
         return Answer(bool(values and values[0] is True))
+
+
+def _subscription_shaped(subscription) -> bool:
+    """A subscription as hooks.py reads it: an object whose inputs, when present, are objects."""
+    return isinstance(subscription, dict) and all(
+        isinstance(subscription.get(key) or {}, dict) for key in ("consumerInputs", "publisherInputs"))

@@ -13,7 +13,8 @@ from azure.keyvault.secrets import SecretClient
 
 from pat_watchdog.adapters.retry import RetryPolicy, sdk_transport
 from pat_watchdog.adapters.sdk_errors import service_error
-from pat_watchdog.core.errors import EmptySecret
+from pat_watchdog.core.errors import EmptySecret, UnexpectedAnswer
+from pat_watchdog.core.paging import Pages
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.tags import SecretVersion, merge_tags
 
@@ -23,16 +24,20 @@ class Vault:
     def __init__(self, credential: TokenCredential, vault_url: str, retry: RetryPolicy, pool_size: int = 10):
         self.url = vault_url.rstrip("/")
         self._client = SecretClient(self.url, credential, transport=sdk_transport(retry, pool_size),
-                                    **retry.sdk_kwargs())
+                                    per_retry_policies=retry.sdk_deadline(), **retry.sdk_kwargs())
 
     def versions(self, name: str) -> list[SecretVersion]:
         """Every version's properties, without values; [] when the secret does not exist.
 
-        GET /secrets/{name}/versions (every nextLink followed) through the client's own pipeline (its
-        challenge check, token, retries), read as the service's JSON: the SDK's models of every version
-        cost more CPU than the request, once per instance."""
+        GET /secrets/{name}/versions through the client's own pipeline (its challenge check, token,
+        retries), read as the service's JSON: the SDK's models of every version cost more CPU than the
+        request, once per instance. nextLinks are followed only within this vault, never twice, at most
+        1,000 pages (core/paging.py); an item of another shape fails the listing (UnexpectedAnswer)."""
         found: list[SecretVersion] = []
-        page: str | None = f"/secrets/{quote(name, safe='')}/versions"
+        first = f"/secrets/{quote(name, safe='')}/versions"
+        what = f"listing versions of {name}"
+        pages = Pages("Key Vault", what, self.url + first)
+        page: str | None = first
         try:
             while page:
                 response = self._client.send_request(HttpRequest("GET", page, headers={"Accept": "application/json"}))
@@ -40,12 +45,17 @@ class Vault:
                     return []
                 response.raise_for_status()
                 body = response.json()
-                found += [_listed_version(item) for item in body.get("value") or []]
-                page = body.get("nextLink")
+                items = body.get("value", []) if isinstance(body, dict) else None
+                if not isinstance(items, list):
+                    raise UnexpectedAnswer("Key Vault", f"{what}: page {pages.read} is not a listing")
+                found += [_listed_version(item, what) for item in items]
+                page = pages.follow(body.get("nextLink"))
         except ResourceNotFoundError:
             return []
         except AzureError as error:
-            raise service_error("Key Vault", error, f"listing versions of {name}") from None
+            raise service_error("Key Vault", error, what) from None
+        except ValueError:
+            raise UnexpectedAnswer("Key Vault", f"{what}: a body that is not JSON") from None
         return found
 
     def read(self, name: str, version: str | None = None) -> tuple[Token, SecretVersion]:
@@ -93,18 +103,28 @@ def _version(props) -> SecretVersion:
                          props.enabled is not False, dict(props.tags or {}))
 
 
-def _listed_version(item: dict) -> SecretVersion:
+def _listed_version(item, what: str) -> SecretVersion:
     """A SecretItem of the versions listing (`id` .../secrets/{name}/{version}, `attributes` in epoch
-    seconds, `tags`), as the SDK's SecretProperties would give it."""
-    path = [part for part in urlsplit(item["id"]).path.split("/") if part]
-    attributes = item.get("attributes") or {}
-    return SecretVersion(path[1], path[2] if len(path) > 2 else None, _epoch(attributes.get("created")),
-                         _epoch(attributes.get("exp")), _epoch(attributes.get("nbf")),
-                         attributes.get("enabled") is not False, dict(item.get("tags") or {}))
+    seconds, `tags`), as the SDK's SecretProperties would give it; UnexpectedAnswer for another shape."""
+    try:
+        path = [part for part in urlsplit(item["id"]).path.split("/") if part]
+        attributes, tags = item.get("attributes") or {}, item.get("tags") or {}
+        if len(path) < 2 or path[0] != "secrets" or not isinstance(attributes, dict) or not isinstance(tags, dict) \
+                or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+            raise ValueError
+        return SecretVersion(path[1], path[2] if len(path) > 2 else None, _epoch(attributes.get("created")),
+                             _epoch(attributes.get("exp")), _epoch(attributes.get("nbf")),
+                             attributes.get("enabled") is not False, dict(tags))
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError):
+        raise UnexpectedAnswer("Key Vault", f"{what}: an item that is not a secret version") from None
 
 
 def _epoch(seconds) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise ValueError(seconds)
+    return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 class Vaults:

@@ -15,13 +15,14 @@ import requests
 
 from pat_watchdog.adapters.devops import service_error_text
 from pat_watchdog.adapters.retry import RetryPolicy, send
-from pat_watchdog.core.errors import ServiceError, WatchdogError
+from pat_watchdog.core.errors import ServiceError, UnexpectedAnswer, WatchdogError
+from pat_watchdog.core.paging import Pages
 from pat_watchdog.core.secret import Token
 from pat_watchdog.core.times import format_utc, parse_utc
 
 API = "/_apis/tokens/pats"
 VERSION = "7.1-preview.1"
-_PAGES = 50                     # a user with more than 50 pages of PATs is not what this reads
+SYSTEM = "Azure DevOps PAT Lifecycle API"
 
 
 class CreationRefused(WatchdogError):
@@ -53,12 +54,19 @@ class CreatedPat:
     token: Token
 
 
-def _record(item: dict) -> PatRecord:
-    accounts = item.get("targetAccounts")
-    return PatRecord(str(item.get("authorizationId") or ""), str(item.get("displayName") or ""),
-                     parse_utc(item["validFrom"]) if item.get("validFrom") else None,
-                     parse_utc(item["validTo"]) if item.get("validTo") else None,
-                     str(item.get("scope") or ""), tuple(accounts) if accounts is not None else None)
+def _record(item) -> PatRecord:
+    """A PatToken of the API's answers; UnexpectedAnswer for another shape."""
+    try:
+        accounts = item.get("targetAccounts")
+        if accounts is not None and not isinstance(accounts, list):
+            raise TypeError
+        return PatRecord(str(item.get("authorizationId") or ""), str(item.get("displayName") or ""),
+                         parse_utc(item["validFrom"]) if item.get("validFrom") else None,
+                         parse_utc(item["validTo"]) if item.get("validTo") else None,
+                         str(item.get("scope") or ""), tuple(str(a) for a in accounts) if accounts is not None
+                         else None)
+    except (AttributeError, TypeError, ValueError):
+        raise UnexpectedAnswer(SYSTEM, "a PAT that is not shaped like a PatToken") from None
 
 
 class PatLifecycle:
@@ -78,19 +86,21 @@ class PatLifecycle:
         if response.status_code != 200 or "json" not in response.headers.get("Content-Type", ""):
             raise ServiceError("Azure DevOps", f"HTTP {response.status_code} for connectionData with the sign-in: "
                                f"{service_error_text(response) or 'no JSON answer'}", status=response.status_code)
-        return str((response.json().get("authenticatedUser") or {}).get("id") or "")
+        answer = _json(response)
+        user = answer.get("authenticatedUser") if isinstance(answer, dict) else None
+        return str(user.get("id") or "") if isinstance(user, dict) else ""
 
     def create(self, access_token: str, *, display_name: str, scope: str, valid_to: datetime) -> CreatedPat:
         """POST once: a creation is not idempotent, so only a throttled (429) answer is retried; a lost
         answer leaves a PAT the next run finds by its display name."""
         body = {"displayName": display_name, "scope": scope, "validTo": format_utc(valid_to), "allOrgs": False}
-        response = send(self.session, "POST", self.url, system="Azure DevOps PAT Lifecycle API", policy=self.retry,
+        response = send(self.session, "POST", self.url, system=SYSTEM, policy=self.retry,
                         retry_on=lambda r: r.status_code == 429, params={"api-version": VERSION},
                         headers=self._headers(access_token), json=body)
         answer = _json(response)
         error = str(answer.get("patTokenError") or "none") if isinstance(answer, dict) else "none"
         pat = answer.get("patToken") if isinstance(answer, dict) else None
-        if response.status_code == 200 and error == "none" and pat and pat.get("token"):
+        if response.status_code == 200 and error == "none" and isinstance(pat, dict) and pat.get("token"):
             return CreatedPat(_record(pat), Token(pat["token"]))
         if response.status_code == 200:
             raise CreationRefused(error, None)
@@ -100,30 +110,33 @@ class PatLifecycle:
                               (message or service_error_text(response))[:300])
 
     def list(self, access_token: str) -> list[PatRecord]:
-        """The signed-in user's active PATs in this organization, every page."""
+        """The signed-in user's active PATs in this organization, every page: a continuation token is
+        never followed twice, and at most 1,000 pages are read (core/paging.py)."""
         found: list[PatRecord] = []
         params = {"api-version": VERSION, "displayFilterOption": "active"}
-        for _ in range(_PAGES):
-            response = send(self.session, "GET", self.url, system="Azure DevOps PAT Lifecycle API",
+        pages = Pages(SYSTEM, "listing PATs", None)
+        while True:
+            response = send(self.session, "GET", self.url, system=SYSTEM,
                             policy=self.retry, params=params, headers=self._headers(access_token))
             answer = _json(response)
             if response.status_code != 200 or not isinstance(answer, dict):
-                raise ServiceError("Azure DevOps PAT Lifecycle API", f"HTTP {response.status_code} listing PATs",
-                                   status=response.status_code)
-            found += [_record(item) for item in answer.get("patTokens") or ()]
-            following = answer.get("continuationToken")
-            if not following:
+                raise ServiceError(SYSTEM, f"HTTP {response.status_code} listing PATs", status=response.status_code)
+            items = answer.get("patTokens") or []
+            if not isinstance(items, list):
+                raise UnexpectedAnswer(SYSTEM, "listing PATs: `patTokens` is not a list")
+            found += [_record(item) for item in items]
+            following = pages.follow(answer.get("continuationToken"))
+            if following is None:
                 return found
             params = {**params, "continuationToken": following}
-        return found
 
     def revoke(self, access_token: str, authorization_id: str) -> None:
         """DELETE by authorization ID (204); one already gone (404) counts as revoked."""
-        response = send(self.session, "DELETE", self.url, system="Azure DevOps PAT Lifecycle API",
+        response = send(self.session, "DELETE", self.url, system=SYSTEM,
                         policy=self.retry, params={"api-version": VERSION, "authorizationId": authorization_id},
                         headers=self._headers(access_token))
         if response.status_code not in (200, 204, 404):
-            raise ServiceError("Azure DevOps PAT Lifecycle API",
+            raise ServiceError(SYSTEM,
                                f"HTTP {response.status_code} revoking {authorization_id}", status=response.status_code)
 
 

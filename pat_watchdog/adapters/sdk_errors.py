@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
+from pat_watchdog.adapters.deadlines import DeadlinePassed
 from pat_watchdog.core.errors import ServiceError
 
 NO_CREDENTIAL = ("no Azure credential: sign in with `az login`, or give the Function App a managed identity "
@@ -15,6 +16,8 @@ def service_error(system: str, error: AzureError, what: str) -> ServiceError:
     response = getattr(error, "response", None)
     if isinstance(error, ClientAuthenticationError) and response is None:
         return ServiceError(system, f"{what}: {NO_CREDENTIAL}")
+    if isinstance(error, DeadlinePassed):   # our own words: which deadline cut the call
+        return ServiceError(system, f"{what}: {error.message}")
     status = getattr(response, "status_code", None)
     code = getattr(getattr(error, "error", None), "code", None)
     detail = f"HTTP {status}" if status else type(error).__name__

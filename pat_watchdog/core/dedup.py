@@ -64,7 +64,7 @@ def blind(plan: InstancePlan, condition: str, now: datetime) -> bool:
     """Whether this run could not have seen `condition` (a source was down): then it is not resolved."""
     codes = {r.code for r in plan.reasons}
     if codes & {R.DEVOPS_UNREACHABLE.name, R.KEYVAULT_REFERENCE_UNRESOLVED.name, R.ARM_UNREACHABLE.name,
-                 R.REFERENCE_NOT_ALLOWED.name, R.INTERNAL_ERROR.name}:
+                 R.REFERENCE_NOT_ALLOWED.name, R.INTERNAL_ERROR.name, R.DEADLINE_EXCEEDED.name}:
         return True  # the instance was not checked: nothing about it is known to have cleared
     if condition == R.EXPIRES_SOON.condition:
         return plan.token.expires_on is None and plan.token.live is not False

@@ -24,6 +24,12 @@ class ServiceError(WatchdogError):
         super().__init__(f"{system}: {message}")
 
 
+class UnexpectedAnswer(ServiceError):
+    """An answer the watchdog will not follow or cannot read (docs/reference.md, "Answers and deadlines"):
+    a redirect, a nextLink to another host or one already read, a listing past its page limit, a body of
+    an unexpected shape. Never retried: asking again gets the same answer."""
+
+
 class EmptySecret(WatchdogError):
     """A secret version that holds no token (empty, or white space only: `--file` with a newline)."""
 

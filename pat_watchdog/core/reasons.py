@@ -74,6 +74,8 @@ INTERNAL_ERROR = _code("INTERNAL_ERROR", "UNKNOWN", "an unexpected error stopped
                        "the run fails, so the failed-run monitor fires")
 ARM_UNREACHABLE = _code("ARM_UNREACHABLE", "UNKNOWN", "the Aggregator app settings could not be read", "UNCHECKED")
 DEVOPS_UNREACHABLE = _code("DEVOPS_UNREACHABLE", "UNKNOWN", "Azure DevOps could not be reached", "UNCHECKED")
+DEADLINE_EXCEEDED = _code("DEADLINE_EXCEEDED", "UNKNOWN", "the check of this instance ran out of time: what was "
+                          "known by then is reported, the rest waits for the next run", "UNCHECKED")
 SUBSCRIPTIONS_DISABLED = _code("SUBSCRIPTIONS_DISABLED", "CRITICAL",
                                "Azure DevOps disabled service hook subscriptions of this instance: "
                                "their rules never run")

@@ -84,6 +84,10 @@ class Step:
 class Fault:
     """A misbehaviour applied to matching requests; hits counts how often it fired.
 
+    Besides a status, a hang or a drop: `next_link` rewrites a listing's answer to point elsewhere (another
+    host, itself, a URL without a subscription); `trickle` sends a normal answer a byte every N seconds,
+    which passes any per-read time-out.
+
     Requests are matched by content (method, host, path, `body_match` on the request body), and
     with `after` only once a request of that step has been seen: "the first settings list after
     the PUT" stays right when a run makes an extra call elsewhere, where "the 4th list" would not.
@@ -102,6 +106,9 @@ class Fault:
     action: Callable[[], None] | None = None   # runs before the request is handled (a concurrent actor)
     body_match: str | None = None              # regex the request body must contain
     after: Step | None = None                  # count only requests after one of this step
+    next_link: str | Callable[[Request], str] | None = None   # the answer's nextLink, "{self}" its own URL
+    trickle: float = 0.0                       # write the answer a byte at a time, this many seconds apart
+    trickle_head: bool = False                 # from its status line (else from its body, after the headers)
     hits: int = 0
     seen: int = field(default=0, repr=False)
     armed: bool = field(default=False, repr=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime, timezone
@@ -14,6 +15,8 @@ from .devops import SERVER_HOST, DevOps
 from .entra import Entra
 from .entra_shapes import HOST as ENTRA_HOST
 from .faults import Fault, FaultSet, Recorded, RequestLog, Step
+from .foreign import HOST as FOREIGN_HOST
+from .foreign import Foreign
 from .identity import Identity
 from .keyvault import KeyVault
 from .receivers import Acs, Teams
@@ -54,6 +57,7 @@ class Sandbox:
         self.teams = Teams()
         self.acs = Acs(self.identity)
         self.smtp = SmtpSink()
+        self.foreign = Foreign()
         self._certs: Certificates | None = None
         self._https: TLSServer | None = None
         self._proxy: ConnectProxy | None = None
@@ -165,14 +169,19 @@ class Sandbox:
                drop: bool = False, body: Any = None, headers: dict[str, str] | None = None,
                nth: int = 1, times: int | None = 1,
                action: Callable[[], None] | None = None, body_match: str | None = None,
-               after: Step | None = None) -> Fault:
+               after: Step | None = None, next_link: str | Callable[[Request], str] | None = None,
+               trickle: float = 0.0, trickle_head: bool = False) -> Fault:
         """Misbehave on the nth matching request (and times-1 more; None: all later ones).
 
         Prefer matching by content (`body_match`) and step (`after`) over counting (`nth`).
         `action` runs before the request is handled: another actor changing state meanwhile.
+        `next_link` replaces the nextLink of the normal JSON answer ("{self}": the request's own URL;
+        a callable gets the request); `trickle` sends the answer a byte every that many seconds (its
+        body, or from its status line with `trickle_head`).
         """
         return self._faults.add(Fault(method, host, path, status, hang, drop, body, headers,
-                                      nth, times, action, body_match, after))
+                                      nth, times, action, body_match, after, next_link=next_link,
+                                      trickle=trickle, trickle_head=trickle_head))
 
     def clear_faults(self) -> None:
         """Remove every fault."""
@@ -200,6 +209,10 @@ class Sandbox:
             response = self._route(request)
             if fault is not None and fault.headers:  # a normal answer with extra headers
                 response.headers.update(fault.headers)
+            if fault is not None and fault.next_link is not None:
+                response = _with_next_link(response, fault.next_link, request)
+        if fault is not None and fault.trickle:
+            response.trickle, response.trickle_head = fault.trickle, fault.trickle_head
         # Recorded before the answer is written, so a client that got it can count it.
         self._record(request, response.status)
         return response
@@ -222,6 +235,8 @@ class Sandbox:
                 return self.acs.handle(request)
             if host.endswith(".table.core.windows.net"):
                 return self.tables.handle(request)
+            if host == FOREIGN_HOST:
+                return self.foreign.handle(request)
             if host in ("dev.azure.com", "vssps.dev.azure.com", SERVER_HOST) or \
                     host.endswith(".visualstudio.com"):
                 return self.devops.handle(request)
@@ -234,6 +249,15 @@ class Sandbox:
         """Append to the request log."""
         self._log.append(Recorded(request.method, request.host, request.target,
                                   dict(request.headers), request.body, status, time.time()))
+
+
+def _with_next_link(response: Response, link: str | Callable[[Request], str], request: Request) -> Response:
+    """The same JSON answer with another nextLink."""
+    body = json.loads(response.body.decode("utf-8"))
+    own = f"https://{request.host}{request.target}"
+    body["nextLink"] = link(request) if callable(link) else link.replace("{self}", own)
+    response.body = json.dumps(body).encode("utf-8")
+    return response
 
 
 def _fault_response(fault: Fault) -> Response:

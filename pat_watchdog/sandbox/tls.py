@@ -30,6 +30,7 @@ HOSTNAMES = (
     "*.unitedstates.communication.azure.com",
     "*.table.core.windows.net",
     "tfs.contoso.test",
+    "attacker.example",     # outside Azure: where a forged nextLink or redirect points (foreign.py)
 )
 
 

@@ -56,11 +56,14 @@ class Request:
 
 @dataclass
 class Response:
-    """What a stand-in answers: status, body bytes, extra headers."""
+    """What a stand-in answers: status, body bytes, extra headers; `trickle`: seconds between the bytes
+    written (0: all at once), from the status line when `trickle_head`, else from the body."""
 
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float = 0.0
+    trickle_head: bool = False
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
@@ -121,13 +124,37 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        body = response.body if self.command != "HEAD" else b""
+        if response.trickle and response.trickle_head:
+            self._trickle(self._head(response) + body, response.trickle)
+            return
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+        if response.trickle:
+            self.wfile.flush()
+            self._trickle(body, response.trickle)
+        else:
+            self.wfile.write(body)
+
+    def _head(self, response: Response) -> bytes:
+        """The status line and headers as send_response/end_headers would write them."""
+        lines = [f"HTTP/1.1 {response.status} {self.responses.get(response.status, ('',))[0]}",
+                 f"Server: {self.version_string()}", f"Date: {self.date_time_string()}",
+                 *(f"{name}: {value}" for name, value in response.headers.items()),
+                 f"Content-Length: {len(response.body)}"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _trickle(self, data: bytes, pace: float) -> None:
+        """A byte, a pause, the next byte: until all is sent, the client hangs up, or the sandbox stops."""
+        for index in range(len(data)):
+            self.wfile.write(data[index:index + 1])
+            self.wfile.flush()
+            if index + 1 < len(data) and self.server.stopping.wait(pace):
+                self.close_connection = True
+                return
 
     def _read_body(self) -> bytes:
         """Read the body by Content-Length, or de-chunk it."""
@@ -168,6 +195,7 @@ class TLSServer(ThreadingHTTPServer):
         self.context = context
         self.dispatch = dispatch
         self.connections = ConnectionSet()
+        self.stopping = threading.Event()    # ends a trickling answer when the sandbox stops
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Silent: the default prints a traceback, and tracebacks may show request data."""
@@ -190,6 +218,7 @@ class TLSServer(ThreadingHTTPServer):
 
     def close_all(self) -> None:
         """Stop serving and close every open connection."""
+        self.stopping.set()
         self.shutdown()
         self.server_close()
         self.connections.close_all()
