@@ -156,7 +156,7 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock
     finally:
         ports.ledger.release(key, owner)
     obs.snapshot, obs.staged, obs.current = fresh.snapshot, fresh.staged, fresh.current
-    obs.fingerprints, obs.record = fresh.fingerprints, fresh.record
+    obs.digests, obs.record = fresh.digests, ports.records.get(obs.app.key)
     if outcome is not None:     # None: a step that decided not to rotate says why in its own actions
         actions.append(_rotation_action(outcome))
     return outcome
@@ -192,8 +192,8 @@ def _drift_notice(plan: InstancePlan) -> list[A.Alert]:
 
 def _remember(obs: Observed, plan: InstancePlan, ports: Ports) -> None:
     """The record of what this run verified (the state table; nothing goes to Key Vault)."""
-    obs.record = obs.record.seen_setting(plan.token.fingerprint, drift.form_of(obs.snapshot.key_vault_reference))
-    ports.records.put(obs.app.key, obs.record)
+    form = drift.form_of(obs.snapshot.key_vault_reference)
+    obs.record = ports.records.update(obs.app.key, lambda r: r.seen_setting(plan.token.fingerprint, form))
     try:
         ports.records.write(obs.app.key)
     except ServiceError as error:
@@ -204,18 +204,18 @@ def _record_outcome(obs: Observed, outcome: Outcome, ports: Ports, mode: Mode, n
     """A rotation's end in the record: the version put in place, and a created PAT's fate."""
     if not mode.writes or outcome.version is None:
         return
-    fingerprint = outcome.fingerprint or obs.fingerprints.get(outcome.version)
-    record = obs.record
-    if outcome.state == RotationState.CURRENT and fingerprint:
-        record = record.put_in_place(outcome.version, fingerprint, now)
-    elif outcome.state in (RotationState.REJECTED, RotationState.FAILED) and fingerprint:
-        made = record.created_pat(fingerprint=fingerprint)
-        if made is not None:
-            record = record.update_created(made.display_name, state=CreatedState.UNUSED)
-    if record is obs.record:
+    digest = outcome.digest or obs.digests.get(outcome.version)
+    if digest is None:
         return
-    obs.record = record
-    ports.records.put(obs.app.key, record)
+
+    def change(record):
+        if outcome.state == RotationState.CURRENT:
+            return record.put_in_place(outcome.version, digest, now)
+        made = record.created_pat(digest=digest)
+        if outcome.state in (RotationState.REJECTED, RotationState.FAILED) and made is not None:
+            return record.update_created(made.display_name, state=CreatedState.UNUSED)
+        return record
+    obs.record = ports.records.update(obs.app.key, change)
     try:
         ports.records.write(obs.app.key)
     except ServiceError as error:
@@ -227,6 +227,8 @@ def _correct_expiry(plan: InstancePlan, obs: Observed, settings: Settings, ports
     confirmed = plan.token.expires_on
     if confirmed is None or R.EXPIRY_EXTENDED.name not in {r.code for r in plan.reasons}:
         return []
+    if not any(f.verified and f.expires_on == confirmed for f in obs.snapshot.facts):
+        return []       # only Azure DevOps' answer for an entry the watchdog matched itself is written back
     actions = []
     for fact in obs.snapshot.facts:
         if fact.source != "keyvault" or not fact.secret or not fact.expires_on or fact.expires_on >= confirmed \
@@ -247,8 +249,8 @@ def _correct_expiry(plan: InstancePlan, obs: Observed, settings: Settings, ports
 
 def _changed(before: Observed, after: Observed) -> bool:
     a, b = before.snapshot, after.snapshot
-    return (a.candidate.version, a.candidate.state, a.token_fingerprint, a.live.state) != \
-        (b.candidate.version, b.candidate.state, b.token_fingerprint, b.live.state)
+    return (a.candidate.version, a.candidate.state, a.token_digest, a.live.state) != \
+        (b.candidate.version, b.candidate.state, b.token_digest, b.live.state)
 
 
 def _rotation_action(outcome: Outcome) -> Action:
@@ -271,9 +273,10 @@ def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Set
         now_current = CandidateView(outcome.version, CandidateState.CURRENT if done else CandidateState.APPLYING,
                                     outcome.fingerprint,
                                     version.expires_on if version else None,
-                                    reason=None if done else outcome.detail[:256])
+                                    reason=None if done else outcome.detail[:256], digest=outcome.digest)
         # The state after the swap: the setting holds the candidate, whatever it held before.
         snap = replace(snap, token_present=True, missing_setting=None, token_fingerprint=outcome.fingerprint,
+                       token_digest=outcome.digest,
                        live=outcome.live, facts=outcome.facts, notes=(), candidate=now_current)
     elif outcome.state in (RotationState.REJECTED, RotationState.FAILED):
         snap = replace(snap, candidate=_handled(cand, outcome, obs))
@@ -297,8 +300,10 @@ def _handled(cand: CandidateView, outcome: Outcome, obs: Observed) -> CandidateV
     version = next((v for v in obs.staged if v.version == outcome.version), None)
     if version is None or version.version == cand.version:
         return replace(cand, state=outcome.state, reason=outcome.detail[:256])
-    return CandidateView(version.version, outcome.state, obs.fingerprints.get(version.version), version.expires_on,
-                         outcome.detail[:256], scopes_tag(version), skipped=cand.skipped, room=has_room(version.tags))
+    digest = obs.digests.get(version.version)
+    return CandidateView(version.version, outcome.state, digest[:8] if digest else None, version.expires_on,
+                         outcome.detail[:256], scopes_tag(version), skipped=cand.skipped, room=has_room(version.tags),
+                         digest=digest)
 
 
 def _reenable(plan, obs: Observed, settings: Settings, ports: Ports, mode: Mode, outcome, now):
@@ -332,7 +337,7 @@ def _rotated_notice(plan: InstancePlan, obs: Observed, outcome: Outcome | None, 
     placed = obs.record.placed      # the watchdog's own record
     rotated_at = placed[2] if placed and placed[0] == cand.version else None
     version = next((v for v in obs.staged if v.version == cand.version), None)
-    if rotated_at is None and version is not None and cand.fingerprint == plan.token.fingerprint:
+    if rotated_at is None and version is not None and cand.digest and cand.digest == obs.snapshot.token_digest:
         # A run that died after tagging `current` but before its record: Aggregator holds this version's
         # value (compared by value), so the tag's time is believed for the notice, and only for it.
         rotated_at = tag_time(version, ROTATED_TAG)

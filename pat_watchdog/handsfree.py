@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Callable
 
 from pat_watchdog.adapters.pats import CreatedPat, CreationRefused
 from pat_watchdog.adapters.signin import Session, SignIn, SignInRequired
@@ -19,7 +20,7 @@ from pat_watchdog.core import handsfree as H
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.model import Action, ActionKind, ActionOutcome, InstancePlan, Mode, Note, RotationState
-from pat_watchdog.core.record import CreatedRecord, CreatedState, Record
+from pat_watchdog.core.record import CreatedRecord, CreatedState, Record, TokenFacts
 from pat_watchdog.core.policy import Policy, decide
 from pat_watchdog.core.settings import Settings
 from pat_watchdog.core.tags import FINGERPRINT_TAG, SecretVersion, TagLimitError
@@ -104,9 +105,14 @@ class HandsFree:
             self._required(cached)
             return None
         session, user = cached
-        # The token's user while it worked (the record), also once it is dead: a sign-in of someone else
-        # never creates a PAT for this instance until a person says so (`pat-watchdog login --new-user`).
-        owner = self.plan.token.user_id or self.obs.record.owner
+        # The instance's user as recorded (first seen while a token worked, or handed over), also once the
+        # token is dead: a sign-in of someone else never creates a PAT for this instance until a person says
+        # so (`pat-watchdog login --new-user`). A record that could not be read confirms nobody.
+        if not self.ports.records.readable:
+            self._required("the watchdog's record could not be read, so the token's user cannot be confirmed: "
+                           "nothing is created with a sign-in until it can")
+            return None
+        owner = self.obs.record.owner or self.plan.token.user_id
         if owner and user != owner:
             self._required(f"the sign-in is {session.username} (Azure DevOps user {user}), but the token "
                            f"belongs to user {owner}: a PAT created by another user would act as that user "
@@ -143,8 +149,9 @@ class HandsFree:
         if version is None:
             return None
         rot.obs.staged.append(version)
-        rot.obs.fingerprints[version.version] = created.token.fingerprint
-        rot.obs.record = self.obs.record.seen_versions({version.version: created.token.fingerprint})
+        rot.obs.digests[version.version] = created.token.digest
+        self._keep(lambda r: r.seen_versions({version.version: created.token.digest}))
+        rot.obs.record = self.obs.record
         return rot.run(version.version)
 
     def _defer(self, when: datetime, cap: int) -> None:
@@ -158,10 +165,10 @@ class HandsFree:
         return None
 
     # -- the record ------------------------------------------------------------------------------
-    def _keep(self, record: Record) -> None:
-        """The record, written to the state table at once (what this run created must survive its death)."""
-        self.obs.record = record
-        self.ports.records.put(self.obs.app.key, record)
+    def _keep(self, change: Callable[[Record], Record]) -> None:
+        """A change to the record, written to the state table at once (what this run created must survive its
+        death). Raises ServiceError."""
+        self.obs.record = self.ports.records.update(self.obs.app.key, change)
         self.ports.records.write(self.obs.app.key)
 
     def _create(self, session: Session) -> CreatedPat | None:
@@ -171,7 +178,7 @@ class HandsFree:
         name = H.display_name(self.obs.app.site, self.now)
         wanted = self.now + timedelta(days=self.settings.pat_lifetime_days)
         try:    # the name first: a run that dies inside the request leaves a PAT the next run can find
-            self._keep(self.obs.record.with_created(CreatedRecord(name, self.now)))
+            self._keep(lambda r: r.with_created(CreatedRecord(name, self.now)))
         except ServiceError as error:
             self.actions.append(Action(ActionKind.CREATE, None, "WARNING", ActionOutcome.FAILED,
                                        f"no replacement created: the watchdog's record could not be written "
@@ -189,11 +196,17 @@ class HandsFree:
                     return None
         valid_to = created.record.valid_to
         self._record_created(name, state=CreatedState.CREATED, authorization_id=created.record.authorization_id,
-                             fingerprint=created.token.fingerprint, valid_to=valid_to)
+                             digest=created.token.digest, valid_to=valid_to)
+        known = TokenFacts(self.obs.record.owner, False, created.record.authorization_id, valid_to,
+                           tuple(created.record.scope.split()), self.now, "created", False)
+        try:    # Azure DevOps' own answer about this PAT: its ID and scopes, matched by its creation
+            self._keep(lambda r: r.learned(created.token.digest, known, replace_match=True))
+        except ServiceError as error:
+            log.warning("what Azure DevOps said of the created PAT is not recorded: %s", error)
         cap = max(1, (valid_to - self.now).days) if H.capped(wanted, valid_to) else None
         if cap != self.obs.record.lifespan_cap_days:     # learned, or lifted since
             try:
-                self._keep(replace(self.obs.record, lifespan_cap_days=cap))
+                self._keep(lambda r: replace(r, lifespan_cap_days=cap))
             except ServiceError as error:
                 log.warning("the lifespan cap is not recorded: %s", error)
         if H.capped(wanted, valid_to):
@@ -204,7 +217,7 @@ class HandsFree:
 
     def _record_created(self, name: str, **changes) -> None:
         try:
-            self._keep(self.obs.record.update_created(name, **changes))
+            self._keep(lambda r: r.update_created(name, **changes))
         except ServiceError as error:   # the name recorded before the request still finds it next run
             log.warning("the record of the created PAT %s is not updated: %s", name, error)
 
@@ -243,14 +256,14 @@ class HandsFree:
     def _holds_id(self) -> str | None:
         """The authorization ID of the token Aggregator holds, when known for sure (never from a tag)."""
         fact = next((f for f in self.obs.snapshot.facts if f.verified and f.authorization_id), None)
-        known = self.obs.record.facts(self.plan.token.fingerprint)
-        found = (fact and fact.authorization_id) or (known and known.authorization_id)
+        known = self.obs.record.facts(self.obs.snapshot.token_digest)
+        found = (fact and fact.authorization_id) or (known and known.verified and known.authorization_id)
         return found.lower() if found else None
 
     def _revoke_due(self, session: Session, *, orphans_only: bool = False) -> None:
         """Revoke what the record says is due (core/handsfree.due_for_revocation), each only after the PAT
         Lifecycle listing confirms its authorization ID and display name, never the PAT Aggregator holds."""
-        due = H.due_for_revocation(self.obs.record, self.plan.token.fingerprint, self.now,
+        due = H.due_for_revocation(self.obs.record, self.obs.snapshot.token_digest, self.now,
                                    self.settings.revoke_after_days)
         if orphans_only:
             due = [(pat, why) for pat, why in due if pat.state in (CreatedState.INTENDED, CreatedState.CREATED)]
@@ -264,7 +277,7 @@ class HandsFree:
                 if pat.authorization_id is not None or pat.created_at < self.now - timedelta(days=1):
                     self._record_created(pat.display_name, revoked_at=self.now)
                 continue
-            if pat.fingerprint is None and holds is None:
+            if pat.digest is None and holds is None:
                 log.warning("%s: not revoking \"%s\" (%s): which PAT Aggregator holds is not known for sure",
                             self.obs.app.site, pat.display_name, why)
                 continue
@@ -298,7 +311,7 @@ class HandsFree:
 
     def revoke_replaced(self, mode: Mode) -> None:
         """What the record says is due: replaced WATCHDOG_REVOKE_AFTER_DAYS ago, never used, or orphaned."""
-        due = H.due_for_revocation(self.obs.record, self.plan.token.fingerprint, self.now,
+        due = H.due_for_revocation(self.obs.record, self.obs.snapshot.token_digest, self.now,
                                    self.settings.revoke_after_days)
         if not due:
             return

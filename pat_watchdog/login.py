@@ -15,7 +15,7 @@ from pat_watchdog.adapters.signin import SignIn, device_code_login
 from pat_watchdog.bootstrap import open_ports
 from pat_watchdog.core.errors import ServiceError, WatchdogError
 from pat_watchdog.core.resource_ids import ResourceId
-from pat_watchdog.core.settings import Settings
+from pat_watchdog.core.settings import SIGNIN_CLIENT_DOCS, Settings
 from pat_watchdog.observe import observe
 from pat_watchdog.watchdog import resolve_targets
 
@@ -26,9 +26,13 @@ def login(settings: Settings, instance: str | None, now: datetime, show: Callabl
 
     The user must be the one the current token belongs to, or, once it is dead, the one the watchdog's
     record remembers from while it worked. `new_user`: a person hands the instances to the signed-in
-    user, whose ID becomes the record's (docs/reference.md, "What the watchdog trusts")."""
+    user, whose ID becomes the record's (docs/reference.md, "What the watchdog trusts"). Without a sign-in
+    client (staged rotation), `new_user` hands them to the user of the token in place, and signs in nobody."""
     if not settings.key_vault_url:
         raise WatchdogError("WATCHDOG_KEY_VAULT_URL is required: the sign-in is kept in that vault")
+    if not settings.signin_client_id and not new_user:
+        raise WatchdogError("WATCHDOG_SIGNIN_CLIENT_ID is required to sign in: the application (client) ID of a "
+                            f"dedicated app registration ({SIGNIN_CLIENT_DOCS})")
     ports = open_ports(settings, credential, retry)
     try:
         targets, errors = resolve_targets(settings, ports)
@@ -38,7 +42,12 @@ def login(settings: Settings, instance: str | None, now: datetime, show: Callabl
                                 "AzureWebJobsStorage (or AzureWebJobsStorage__accountName) to the Function's "
                                 "storage account. Nothing was signed in")
         seen = {app.site: observe(app, settings, ports, now) for app in chosen}
-        owners = {site: obs.snapshot.live.user_id or obs.record.owner for site, obs in seen.items()}
+        if not ports.records.readable:
+            raise WatchdogError("the watchdog's record could not be read, so the instances' user cannot be "
+                                "confirmed. Nothing was signed in")
+        owners = {site: obs.record.owner or obs.snapshot.live.user_id for site, obs in seen.items()}
+        if not settings.signin_client_id:
+            return _hand_over(chosen, seen, ports)
         cache, session = device_code_login(settings, show)
         user = ports.pats.user_id(session.access_token)
         strangers = [site for site, owner in owners.items() if owner and owner != user]
@@ -51,7 +60,7 @@ def login(settings: Settings, instance: str | None, now: datetime, show: Callabl
         lines = [f"signed in as {session.username} (Azure DevOps user {user})"]
         if new_user:
             for app in chosen:
-                ports.records.put(app.key, seen[app.site].record.with_owner(user))
+                ports.records.update(app.key, lambda r: r.with_owner(user))
                 ports.records.write(app.key)
             lines.append(f"the instances {', '.join(a.site for a in chosen)} now belong to user {user}: their "
                          "replacements must be this user's PATs")
@@ -69,6 +78,21 @@ def login(settings: Settings, instance: str | None, now: datetime, show: Callabl
         raise WatchdogError(f"sign-in not stored: {error}") from None
     finally:
         ports.close()
+
+
+def _hand_over(chosen: list[ResourceId], seen: dict, ports) -> list[str]:
+    """`login --new-user` with staged rotation: the instances now belong to the user of the token in place."""
+    lines = []
+    for app in chosen:
+        user = seen[app.site].snapshot.live.user_id
+        if not user:
+            raise WatchdogError(f"the token of {app.site} does not work, so there is no user to hand it to: put a "
+                                "working PAT of the new user in place, then run this again")
+        ports.records.update(app.key, lambda r, user=user: r.with_owner(user))
+        ports.records.write(app.key)
+        lines.append(f"{app.site} now belongs to Azure DevOps user {user} (the user of the token in place): "
+                     "replacements must be this user's PATs")
+    return lines
 
 
 def _choose(settings: Settings, targets: list[ResourceId], instance: str | None, errors: list[str]) -> list[ResourceId]:

@@ -12,10 +12,11 @@ from pat_watchdog.core import reasons as R
 from pat_watchdog.core import references, token_type
 from pat_watchdog.core.candidates import select_candidate, version_fact
 from pat_watchdog.core.errors import EmptySecret, ServiceError, WatchdogError
-from pat_watchdog.core.model import ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note
+from pat_watchdog.core.model import CandidateState, ExpiryFact, InstanceSnapshot, LiveCheck, Liveness, Note
 from pat_watchdog.core.resource_ids import ResourceId
 from pat_watchdog.core.secret import Token, looks_like_pat
 from pat_watchdog.core.settings import Settings
+from pat_watchdog.core.policy import held_scopes_missing
 from pat_watchdog.core.record import Record, TokenFacts
 from pat_watchdog.core.tags import FINGERPRINT_TAG, SecretVersion, tag_problems
 from pat_watchdog.core.times import format_utc
@@ -41,7 +42,7 @@ class Observed:
     reference: references.KeyVaultReference | None = None
     reference_version: str | None = None        # the secret version the watchdog read through it
     staged: list[SecretVersion] = field(default_factory=list, repr=False)
-    fingerprints: dict[str, str] = field(default_factory=dict)   # verified: values read now or recorded
+    digests: dict[str, str] = field(default_factory=dict)   # version -> SHA-256 of its value (read now or recorded)
     unusable: dict[str, str] = field(default_factory=dict)     # staged versions that hold no token, and why
     record: Record = field(default_factory=Record)             # what the watchdog verified, after this observation
 
@@ -70,14 +71,14 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
     if settings.key_vault_url:
         facts += _staged(obs, settings, ports, now, notes)
     facts = _claims_checked(obs, facts, notes)
-    recorded = obs.record.facts(obs.current.fingerprint) if obs.current else None
+    recorded = obs.record.facts(obs.current.digest) if obs.current else None
     if obs.current and live.state is Liveness.VALID:
         if _listing_needed(facts, recorded, settings, now):
-            facts += _listing(obs, live, facts, settings, ports, now, notes)
+            facts = _listing(obs, live, facts, settings, ports, now, notes)
         elif recorded is not None and recorded.valid_to is not None:
             facts.append(_recorded_fact(recorded))
-        obs.record = obs.record.learned(obs.current.fingerprint, TokenFacts(user=live.user_id, seen=now)) \
-            .with_owner(live.user_id)
+        obs.record = obs.record.learned(obs.current.digest, TokenFacts(user=live.user_id)).first_owner(live.user_id)
+        notes.extend(_owner_note(obs.record.owner, live.user_id))
     if settings.pat_expires_on:
         facts.append(ExpiryFact("setting", settings.pat_expires_on, detail="WATCHDOG_PAT_EXPIRES_ON"))
     changed = _drift(obs, settings, ports)
@@ -105,6 +106,11 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
         why = references.not_allowed(ref, settings.followable_vaults(), settings.is_own_secret)
         if why:
             raise NotAllowed(why)
+        others = ports.records.holders(drift.form_of(f"{ref.vault_url}/secrets/{ref.secret_name}")) - {obs.app.key}
+        if others:    # one instance's setting must never make it read or write another's token secret
+            raise NotAllowed(f"the token setting points at {ref.secret_name}, the token secret of another instance "
+                             f"({', '.join(sorted(k.rsplit('/', 1)[-1] for k in others))}): nothing is read there, "
+                             "and nothing is written; give each instance a secret of its own")
         token, version = ports.vaults.get(ref.vault_url).read(ref.secret_name, ref.version)
         if not looks_like_pat(token.reveal()):
             raise NotAllowed(f"the referenced secret {ref.secret_name} does not hold an Azure DevOps PAT (52 "
@@ -119,7 +125,8 @@ def _read_token(obs: Observed, settings: Settings, ports: Ports) -> None:
         obs.current = Token(raw)
     missing = None if key else settings.token_setting
     obs.snapshot = replace(snap, token_present=obs.current is not None, missing_setting=missing,
-                           token_fingerprint=obs.current.fingerprint if obs.current else None)
+                           token_fingerprint=obs.current.fingerprint if obs.current else None,
+                           token_digest=obs.current.digest if obs.current else None)
 
 
 def _drift(obs: Observed, settings: Settings, ports: Ports) -> str | None:
@@ -147,59 +154,86 @@ def _staged(obs, settings, ports, now, notes) -> list[ExpiryFact]:
     vault = ports.vaults.get(settings.key_vault_url)
     try:
         obs.staged = vault.versions(staged_name)
-        obs.fingerprints = _fingerprints(vault, obs.staged, obs.record.versions, obs.unusable)
+        obs.digests = _digests(vault, obs.staged, obs.record.versions, obs.unusable, notes)
     except ServiceError as error:
         notes.append(Note(R.KEYVAULT_UNAVAILABLE.name, str(error)))
         return []
-    obs.record = obs.record.seen_versions(obs.fingerprints)
-    notes.extend(_tag_notes(obs.staged, obs.fingerprints))
-    candidate = select_candidate(obs.staged, now, obs.fingerprints, obs.unusable)
+    newest_first = [v.version for v in sorted(obs.staged, key=_created, reverse=True)]
+    obs.record = obs.record.seen_versions(obs.digests, newest_first)
+    notes.extend(_tag_notes(obs.staged, obs.digests))
+    candidate = select_candidate(obs.staged, now, obs.digests, obs.unusable)
+    if candidate.state == CandidateState.APPLYING and obs.record.applying != candidate.version:
+        # Only a rotation the watchdog started (its record says so) is finished or undone at once; an
+        # `applying` tag anyone wrote makes the version an ordinary candidate, validated when due.
+        notes.append(Note(R.TAG_DISAGREES.name, f"version {candidate.version} is tagged watchdog-status=applying, "
+                          "but the watchdog started no rotation to it: treated as a staged replacement"))
+        candidate = replace(candidate, state=CandidateState.PENDING)
     obs.snapshot = replace(obs.snapshot, candidate=candidate)
-    current_fp = obs.current.fingerprint if obs.current else None
-    same = [v for v in obs.staged if current_fp and obs.fingerprints.get(v.version) == current_fp]
+    current = obs.current.digest if obs.current else None
+    same = [v for v in obs.staged if current and obs.digests.get(v.version) == current]
     if not same:
         return []
-    version = max(same, key=lambda v: v.created_on or _EPOCH)
+    version = max(same, key=_created)
     return [replace(version_fact(version, f"staged secret {staged_name}/{version.version}"),
                     secret=(settings.key_vault_url, staged_name, version.version))]
 
 
-def _fingerprints(vault, versions: list[SecretVersion], recorded: dict, unusable: dict[str, str]) -> dict[str, str]:
-    """Fingerprint of every usable version: as recorded when an earlier run read it (a version's value never
-    changes), else read now. The `fingerprint` tag is a claim and never counts. A version that holds no token
-    is set aside with the reason: it never hides the current token's state."""
-    found = {}
-    for version in versions:
+def _created(version: SecretVersion) -> datetime:
+    return version.created_on or _EPOCH
+
+
+READS_PER_RUN = 25      # values read per instance and run: thousands of staged versions cost no more
+
+
+def _digests(vault, versions: list[SecretVersion], recorded: dict, unusable: dict[str, str],
+             notes: list[Note]) -> dict[str, str]:
+    """The SHA-256 of every usable version's value: as recorded when an earlier run read it (a version's
+    value never changes), else read now, newest first and at most READS_PER_RUN per run. The `fingerprint`
+    tag is a claim and never counts. A version that holds no token is set aside with the reason."""
+    found, unread = {}, []
+    for version in sorted(versions, key=_created, reverse=True):
         if version.version in recorded:
             found[version.version] = recorded[version.version]
-            continue
-        if not version.enabled:
-            continue
+        elif version.enabled:
+            unread.append(version)
+    for version in unread[:READS_PER_RUN]:
         try:
             token, _ = vault.read(version.name, version.version)
         except EmptySecret:
             unusable[version.version] = f"version {version.version} holds no token (empty or white space only)"
             continue
-        found[version.version] = token.fingerprint
+        found[version.version] = token.digest
+    if len(unread) > READS_PER_RUN:
+        notes.append(Note(R.CANDIDATE_SKIPPED.name, f"{len(unread) - READS_PER_RUN} older staged versions are not "
+                          f"read this run (at most {READS_PER_RUN} values per run): remove the ones nobody needs"))
     return found
 
 
-def _tag_notes(versions: list[SecretVersion], fingerprints: dict[str, str]) -> list[Note]:
+def _tag_notes(versions: list[SecretVersion], digests: dict[str, str]) -> list[Note]:
     """Tags that do not parse, or contradict what the watchdog verified: reported, never obeyed."""
     notes = [Note(R.TAG_UNPARSED.name, problem) for version in versions for problem in tag_problems(version)]
     for version in versions:
-        claimed, verified = version.tags.get(FINGERPRINT_TAG), fingerprints.get(version.version)
-        if claimed and verified and claimed.lower() != verified:
+        claimed, verified = version.tags.get(FINGERPRINT_TAG), digests.get(version.version)
+        if claimed and verified and claimed.lower() != verified[:8]:
             notes.append(Note(R.TAG_DISAGREES.name, f"version {version.version} of {version.name} is tagged "
-                              f"{FINGERPRINT_TAG}, but its value has the fingerprint {verified}: the tag is "
+                              f"{FINGERPRINT_TAG}, but its value has the fingerprint {verified[:8]}: the tag is "
                               "ignored (fix or remove it)"))
     return notes
 
 
+def _owner_note(owner: str | None, user: str | None) -> list[Note]:
+    """A working token of another user than the instance's: its user is never taken over silently."""
+    if not owner or not user or owner == user:
+        return []
+    return [Note(R.TOKEN_USER_CHANGED.name, f"the token in place belongs to Azure DevOps user {user}, but this "
+                 f"instance's user is {owner} (recorded while its earlier token worked): replacements and sign-ins "
+                 f"of {user} are refused. If the hand-over is meant, run `pat-watchdog login --new-user`")]
+
+
 def _claims_checked(obs: Observed, facts: list[ExpiryFact], notes: list[Note]) -> list[ExpiryFact]:
     """A Key Vault `authorizationId` claim for the current token that the record contradicts is dropped."""
-    known = obs.record.facts(obs.current.fingerprint if obs.current else None)
-    if known is None or not known.authorization_id:
+    known = obs.record.facts(obs.current.digest if obs.current else None)
+    if known is None or not known.authorization_id or not known.verified:
         return facts
     kept = []
     for fact in facts:
@@ -213,18 +247,22 @@ def _claims_checked(obs: Observed, facts: list[ExpiryFact], notes: list[Note]) -
 
 
 def _recorded_fact(known: TokenFacts) -> ExpiryFact:
-    """What the listing said of this token in an earlier run, matched for sure: Azure DevOps' answer."""
+    """What the listing said of this token when it was last asked, replayed as it was matched then."""
     return ExpiryFact("devops", known.valid_to, known.scopes, global_pat=known.global_pat,
-                      authorization_id=known.authorization_id, matched_by="record",
-                      detail=f"the token listing, as recorded on {format_utc(known.seen)}")
+                      authorization_id=known.authorization_id, matched_by=known.matched_by or "record",
+                      ambiguous=bool(known.ambiguous),
+                      detail=f"the token listing, as answered on {format_utc(known.seen)}")
 
 
 def _listing_needed(facts: list[ExpiryFact], recorded: TokenFacts | None, settings: Settings,
                     now: datetime) -> bool:
-    """Ask the listing once per token (whether it is global, its scopes and expiry, matched for sure), then
-    only when needed: nothing knows the expiry or scopes, or a date at or under the alert or rotation
-    horizon must be confirmed (the PAT may have been extended in place: docs/reference.md)."""
+    """Ask the listing once per token (whether it is global, its scopes and expiry), again when the Key Vault
+    date it was asked with changed, then only when needed: nothing knows the expiry or scopes, or a date at
+    or under the alert or rotation horizon must be confirmed (the PAT may have been extended in place)."""
     if recorded is None or recorded.seen is None or settings.pat_authorization_id:
+        return True
+    kv = next((f.expires_on for f in facts if f.source == "keyvault"), None)
+    if kv != recorded.kv_date:
         return True
     known = [f.expires_on for f in facts if f.expires_on is not None]
     if recorded.valid_to is not None:
@@ -237,49 +275,80 @@ def _listing_needed(facts: list[ExpiryFact], recorded: TokenFacts | None, settin
 def _others_expire(obs: Observed) -> tuple[datetime, ...]:
     """Expiries of staged versions verified (by value) to be other tokens: a guess never picks an entry within
     a day of one of them. A guess stays a guess (EXPIRY_AMBIGUOUS): it never overrides another date."""
-    current = obs.current.fingerprint if obs.current else None
+    current = obs.current.digest if obs.current else None
     return tuple(v.expires_on for v in obs.staged
-                 if v.expires_on and obs.fingerprints.get(v.version) not in (None, current))
+                 if v.expires_on and obs.digests.get(v.version) not in (None, current))
+
+
+def _unconfirmed(facts: list[ExpiryFact], active: list[dict], notes: list[Note]) -> list[ExpiryFact]:
+    """The token works, so its entry is among its user's active ones: a Key Vault date no active entry has
+    (within a day) and later than one of them, or scopes no active entry holds, is disproved: dropped, and
+    reported. What is left is earlier or narrower, never later or wider. (A date earlier than every active
+    entry is a PAT extended in place: EXPIRY_EXTENDED takes it from there.)"""
+    dates = [d for d in (L.fact_from_entry(e).expires_on for e in active) if d is not None]
+    held = [tuple(str(e.get("scope") or "").split()) for e in active]
+    kept = []
+    for fact in facts:
+        if fact.source != "keyvault" or not active:
+            kept.append(fact)
+            continue
+        if fact.expires_on and dates and not any(abs(fact.expires_on - d) <= timedelta(days=1) for d in dates) \
+                and fact.expires_on > min(dates):
+            notes.append(Note(R.EXPIRY_UNCONFIRMED.name, f"{fact.detail} says the token expires "
+                              f"{format_utc(fact.expires_on)}, but no active PAT of its user expires then: that date "
+                              "is ignored (stage the current token again with its real expiry)"))
+            fact = replace(fact, expires_on=None)
+        if fact.scopes and not any(h and not held_scopes_missing(h, fact.scopes) for h in held):
+            notes.append(Note(R.SCOPES_UNCONFIRMED.name, f"{fact.detail} is tagged scopes {' '.join(fact.scopes)}, "
+                              "but no active PAT of its user holds them: the tag is ignored"))
+            fact = replace(fact, scopes=None)
+        kept.append(fact)
+    return kept
 
 
 def _listing(obs: Observed, live, facts, settings, ports, now, notes) -> list[ExpiryFact]:
-    """The token listing's entry for the current token. Picked by, in order: WATCHDOG_PAT_AUTHORIZATION_ID,
-    the watchdog's own record of this token, the Key Vault `authorizationId` claim, a Key Vault date, the only
-    active PAT of the user (other tokens' IDs the record knows left out), else the earliest (a guess)."""
+    """`facts` with the token listing's entry for the current token. Picked by, in order:
+    WATCHDOG_PAT_AUTHORIZATION_ID, the watchdog's own record of this token (a sure match), the Key Vault
+    `authorizationId` claim, a Key Vault date, the only active PAT of the user (other tokens' IDs the record
+    knows left out), else the earliest (a guess). Claims the listing disproves are dropped first."""
     token = obs.current
-    seen = TokenFacts(user=live.user_id, seen=now)
     listing = ports.listings.get(live.user_id, lambda: ports.devops.list_tokens(token))
     if listing.unavailable:
         notes.append(Note(R.LISTING_UNAVAILABLE.name, listing.unavailable))
-        obs.record = obs.record.learned(token.fingerprint, seen)
-        return []
+        obs.record = obs.record.learned(token.digest, TokenFacts(user=live.user_id, seen=now))
+        return facts
+    exclude, others = obs.record.known_ids(token.digest), _others_expire(obs)
+    facts = _unconfirmed(facts, L.active_entries(listing.entries, now, live.user_id), notes)
     kv = next((f for f in facts if f.source == "keyvault"), None)
-    recorded = obs.record.facts(token.fingerprint)
+    recorded = obs.record.facts(token.digest)
     known_expiry = kv.expires_on if kv else None
-    exclude, others = obs.record.known_ids(token.fingerprint), _others_expire(obs)
     by, wanted = next(((by, wanted) for by, wanted in (
-        ("setting", settings.pat_authorization_id), ("record", recorded and recorded.authorization_id),
+        ("setting", settings.pat_authorization_id),
+        ("record", recorded and recorded.verified and recorded.authorization_id),
         ("tag", kv and kv.authorization_id)) if wanted), (None, None))
     match = L.match_entry(listing.entries, now, authorization_id=wanted, user_id=live.user_id,
                           known_expiry=known_expiry, exclude=exclude, others_expire=others)
     if match.not_found and by == "setting":
         notes.append(Note(R.PAT_NOT_IN_LISTING.name, f"WATCHDOG_PAT_AUTHORIZATION_ID={match.not_found} matches "
                           f"none of the {len(listing.entries)} active tokens in the listing; it is not used"))
-        return []
+        return facts
     if match.not_found:     # the recorded or claimed PAT is not listed: match without it
         by = None
         match = L.match_entry(listing.entries, now, user_id=live.user_id, known_expiry=known_expiry,
                               exclude=exclude, others_expire=others)
-    obs.record = obs.record.learned(token.fingerprint, seen)
     if match.entry is None:
-        return []
+        obs.record = obs.record.learned(token.digest, TokenFacts(user=live.user_id, seen=now, kv_date=known_expiry),
+                                        replace_match=True)
+        return facts
     among = sum(1 for e in listing.entries if e.get("userId") in (None, live.user_id)) if match.ambiguous else 1
     matched_by = by if match.how == "id" else match.how
     active = L.active_entries(listing.entries, now, live.user_id, exclude)
     if matched_by in ("tag", "date") and not match.ambiguous and active == [match.entry]:
         matched_by = "only"      # the claim agrees with the one sure answer: the user's only other-free PAT
     fact = L.fact_from_entry(match.entry, ambiguous=match.ambiguous, among=among, matched_by=matched_by)
-    if fact.verified:
-        obs.record = obs.record.learned(token.fingerprint, TokenFacts(
-            live.user_id, fact.global_pat, fact.authorization_id, fact.expires_on, fact.scopes, now))
-    return [fact]
+    # The answer is recorded as it was matched, so later runs that skip the listing conclude the same;
+    # only a verified match ever picks exclusions, revocations or a created PAT's scopes.
+    obs.record = obs.record.learned(token.digest, TokenFacts(
+        live.user_id, fact.global_pat, fact.authorization_id, fact.expires_on, fact.scopes, now, matched_by,
+        fact.ambiguous, known_expiry), replace_match=True)
+    return facts + [fact]

@@ -21,6 +21,7 @@ class RecordBook:
     def __init__(self, store, keys: tuple[str, ...] | None = None):
         self._store = store
         self._keys = keys if keys is not None and len(keys) <= self.POINT_READS else None
+        self._forms: dict[str, set[str]] | None = None
         self._lock = threading.Lock()
         self._stored: dict[str, Record] | None = None
         self._now: dict[str, Record] = {}
@@ -54,6 +55,33 @@ class RecordBook:
         """In memory only; `write` stores it."""
         with self._lock:
             self._now[key] = record
+
+    def update(self, key: str, change) -> Record:
+        """`change` applied to the record as this run knows it now (in memory; `write` stores it): every
+        writer goes through here, so no step works on a stale copy of another's."""
+        current = self.get(key)
+        with self._lock:
+            updated = change(self._now.get(key) or current)
+            self._now[key] = updated
+        return updated
+
+    def holders(self, form: str) -> set[str]:
+        """Instances whose token setting earlier runs recorded as this Key Vault reference (`form`)."""
+        if form == "plain":
+            return set()
+        if self._keys is None:
+            stored = self._load()
+            with self._lock:
+                if self._forms is None:
+                    self._forms = {}
+                    for key, record in stored.items():
+                        self._forms.setdefault(record.form, set()).add(key)
+                return set(self._forms.get(form, ()))
+        try:
+            return set(self._store.with_form(form))
+        except ServiceError as error:      # not a verdict: the run-wide check still holds within this run
+            log.warning("which instances use %s is unknown: %s", form, error)
+            return set()
 
     def write(self, key: str) -> bool:
         """Store the record when it differs from what was read; raises ServiceError. True when written."""

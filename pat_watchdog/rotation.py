@@ -8,7 +8,7 @@ run that finds `applying` (its predecessor died) finishes or undoes it before de
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pat_watchdog.core.errors import ServiceError
@@ -24,7 +24,7 @@ from pat_watchdog.rollback import Rollback, RollbackStopped
 from pat_watchdog.swap import (CandidateBroken, ConcurrentChange, NotWritten, SettingsSwap, SwapError,
                                VerificationPending)
 from pat_watchdog.core.tags import (FINGERPRINT_TAG, REASON_TAG, ROTATED_TAG, STATUS_TAG, SecretVersion,
-                                TagLimitError, has_room)
+                                    TagLimitError, has_room, inconclusive_count)
 
 log = logging.getLogger(__name__)
 LOCK_LOST = "the rotation lock was lost (its lease ran out): nothing more written; the next run reconciles"
@@ -40,6 +40,7 @@ class Outcome:
     live: LiveCheck | None = None
     facts: tuple[ExpiryFact, ...] = ()
     fingerprint: str | None = None
+    digest: str | None = None                  # SHA-256 of the token Aggregator holds after it
     recovered: bool = False                    # finished a rotation a dead run had started
     warning: str | None = None                 # a forced rotation accepted what a scheduled one would not
     token: Token | None = field(default=None, repr=False)   # the token Aggregator holds now, in memory only
@@ -89,17 +90,19 @@ class Rotation:
 
     # -- steps 2 and 3 --------------------------------------------------------------
     def save_previous(self) -> None:
-        """Keep the current token as a new version of the previous secret (once per token)."""
+        """Keep the current token as a new version of the previous secret (once per token), and record which
+        version it is: a rollback puts back only that one (tags are anyone's to write). Raises ServiceError."""
         current = self.obs.current
         if current is None:
             return
-        previous_name = self.names[1]
-        for version in self.vault.versions(previous_name):
-            if version.tags.get(FINGERPRINT_TAG) == current.fingerprint and \
-                    version.tags.get("app", "").lower() == str(self.obs.app).lower():
-                return
-        self.vault.store(previous_name, current, tags={
+        key = self.obs.app.key
+        saved = self.ports.records.get(key).previous
+        if saved is not None and saved[1] == current.digest:
+            return
+        stored = self.vault.store(self.names[1], current, tags={
             FINGERPRINT_TAG: current.fingerprint, "replaced-at": format_utc(self.now), "app": str(self.obs.app)})
+        self.obs.record = self.ports.records.update(key, lambda r: r.with_previous(stored.version, current.digest))
+        self.ports.records.write(key)     # before the swap: the rollback's one source of truth
 
     def mark(self, version: SecretVersion, changes: dict) -> SecretVersion:
         """Merge tags into the candidate and keep our copy current (PATCH replaces the set)."""
@@ -130,8 +133,7 @@ class Rotation:
         for a version handled before and tried again: its reason stays what kept it out)."""
         if version.status is not None:
             return Outcome(RotationState.POSTPONED, f"rotation postponed, nothing changed: {why}", version.version)
-        seen = version.tags.get(REASON_TAG) or ""
-        count = int(seen.split("/")[0].removeprefix("inconclusive ")) if seen.startswith("inconclusive ") else 0
+        count = inconclusive_count(version, INCONCLUSIVE_RUNS)
         if count + 1 >= INCONCLUSIVE_RUNS:
             return self._reject(version, f"{INCONCLUSIVE_RUNS} runs without a definitive answer from Azure "
                                          f"DevOps, the last: {why}")
@@ -154,6 +156,9 @@ class Rotation:
             return Outcome(RotationState.POSTPONED, LOCK_LOST, version.version)
         try:
             self.save_previous()
+            key = self.obs.app.key      # recorded first: only a version the record names is reconciled
+            self.obs.record = self.ports.records.update(key, lambda r: replace(r, applying=version.version))
+            self.ports.records.write(key)
             version = self.mark(version, {STATUS_TAG: CandidateState.APPLYING.value,
                                           FINGERPRINT_TAG: candidate.fingerprint, REASON_TAG: None})
         except (ServiceError, TagLimitError) as error:
@@ -190,10 +195,12 @@ class Rotation:
             return Outcome(RotationState.UNRECORDED,
                            f"Aggregator uses the new token, but Key Vault could not record it "
                            f"({error}); the next run finishes", version.version, live, facts, candidate.fingerprint,
+                           digest=candidate.digest,
                            token=candidate)
         note = "; ".join(n for n in (note, self.warning) if n)
         detail = f"rotated to {version.version} (fingerprint {candidate.fingerprint})" + (f"; {note}" if note else "")
         return Outcome(RotationState.CURRENT, detail, version.version, live, facts, candidate.fingerprint,
+                       digest=candidate.digest,
                        recovered=recovered, token=candidate, warning=self.warning)
 
     def _undo(self, version: SecretVersion, swap: SettingsSwap, why: str, previous: Token | None = None) -> Outcome:
@@ -217,13 +224,15 @@ class Rotation:
         return Outcome(RotationState.STOPPED, why, version.version)
 
     def _saved_previous(self) -> Token | None:
-        """The token this rotation replaced, from the previous secret (after a crash); raises ServiceError."""
-        mine = [v for v in self.vault.versions(self.names[1])
-                if v.tags.get("app", "").lower() == str(self.obs.app).lower()]
-        if not mine:
+        """The token this rotation replaced: the previous-secret version the watchdog's record says it wrote,
+        re-read and compared with the recorded digest; any other version (whoever wrote it, however tagged)
+        is never put back. Raises ServiceError."""
+        saved = self.ports.records.get(self.obs.app.key).previous
+        if saved is None:
             return None
-        newest = max(mine, key=lambda v: v.created_on)
-        return self.vault.read(newest.name, newest.version)[0]
+        version, digest = saved
+        token, _ = self.vault.read(self.names[1], version)
+        return token if token.digest == digest else None
 
     # -- recovery -------------------------------------------------------------------------
     def reconcile(self, version_id: str) -> Outcome:
@@ -280,10 +289,12 @@ class Rotation:
     def _abort_disabled(self, version: SecretVersion) -> Outcome:
         """A person disabled the version while it was applying (Key Vault no longer gives its value): the
         rotation is aborted, never left blocking the instance. Aggregator does not hold it: rejected, nothing
-        to undo. Aggregator holds it (its fingerprint tag): the saved previous token is put back if it works."""
+        to undo. Aggregator holds it (the watchdog's record of the version's value, never its tags): the saved
+        previous token is put back if it works."""
         why = "aborted: the version was disabled in Key Vault while its rotation was applying"
         current = self.obs.current
-        if current is None or version.tags.get(FINGERPRINT_TAG) != current.fingerprint:
+        recorded = self.ports.records.get(self.obs.app.key).versions.get(version.version)
+        if current is None or recorded is None or recorded != current.digest:
             return self._reject(version, f"{why}; Aggregator keeps the token it holds")
         swap = SettingsSwap(self.obs, self.settings, self.ports, create=self.create_setting)
         try:

@@ -60,7 +60,9 @@ class CandidateCheck:
         current = self.obs.snapshot.live
         if current.state is Liveness.VALID and current.user_id and live.user_id != current.user_id:
             raise Rejected("the candidate belongs to another user than the current token")
-        owner = self.obs.record.owner     # the token's user while it worked, also once it is dead
+        owner = self.obs.record.owner     # the instance's user (first seen, or handed over), also once it is dead
+        if owner is None and current.state is not Liveness.VALID and not self.ports.records.readable:
+            raise Postponed("the watchdog's record could not be read, so the token's user cannot be confirmed")
         if owner and live.user_id != owner:
             raise Rejected(f"the candidate belongs to user {live.user_id}, not to the instance's token user {owner} "
                            "(recorded while the token worked); to hand the instance to another user run "
@@ -85,7 +87,7 @@ class CandidateCheck:
         if current.state is not Liveness.VALID:   # a working replacement beats a dead token, whatever its date
             return live, (fact,)
         current_expiry = self._current_expiry(fact, listing, created=H.created_by_watchdog(
-            version, self.obs.record, candidate.fingerprint))
+            version, self.obs.record, candidate.digest))
         if current_expiry is None:
             raise Rejected("the current token's expiry is unknown, so a later expiry cannot be checked: stage "
                            "the current token with its expiry (it is adopted) or set WATCHDOG_PAT_AUTHORIZATION_ID")

@@ -90,6 +90,7 @@ def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | No
                               f"{limits.acting if mode.writes else 0:g} s kept for acting)") as deadline:
             observed = _observe_all(iter_targets(settings, ports, errors), settings, ports, now,
                                     write=mode.writes, limits=limits, deadline=deadline)
+        _refuse_shared_references(observed)
         plans = [decide(o.snapshot, Policy.from_settings(settings, o.app.site), now, force_rotation=force)
                  for o in observed]
         outbox = _outbox(ports, settings, mode)
@@ -140,6 +141,26 @@ def _alerts_only(plan: InstancePlan, settings, outbox, now) -> InstancePlan:
         actions.append(Action.rotation(ActionOutcome.SKIPPED, "INFO", "not done: the run passed its deadline "
                                        "before this instance's turn to act; the next run does it"))
     return replace(plan, actions=plan.actions + tuple(actions))
+
+
+def _refuse_shared_references(observed: list[Observed]) -> None:
+    """Two instances whose token settings name one secret: a rotation of either would write the other's
+    token (docs/reference.md, "What the watchdog trusts"). Both are REFERENCE_NOT_ALLOWED, nothing written."""
+    by_secret: dict[tuple[str, str], list[Observed]] = {}
+    for obs in observed:
+        if obs.reference is not None and not obs.snapshot.unreachable:
+            key = (obs.reference.vault_url.rstrip("/").lower(), obs.reference.secret_name.lower())
+            by_secret.setdefault(key, []).append(obs)
+    for (vault, secret), sharing in by_secret.items():
+        if len(sharing) < 2:
+            continue
+        names = ", ".join(sorted(o.app.site for o in sharing))
+        for obs in sharing:
+            obs.current = None
+            obs.snapshot = replace(obs.snapshot, unreachable=Note(
+                R.REFERENCE_NOT_ALLOWED.name, f"the token settings of {names} all point at the secret {secret} of "
+                f"{vault}: a rotation of one would write the others' token, so nothing is rotated or written; "
+                "give each instance a secret of its own"))
 
 
 def _record(result: RunResult, ports: Ports, mode: Mode) -> None:

@@ -95,7 +95,7 @@ class PatLifecycle:
         answer leaves a PAT the next run finds by its display name."""
         body = {"displayName": display_name, "scope": scope, "validTo": format_utc(valid_to), "allOrgs": False}
         response = send(self.session, "POST", self.url, system=SYSTEM, policy=self.retry,
-                        retry_on=lambda r: r.status_code == 429, params={"api-version": VERSION},
+                        retry_on=lambda r: r.status_code == 429, resend_lost=False, params={"api-version": VERSION},
                         headers=self._headers(access_token), json=body)
         answer = _json(response)
         error = str(answer.get("patTokenError") or "none") if isinstance(answer, dict) else "none"

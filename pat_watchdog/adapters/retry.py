@@ -150,7 +150,7 @@ def with_retries(attempt: Callable[[], T], *, system: str, policy: RetryPolicy,
 
 
 def send(session: requests.Session, method: str, url: str, *, system: str, policy: RetryPolicy,
-         retry_on: Callable[[requests.Response], bool] | None = None,
+         retry_on: Callable[[requests.Response], bool] | None = None, resend_lost: bool = True,
          sleep: Callable[[float], None] = time.sleep, **kwargs) -> requests.Response:
     """Send with retries on 429/5xx/timeouts; return the last response or raise ServiceError.
 
@@ -159,6 +159,8 @@ def send(session: requests.Session, method: str, url: str, *, system: str, polic
     host, so `dev.azure.com/contoso` answering 302 to `/fabrikam` would hand the PAT to another organization.
     A 3xx raises UnexpectedAnswer naming the Location's host only (its query may carry anything).
     A non-transient answer (200, 401, 404...) is returned at once for the caller to interpret.
+    `resend_lost=False`: a request whose answer was lost (a time-out, a dropped connection) is not sent
+    again, since it may have taken effect (a PAT creation).
     """
     retry_on = retry_on or (lambda r: is_transient_status(r.status_code))
     host = _host(url)
@@ -172,8 +174,11 @@ def send(session: requests.Session, method: str, url: str, *, system: str, polic
                                            allow_redirects=False, **kwargs)
             except requests.RequestException as error:
                 fired = one.fired()
-                raise Retryable(f"no complete answer from {host} within {fired.what}" if fired
-                                else f"{type(error).__name__} contacting {host}") from None
+                problem = (f"no complete answer from {host} within {fired.what}" if fired
+                           else f"{type(error).__name__} contacting {host}")
+                if not resend_lost:
+                    raise ServiceError(system, f"{problem}; not sent again (it may have taken effect)") from None
+                raise Retryable(problem) from None
         if 300 <= response.status_code < 400:
             response.close()
             raise UnexpectedAnswer(system, redirect_refused(response.status_code, response.headers.get("Location"),

@@ -41,6 +41,13 @@ class TableMemories:
         self._etags[key] = row.metadata.get("etag")
         return rec.from_row(row.get("fingerprint"), row.get("form"), row.get("record"))
 
+    def with_form(self, form: str) -> list[str]:
+        """The instances whose recorded token setting has this form (one query)."""
+        found = self._read("reading the watchdog's record", lambda: list(self._table.query_entities(
+            "PartitionKey eq @p and form eq @f", parameters={"p": _MEMORY, "f": form[:1000]},
+            select=["instance"]))) or []
+        return [row["instance"] for row in found]
+
     def _get(self, key: str):
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -105,6 +112,9 @@ class InMemoryMemories:
 
     def memory(self, key: str) -> rec.Record | None:
         return self.memories().get(key)
+
+    def with_form(self, form: str) -> list[str]:
+        return [key for key, record in self.memories().items() if record.form == form]
 
     def remember(self, key: str, record: rec.Record) -> None:
         with self._memory_lock:

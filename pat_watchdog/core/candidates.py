@@ -35,19 +35,19 @@ def version_fact(version: SecretVersion, detail: str = "") -> ExpiryFact:
                       authorization_id=tag_id(version), detail=detail)
 
 
-def select_candidate(versions: list[SecretVersion], now: datetime, fingerprints: dict[str, str] | None = None,
+def select_candidate(versions: list[SecretVersion], now: datetime, digests: dict[str, str] | None = None,
                      unusable: dict[str, str] | None = None) -> CandidateView:
     """The newest eligible version newer than any the watchdog has handled; else the newest handled.
 
     Listings are not in creation order, so everything is sorted by `created_on`. An untagged
     version older than a handled one is never picked: it is reported as superseded.
     """
-    fingerprints, unusable = fingerprints or {}, unusable or {}
+    digests, unusable = digests or {}, unusable or {}
     versions = [v for v in versions if v.version not in unusable]
     ordered = sorted(versions, key=_created, reverse=True)
     applying = next((v for v in ordered if v.status == CandidateState.APPLYING and v.enabled), None)
     if applying is not None:  # an interrupted rotation is reconciled before anything newer is looked at
-        return _view(applying, fingerprints, ())
+        return _view(applying, digests, ())
     handled = next((v for v in ordered if v.status is not None), None)
     newer = [v for v in ordered if handled is None or _created(v) > _created(handled)]
     fresh = [v for v in newer if eligible(v, now)]
@@ -58,7 +58,7 @@ def select_candidate(versions: list[SecretVersion], now: datetime, fingerprints:
     skipped = tuple(unusable.values()) + tuple(why for v in newer if v.status is None and (why := not_eligible(v, now)))
     if chosen is None:
         return CandidateView(superseded=superseded, skipped=skipped)
-    return replace(_view(chosen, fingerprints, superseded), skipped=skipped)
+    return replace(_view(chosen, digests, superseded), skipped=skipped)
 
 
 def not_eligible(version: SecretVersion, now: datetime) -> str | None:
@@ -82,10 +82,11 @@ def _state(tag: str | None) -> CandidateState | str:
         return tag
 
 
-def _view(chosen: SecretVersion, fingerprints: dict[str, str], superseded: tuple[str, ...]) -> CandidateView:
+def _view(chosen: SecretVersion, digests: dict[str, str], superseded: tuple[str, ...]) -> CandidateView:
+    digest = digests.get(chosen.version)          # from its value as read, never the `fingerprint` tag
     return CandidateView(
-        version=chosen.version, state=_state(chosen.status),
-        fingerprint=fingerprints.get(chosen.version),     # verified by value, never the tag
+        version=chosen.version, state=_state(chosen.status), digest=digest,
+        fingerprint=digest[:8] if digest else None,
         expires_on=chosen.expires_on, reason=chosen.tags.get(REASON_TAG), scopes=scopes_tag(chosen),
         superseded=superseded, room=has_room(chosen.tags))
 
@@ -107,11 +108,11 @@ def revived(snap: InstanceSnapshot, placed: str | None = None) -> tuple[Candidat
     dead = snap.token_present and snap.live.definitive and snap.live.state in (Liveness.EXPIRED, Liveness.INVALID)
     if not dead or cand.version is None or not cand.room or snap.unreachable:
         return None
-    other = cand.fingerprint is not None and cand.fingerprint != snap.token_fingerprint
+    other = cand.digest is not None and cand.digest != snap.token_digest
     if cand.state == CandidateState.CURRENT and other and cand.version == placed:
         # `placed`: the version the watchdog's own record says it put in place; a `current` tag alone is a claim.
         why = f"version {cand.version} was in place before (the watchdog put it there) and is staged still"
-    elif cand.state == CandidateState.REJECTED and cand.fingerprint != snap.token_fingerprint and \
+    elif cand.state == CandidateState.REJECTED and cand.digest != snap.token_digest and \
             any(phrase in (cand.reason or "") for phrase in AGAINST_THE_TOKEN_IN_PLACE):
         why = f"version {cand.version} was rejected only against the token in place ({cand.reason})"
     else:

@@ -60,8 +60,8 @@ def confirmed(pat: CreatedRecord, listed, site: str):
 def creation_due(plan: InstancePlan, rotate_within_days: int) -> str | None:
     """Why a replacement must be created now, or None: rotation is due and nothing usable is staged."""
     cand, token = plan.candidate, plan.token
-    if plan.rotate or plan.adopt or cand.state in (CandidateState.PENDING, CandidateState.APPLYING):
-        return None      # something staged is rotated in, waits for its window, or is being finished
+    if plan.rotate or plan.adopt or (cand.state in (CandidateState.PENDING, CandidateState.APPLYING) and cand.room):
+        return None      # something usable staged is rotated in, waits for its window, or is being finished
     if token.fingerprint is None:
         return None      # no token setting: a misspelt WATCHDOG_TOKEN_SETTING must not get a new PAT
     if token.live is False:
@@ -71,10 +71,10 @@ def creation_due(plan: InstancePlan, rotate_within_days: int) -> str | None:
     return None
 
 
-def created_by_watchdog(version: SecretVersion, record: Record | None = None, fingerprint: str | None = None) -> bool:
+def created_by_watchdog(version: SecretVersion, record: Record | None = None, digest: str | None = None) -> bool:
     """Whether the watchdog created the PAT a staged version holds: its own record says so (by the value's
-    fingerprint). The `created-by` tag is the visible mirror, never proof."""
-    return record is not None and fingerprint is not None and record.created_pat(fingerprint=fingerprint) is not None
+    digest). The `created-by` tag is the visible mirror, never proof."""
+    return record is not None and digest is not None and record.created_pat(digest=digest) is not None
 
 
 def created_and_failed(record: Record, token_works: bool = True,
@@ -153,7 +153,7 @@ def due_for_revocation(record: Record, holds: str | None, now: datetime,
         return []
     due = []
     for pat in record.created:
-        if pat.fingerprint == holds or pat.revoked_at is not None:
+        if pat.digest == holds or pat.revoked_at is not None:
             continue
         if pat.state in (CreatedState.INTENDED, CreatedState.CREATED):
             due.append((pat, "orphan: created by a run that died before its value reached Key Vault"))

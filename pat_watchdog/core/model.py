@@ -142,6 +142,7 @@ class CandidateView:
     superseded: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()            # why newer staged versions are not the candidate
     room: bool = True                        # room for the watchdog's tags (Key Vault allows 15)
+    digest: str | None = None                # SHA-256 of its value, as read: what identity compares
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ class InstanceSnapshot:
     token_present: bool = False
     missing_setting: str | None = None       # the token setting's name when the app has no such setting
     token_fingerprint: str | None = None
+    token_digest: str | None = None          # SHA-256 of the token: what identity compares (never the fingerprint)
     token_type: str | None = None
     key_vault_reference: str | None = None   # "<vault>/<secret>[/<version>]", for the report
     reference_status: str | None = None      # App Service's ResolveStatus for it (Resolved, MSINotEnabled, ...)

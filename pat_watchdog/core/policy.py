@@ -71,7 +71,9 @@ def choose_expiry(facts: Iterable[ExpiryFact]) -> tuple[ExpiryFact | None, tuple
     confident = [f for f in dated if not f.ambiguous and f.source != "setting"]
     pool = confident or [f for f in dated if f.source == "setting"] or list(dated)
     chosen = min(pool, key=lambda f: f.expires_on, default=None)
-    listing = next((f for f in confident if f.source == "devops"), None)
+    # Only Azure DevOps' own answer for an entry matched without a claim (the watchdog's record, the user's
+    # only PAT, WATCHDOG_PAT_AUTHORIZATION_ID) overrides: an entry a Key Vault tag picked is a claim too.
+    listing = next((f for f in confident if f.source == "devops" and f.matched_by not in ("tag", "date")), None)
     if listing and abs(listing.expires_on - chosen.expires_on) > _DISAGREE_TOLERANCE:
         chosen = listing     # sources agree: Key Vault (source 1) is named; they disagree: Azure DevOps wins
     return chosen, dated
@@ -125,8 +127,8 @@ def decide(snap: InstanceSnapshot, policy: Policy, now: datetime, *, force_rotat
 def _adopting(snap: InstanceSnapshot) -> bool:
     """A staged version equal to the current token tells its expiry: adopt it, never rotate to it."""
     cand = snap.candidate
-    return (cand.state == CandidateState.PENDING and cand.room and cand.fingerprint is not None
-            and cand.fingerprint == snap.token_fingerprint)
+    return (cand.state == CandidateState.PENDING and cand.room and cand.digest is not None
+            and cand.digest == snap.token_digest)
 
 
 def _token_view(snap, chosen, dated, now) -> TokenView:

@@ -68,6 +68,13 @@ KEYVAULT_REFERENCE_UNRESOLVED = _code("KEYVAULT_REFERENCE_UNRESOLVED", "UNKNOWN"
 KEYVAULT_UNAVAILABLE = _code("KEYVAULT_UNAVAILABLE", "WARNING", "the staging vault could not be read")
 TAG_LIMIT = _code("TAG_LIMIT", "WARNING", "a staged version has no room for the watchdog's tags")
 TAG_UNPARSED = _code("TAG_UNPARSED", "WARNING", "a tag of a staged version does not parse: it is ignored")
+TOKEN_USER_CHANGED = _code("TOKEN_USER_CHANGED", "WARNING",
+                           "the token in place belongs to another user than the instance's: replacements and "
+                           "sign-ins of that user are refused until a person hands the instance over")
+EXPIRY_UNCONFIRMED = _code("EXPIRY_UNCONFIRMED", "WARNING",
+                           "the Key Vault date of the current token matches none of its user's active PATs: ignored")
+SCOPES_UNCONFIRMED = _code("SCOPES_UNCONFIRMED", "WARNING",
+                           "the scopes tag of the current token matches none of its user's active PATs: ignored")
 TAG_DISAGREES = _code("TAG_DISAGREES", "WARNING",
                       "a tag of a staged version contradicts what the watchdog verified itself: the tag is ignored")
 INTERNAL_ERROR = _code("INTERNAL_ERROR", "UNKNOWN", "an unexpected error stopped the check of this instance: "

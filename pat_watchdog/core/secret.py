@@ -28,13 +28,16 @@ def fingerprint(value: str) -> str:
 class Token:
     """Holds a token value; printing, logging or formatting it shows the fingerprint only."""
 
-    __slots__ = ("_value", "fingerprint")
+    __slots__ = ("_value", "fingerprint", "digest")
 
     def __init__(self, value: str):
         if not isinstance(value, str) or not value.strip():
             raise ValueError("a token must be a non-empty string")
         self._value = value.strip()
-        self.fingerprint = fingerprint(self._value)
+        # The whole SHA-256 identifies a token in the watchdog's record; the first 8 hex digits are for
+        # people only (32 bits: a value with a chosen fingerprint is found in CPU-minutes).
+        self.digest = hashlib.sha256(self._value.encode("utf-8")).hexdigest()
+        self.fingerprint = self.digest[:8]
 
     def reveal(self) -> str:
         """The value itself: only for the Authorization header, Key Vault and the ARM setting."""

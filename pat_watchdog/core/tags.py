@@ -58,6 +58,18 @@ def tag_id(version: SecretVersion, name: str = "authorizationId") -> str | None:
     return value if value and _GUID.match(value) else None
 
 
+def inconclusive_count(version: SecretVersion, limit: int) -> int:
+    """Runs without a definitive answer, as the `watchdog-reason` tag counts them (`inconclusive N/limit`);
+    anything else reads as 0, and the count stays within 0..limit (anyone who stages can write the tag)."""
+    reason = version.tags.get(REASON_TAG) or ""
+    if not reason.startswith("inconclusive "):
+        return 0
+    try:
+        return min(max(int(reason.split("/")[0].removeprefix("inconclusive ")), 0), limit)
+    except ValueError:
+        return 0
+
+
 def tag_problems(version: SecretVersion) -> list[str]:
     """What in a version's tags does not parse, naming the tag and version, never its value (a person can
     paste anything into a tag). Each such tag is ignored; nothing a tag says stops an alert."""

@@ -36,6 +36,13 @@ SITES = r"providers/Microsoft\.Web/sites\?"                 # the sites listing 
 FOREIGN_PAGE = f"https://attacker.example/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Web/sites?api-version=x"
 
 
+@pytest.fixture(autouse=True)
+def subscription_reader(sandbox):
+    """Discovery and the host-name listing read the subscription's sites: the role at that scope
+    (docs/reference.md, "Discovery across a subscription"), as a deployment that discovers grants it."""
+    sandbox.arm.assign_aggregator_role(f"/subscriptions/{SUBSCRIPTION}")
+
+
 def run(world, *argv: str, retry=FAST_RETRY, **env: str) -> CliResult:
     """`pat-watchdog ...` in-process with a given RetryPolicy (its deadlines scaled down); outputs leak-checked."""
     out, err = io.StringIO(), io.StringIO()

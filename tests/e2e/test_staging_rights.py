@@ -185,3 +185,118 @@ def test_azure_devops_answer_beats_the_scopes_tag_for_candidate_and_token(world,
                    WATCHDOG_PREVIOUS_SECRET="{name}-pat-previous").instance("readeraggregator")
     assert inst["token"]["scopes"] == ["vso.work"] and inst["status"] == "CRITICAL"
     assert "SCOPE_MISSING" in codes(inst)
+
+
+# -- found by an attacker's review --------------------------------------------------------------------
+def test_a_forged_disabled_applying_version_and_previous_secret_put_nothing_into_aggregator(
+        world, sandbox, run_cli, channels):
+    """Two writes the staging role allows: another PAT in the previous secret tagged with this app, and a
+    disabled staged version tagged `applying` with the current token's public fingerprint."""
+    token, _ = world.issue(100)
+    app = world.add_instance(NAME, token)
+    world.stage(token, days=100, tags={"watchdog-status": "current"})
+    assert run_cli("run", **channels).code == 0
+    theirs, _ = world.issue(200, user_id=OTHER_USER)
+    world.stage(theirs, days=200, secret="aggregator-pat-previous", tags={"app": app, "fingerprint": fp(theirs)})
+    forged = world.stage(theirs, days=200, enabled=False,
+                         tags={"watchdog-status": "applying", "fingerprint": fingerprint(token)})
+    for day in (0, 1):
+        result = run_cli("run", "--json", now=world.now + timedelta(days=day, hours=1), **channels)
+        assert world.token_setting(app) == token, result.instance(NAME)["actions"]
+    assert sandbox.arm.writes == []
+    tags = next(v["tags"] for v in sandbox.vault.versions("contoso-kv", STAGED) if v["version"] == forged)
+    assert tags["watchdog-status"] in ("applying", "rejected")
+
+
+def test_an_applying_tag_the_watchdog_did_not_write_waits_for_the_window(world, sandbox, run_cli, channels):
+    token, _ = world.issue(100)
+    app = world.add_instance(NAME, token)
+    world.stage(token, days=100, tags={"watchdog-status": "current"})
+    new, _ = world.issue(365)
+    world.stage(new, days=365, tags={"watchdog-status": "applying"})
+    inst = run_cli("run", "--json", **channels).instance(NAME)
+    assert world.token_setting(app) == token and sandbox.arm.writes == []     # not due: 100 days left
+    assert "TAG_DISAGREES" in codes(inst)
+
+
+def test_restaging_the_current_token_with_a_late_date_does_not_silence_its_alert(world, sandbox, run_cli, channels):
+    """The user holds several PATs (common), so no listing entry is the token's for sure; the token works, so
+    its entry is among the user's active ones: a Key Vault date none of them has is disproved."""
+    token, auth = world.issue(5)
+    world.issue(200)                                             # the user's other PAT
+    world.add_instance(NAME, token)
+    world.stage(token, days=5, tags={"watchdog-status": "current"})
+    assert run_cli("run", **channels).code == 0
+    world.stage(token, days=399)                                 # the same value again, a late --expires
+    sandbox.teams.received.clear()
+    inst = run_cli("run", "--json", now=world.now + timedelta(hours=21), **channels).instance(NAME)
+    assert "EXPIRY_UNCONFIRMED" in codes(inst) and inst["token"]["days_left"] in (4, 5), inst["reasons"]
+    assert inst["status"] in ("WARNING", "CRITICAL") and titles(sandbox)
+
+
+def test_one_instance_naming_anothers_token_secret_is_refused_for_both(world, sandbox, run_cli, channels):
+    a_token, _ = world.issue(100)
+    sandbox.vault.set_secret("aggregator-kv", "b-pat", a_token, expires_on=world.now + timedelta(days=100))
+    uri = f"{sandbox.vault.url('aggregator-kv')}/secrets/b-pat/"
+    world.add_instance("baggregator", f"@Microsoft.KeyVault(SecretUri={uri})")
+    world.add_instance("aaggregator", f"@Microsoft.KeyVault(SecretUri={uri})")
+    env = {"WATCHDOG_REFERENCE_VAULTS": "https://aggregator-kv.vault.azure.net",
+           "WATCHDOG_STAGED_SECRET": "{name}-pat-staged", "WATCHDOG_PREVIOUS_SECRET": "{name}-pat-previous"}
+    result = run_cli("run", "--json", **channels, **env)
+    for name in ("aaggregator", "baggregator"):
+        inst = result.instance(name)
+        assert codes(inst) == {"REFERENCE_NOT_ALLOWED"} and "b-pat" in inst["reasons"][0]["message"]
+    assert len(sandbox.vault.versions("aggregator-kv", "b-pat")) == 1 and sandbox.arm.writes == []
+
+
+def test_one_instance_alone_naming_a_secret_another_instance_was_recorded_with_is_refused(
+        world, sandbox, run_cli, channels):
+    """A fan-out execution watches one instance: the record of earlier runs names the other's secret."""
+    b_token, _ = world.issue(100)
+    sandbox.vault.set_secret("aggregator-kv", "b-pat", b_token, expires_on=world.now + timedelta(days=100))
+    uri = f"{sandbox.vault.url('aggregator-kv')}/secrets/b-pat/"
+    b_app = world.add_instance("baggregator", f"@Microsoft.KeyVault(SecretUri={uri})")
+    env = {"WATCHDOG_REFERENCE_VAULTS": "https://aggregator-kv.vault.azure.net",
+           "WATCHDOG_STAGED_SECRET": "{name}-pat-staged", "WATCHDOG_PREVIOUS_SECRET": "{name}-pat-previous"}
+    assert run_cli("run", **channels, **env).code == 0          # B's form is recorded
+    a_app = world.add_instance("aaggregator", f"@Microsoft.KeyVault(SecretUri={uri})")
+    alone = run_cli("run", "--json", **channels, **env, WATCHDOG_AGGREGATOR_APP=a_app).instance("aaggregator")
+    assert codes(alone) == {"REFERENCE_NOT_ALLOWED"} and "baggregator" in alone["reasons"][0]["message"]
+    assert b_app != a_app
+
+
+def test_a_working_token_of_another_user_never_takes_the_instance_over(world, sandbox, run_cli, channels):
+    token, _ = world.issue(100)
+    app = world.add_instance(NAME, token)
+    assert run_cli("run", **channels).code == 0                  # the instance's user: recorded
+    theirs, _ = world.issue(200, user_id=OTHER_USER)
+    sandbox.arm.set_settings(app, {**sandbox.arm.settings(app), "Aggregator_VstsToken": theirs})
+    for day in (1, 2):
+        inst = run_cli("run", "--json", now=world.now + timedelta(days=day), **channels).instance(NAME)
+        assert "TOKEN_USER_CHANGED" in codes(inst) and inst["status"] == "WARNING", inst["reasons"]
+    handed = run_cli("login", "--new-user", now=world.now + timedelta(days=2), **channels)
+    assert handed.code == 0 and OTHER_USER in handed.out, handed.err
+    inst = run_cli("run", "--json", now=world.now + timedelta(days=3), **channels).instance(NAME)
+    assert "TOKEN_USER_CHANGED" not in codes(inst)
+
+
+def test_a_staged_version_without_room_for_tags_does_not_block_hands_free(world, sandbox, run_cli, channels, person):
+    token, _ = world.issue(10)
+    app = world.add_instance(NAME, token)
+    junk, _ = world.issue(300)
+    world.stage(junk, days=300, tags={f"t{i}": "x" for i in range(14)})   # 15 tags with scopes: no room
+    assert run_cli("login", **channels, **AUTO).code == 0
+    inst = run_cli("run", "--json", **channels, **AUTO).instance(NAME)
+    assert len(sandbox.devops.created_pats()) == 1 and fp(world.token_setting(app)) != fp(token), inst["reasons"]
+
+
+def test_thousands_of_staged_versions_cost_a_bounded_number_of_reads(world, sandbox, run_cli, channels):
+    token, _ = world.issue(100)
+    world.add_instance(NAME, token)
+    for _ in range(60):
+        junk, _ = world.issue(300)
+        world.stage(junk, days=300)
+    sandbox.reset_requests()
+    inst = run_cli("status", "--json", **channels).instance(NAME)
+    reads = sandbox.count(method="GET", host="vault", path=r"aggregator-pat-staged/[0-9a-f]{32}")
+    assert reads <= 25 and inst["status"] != "UNKNOWN"

@@ -115,3 +115,13 @@ def test_token_never_shows_its_value():
 
 def test_tokens_with_any_characters_compare_without_error():
     assert Token("päss-wörd") == Token("päss-wörd") and Token("päss-wörd") != Token("pass-word")
+
+
+def test_an_inconclusive_count_in_a_tag_never_raises_and_stays_in_range():
+    from pat_watchdog.core.tags import SecretVersion, inconclusive_count
+
+    def version(reason):
+        return SecretVersion("s", "v", None, None, None, True, {"watchdog-reason": reason} if reason else {})
+    assert [inconclusive_count(version(r), 3) for r in
+            ("inconclusive 2/3: 503", "inconclusive x/3", "inconclusive -5/3", "inconclusive 99/3", "other", None)] \
+        == [2, 0, 0, 3, 0, 0]

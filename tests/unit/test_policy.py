@@ -23,6 +23,7 @@ def snap(days: float | None = 100, *, live=Liveness.VALID, source="keyvault", sc
     return InstanceSnapshot(
         app_id="/subscriptions/s/resourceGroups/aggregator-c/providers/Microsoft.Web/sites/caggregator",
         name="caggregator", token_present=token, token_fingerprint="1a2b3c4d" if token else None,
+        token_digest=CURRENT_DIGEST if token else None,
         token_type="PAT", live=LiveCheck(live, user_id="u1", detail="detail"), facts=facts,
         candidate=candidate, notes=tuple(notes), unreachable=unreachable)
 
@@ -31,7 +32,8 @@ def codes(plan) -> list[str]:
     return [r.code for r in plan.reasons]
 
 
-PENDING = CandidateView(version="v2", state="pending", fingerprint="99999999",
+CURRENT_DIGEST = "1a2b3c4d" + "e" * 56
+PENDING = CandidateView(version="v2", state="pending", fingerprint="99999999", digest="99999999" + "f" * 56,
                         expires_on=NOW + timedelta(days=365))
 
 CASES = {
@@ -123,10 +125,17 @@ def test_ambiguous_listing_is_used_when_nothing_better_is_known():
 
 
 def test_candidate_equal_to_current_token_is_adopted_not_rotated():
-    same = replace(PENDING, fingerprint="1a2b3c4d")
+    same = replace(PENDING, fingerprint="1a2b3c4d", digest=CURRENT_DIGEST)
     plan = decide(snap(2, candidate=same), POLICY, NOW)
     assert plan.adopt and not plan.rotate
     assert "EXPIRES_CRITICAL" in codes(plan)  # the "replacement" is the token itself
+
+
+def test_a_candidate_that_only_shares_the_fingerprint_is_not_the_current_token():
+    """The 8-digit fingerprint is in every alert: a value with the same one is found in CPU-minutes."""
+    lookalike = replace(PENDING, fingerprint="1a2b3c4d", digest="1a2b3c4d" + "0" * 56)
+    plan = decide(snap(2, candidate=lookalike), POLICY, NOW)
+    assert not plan.adopt
 
 
 def test_rotation_off_never_plans_a_rotation():
@@ -218,9 +227,10 @@ def test_a_version_kept_out_only_against_a_dead_token_is_tried_again(live, state
     from pat_watchdog.core.candidates import revived
     from pat_watchdog.core.model import CandidateState
 
-    cand = CandidateView("v2", CandidateState(state), fingerprint, NOW + timedelta(days=90), reason=reason)
+    cand = CandidateView("v2", CandidateState(state), fingerprint, NOW + timedelta(days=90), reason=reason,
+                         digest=fingerprint * 8 if fingerprint else None)
     snap = InstanceSnapshot("app", "contosoaggregator", token_present=True, token_fingerprint="aaaaaaaa",
-                            live=live, candidate=cand)
+                            token_digest="a" * 64, live=live, candidate=cand)
     found = revived(snap, placed="v2")
     assert (found is not None) is tried
     if state == "current":      # a `current` tag the watchdog's record does not back is a claim: never revived
