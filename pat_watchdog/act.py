@@ -227,8 +227,8 @@ def _correct_expiry(plan: InstancePlan, obs: Observed, settings: Settings, ports
     confirmed = plan.token.expires_on
     if confirmed is None or R.EXPIRY_EXTENDED.name not in {r.code for r in plan.reasons}:
         return []
-    if not any(f.verified and f.expires_on == confirmed for f in obs.snapshot.facts):
-        return []       # only Azure DevOps' answer for an entry the watchdog matched itself is written back
+    if not any(f.source == "devops" and not f.ambiguous and f.expires_on == confirmed for f in obs.snapshot.facts):
+        return []       # only Azure DevOps' answer for an entry matched without contradiction is written back
     actions = []
     for fact in obs.snapshot.facts:
         if fact.source != "keyvault" or not fact.secret or not fact.expires_on or fact.expires_on >= confirmed \

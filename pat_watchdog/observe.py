@@ -282,9 +282,9 @@ def _others_expire(obs: Observed) -> tuple[datetime, ...]:
 
 def _unconfirmed(facts: list[ExpiryFact], active: list[dict], notes: list[Note]) -> list[ExpiryFact]:
     """The token works, so its entry is among its user's active ones: a Key Vault date no active entry has
-    (within a day) and later than one of them, or scopes no active entry holds, is disproved: dropped, and
-    reported. What is left is earlier or narrower, never later or wider. (A date earlier than every active
-    entry is a PAT extended in place: EXPIRY_EXTENDED takes it from there.)"""
+    (within a day) and later than one of them is disproved: kept for the report, but as a guess, which never
+    overrides another date; scopes no active entry holds are dropped. Both are reported. (A date earlier
+    than every active entry is a PAT extended in place: EXPIRY_EXTENDED takes it from there.)"""
     dates = [d for d in (L.fact_from_entry(e).expires_on for e in active) if d is not None]
     held = [tuple(str(e.get("scope") or "").split()) for e in active]
     kept = []
@@ -297,13 +297,29 @@ def _unconfirmed(facts: list[ExpiryFact], active: list[dict], notes: list[Note])
             notes.append(Note(R.EXPIRY_UNCONFIRMED.name, f"{fact.detail} says the token expires "
                               f"{format_utc(fact.expires_on)}, but no active PAT of its user expires then: that date "
                               "is ignored (stage the current token again with its real expiry)"))
-            fact = replace(fact, expires_on=None)
+            fact = replace(fact, ambiguous=True)
         if fact.scopes and not any(h and not held_scopes_missing(h, fact.scopes) for h in held):
             notes.append(Note(R.SCOPES_UNCONFIRMED.name, f"{fact.detail} is tagged scopes {' '.join(fact.scopes)}, "
                               "but no active PAT of its user holds them: the tag is ignored"))
             fact = replace(fact, scopes=None)
         kept.append(fact)
     return kept
+
+
+def _claims_contradict(matched_by: str | None, entry: dict, kv_date: datetime | None, active: list[dict],
+                       notes: list[Note]) -> bool:
+    """The `authorizationId` tag picked an entry, while another active entry has the Key Vault date: the two
+    claims about the token disagree, so the tag's pick is a guess (never overrides a date). A PAT extended in
+    place has no entry at its old date: then the tag's entry is believed, as the listing is Azure DevOps'."""
+    if matched_by != "tag" or kv_date is None:
+        return False
+    near = [e for e in active if (when := L.fact_from_entry(e).expires_on) and abs(when - kv_date) <= timedelta(days=1)]
+    if not near or entry in near:
+        return False
+    notes.append(Note(R.TAG_DISAGREES.name, f"the authorizationId tag names {entry.get('authorizationId')}, but "
+                      f"another active PAT of the token's user expires on the Key Vault date {format_utc(kv_date)}: "
+                      "the tag's entry is used as a guess only"))
+    return True
 
 
 def _listing(obs: Observed, live, facts, settings, ports, now, notes) -> list[ExpiryFact]:
@@ -343,9 +359,10 @@ def _listing(obs: Observed, live, facts, settings, ports, now, notes) -> list[Ex
     among = sum(1 for e in listing.entries if e.get("userId") in (None, live.user_id)) if match.ambiguous else 1
     matched_by = by if match.how == "id" else match.how
     active = L.active_entries(listing.entries, now, live.user_id, exclude)
-    if matched_by in ("tag", "date") and not match.ambiguous and active == [match.entry]:
+    ambiguous = match.ambiguous or _claims_contradict(matched_by, match.entry, known_expiry, active, notes)
+    if matched_by in ("tag", "date") and not ambiguous and active == [match.entry]:
         matched_by = "only"      # the claim agrees with the one sure answer: the user's only other-free PAT
-    fact = L.fact_from_entry(match.entry, ambiguous=match.ambiguous, among=among, matched_by=matched_by)
+    fact = L.fact_from_entry(match.entry, ambiguous=ambiguous, among=among, matched_by=matched_by)
     # The answer is recorded as it was matched, so later runs that skip the listing conclude the same;
     # only a verified match ever picks exclusions, revocations or a created PAT's scopes.
     obs.record = obs.record.learned(token.digest, TokenFacts(

@@ -71,9 +71,9 @@ def choose_expiry(facts: Iterable[ExpiryFact]) -> tuple[ExpiryFact | None, tuple
     confident = [f for f in dated if not f.ambiguous and f.source != "setting"]
     pool = confident or [f for f in dated if f.source == "setting"] or list(dated)
     chosen = min(pool, key=lambda f: f.expires_on, default=None)
-    # Only Azure DevOps' own answer for an entry matched without a claim (the watchdog's record, the user's
-    # only PAT, WATCHDOG_PAT_AUTHORIZATION_ID) overrides: an entry a Key Vault tag picked is a claim too.
-    listing = next((f for f in confident if f.source == "devops" and f.matched_by not in ("tag", "date")), None)
+    # An entry picked by a Key Vault `authorizationId` tag that another entry's date contradicts arrives here
+    # as a guess (gather/observe.py), so it never overrides.
+    listing = next((f for f in confident if f.source == "devops"), None)
     if listing and abs(listing.expires_on - chosen.expires_on) > _DISAGREE_TOLERANCE:
         chosen = listing     # sources agree: Key Vault (source 1) is named; they disagree: Azure DevOps wins
     return chosen, dated

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The request that comes right after each step: holding it = dying right after the step.
 AFTER_STEP = {
-    "1 validated": dict(method="GET", path="aggregator-pat-previous/versions"),
+    "1 validated": dict(method="PUT", path="secrets/aggregator-pat-previous"),
     "2 previous saved": tagging("applying", "{version}"),
     "3 tagged applying": BEFORE_THE_WRITE,
     "4 settings replaced": VERIFYING_SETTINGS,

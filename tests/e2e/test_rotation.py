@@ -393,7 +393,7 @@ def test_recovery_never_restores_the_broken_candidate_itself(world, run_cli, san
     run_cli("run", **channels)
     sandbox.clear_faults()
     sandbox.devops.revoke(s.new)
-    sandbox.inject(method="GET", path="aggregator-pat-previous/versions", status=503, times=None)
+    sandbox.inject(method="GET", path="aggregator-pat-previous/[0-9a-f]{32}", status=503, times=None)
     result = run_cli("run", now=NOW + timedelta(minutes=16), **channels)
     assert result.code == 1 and tags(sandbox, s.version)["watchdog-status"] == "applying"
     sandbox.clear_faults()
