@@ -46,7 +46,10 @@ def seed(world: World, count: int, storage: dict | None = None) -> None:
     from datetime import timedelta
 
     from pat_watchdog.core.record import Record, TokenFacts
-    from pat_watchdog.core.secret import fingerprint
+    from pat_watchdog.core.secret import Token
+
+    def digest(value: str) -> str:
+        return Token(value).digest
     from pat_watchdog.sandbox.seed import FULL_SCOPES, USER_ID
 
     records = {}
@@ -60,10 +63,12 @@ def seed(world: World, count: int, storage: dict | None = None) -> None:
         app = world.add_instance(name, token)
         version = world.stage(token, days=200, secret=f"{name}-pat-staged",
                               tags={"watchdog-status": "current", "authorizationId": auth})
-        fp = fingerprint(token)
-        records[app.lower()] = Record(fingerprint=fp, form="plain", versions={version: fp}, owner=USER_ID,
-                                      tokens={fp: TokenFacts(USER_ID, False, auth, world.now + timedelta(days=200),
-                                                             tuple(FULL_SCOPES.split()), world.now)})
+        expires = world.now + timedelta(days=200)
+        token_digest = digest(token)
+        records[app.lower()] = Record(fingerprint=token_digest[:8], form="plain", versions={version: token_digest},
+                                      owner=USER_ID, tokens={token_digest: TokenFacts(
+                                          USER_ID, False, auth, expires, tuple(FULL_SCOPES.split()), world.now,
+                                          "tag", False, expires)})
     if storage:
         write_records(storage["AzureWebJobsStorage"], records)
 

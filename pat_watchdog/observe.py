@@ -25,6 +25,7 @@ from pat_watchdog.ports import Ports
 
 log = logging.getLogger(__name__)
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+_DAY = timedelta(days=1)
 
 
 class NotAllowed(WatchdogError):
@@ -280,25 +281,27 @@ def _others_expire(obs: Observed) -> tuple[datetime, ...]:
                  if v.expires_on and obs.digests.get(v.version) not in (None, current))
 
 
-def _unconfirmed(facts: list[ExpiryFact], active: list[dict], notes: list[Note]) -> list[ExpiryFact]:
+def _unconfirmed(facts: list[ExpiryFact], entries: L.Entries, now: datetime, user: str | None,
+                 notes: list[Note]) -> list[ExpiryFact]:
     """The token works, so its entry is among its user's active ones: a Key Vault date no active entry has
     (within a day) and later than one of them is disproved: kept for the report, but as a guess, which never
     overrides another date; scopes no active entry holds are dropped. Both are reported. (A date earlier
     than every active entry is a PAT extended in place: EXPIRY_EXTENDED takes it from there.)"""
-    dates = [d for d in (L.fact_from_entry(e).expires_on for e in active) if d is not None]
-    held = [tuple(str(e.get("scope") or "").split()) for e in active]
+    earliest = entries.earliest(now, user)
+    if earliest is None:
+        return facts
     kept = []
     for fact in facts:
-        if fact.source != "keyvault" or not active:
+        if fact.source != "keyvault":
             kept.append(fact)
             continue
-        if fact.expires_on and dates and not any(abs(fact.expires_on - d) <= timedelta(days=1) for d in dates) \
-                and fact.expires_on > min(dates):
+        if fact.expires_on and fact.expires_on > earliest and not entries.near(now, user, fact.expires_on, _DAY):
             notes.append(Note(R.EXPIRY_UNCONFIRMED.name, f"{fact.detail} says the token expires "
                               f"{format_utc(fact.expires_on)}, but no active PAT of its user expires then: that date "
                               "is ignored (stage the current token again with its real expiry)"))
             fact = replace(fact, ambiguous=True)
-        if fact.scopes and not any(h and not held_scopes_missing(h, fact.scopes) for h in held):
+        if fact.scopes and not any(h and not held_scopes_missing(h, fact.scopes)
+                                   for h in entries.scope_sets(now, user)):
             notes.append(Note(R.SCOPES_UNCONFIRMED.name, f"{fact.detail} is tagged scopes {' '.join(fact.scopes)}, "
                               "but no active PAT of its user holds them: the tag is ignored"))
             fact = replace(fact, scopes=None)
@@ -306,15 +309,23 @@ def _unconfirmed(facts: list[ExpiryFact], active: list[dict], notes: list[Note])
     return kept
 
 
-def _claims_contradict(matched_by: str | None, entry: dict, kv_date: datetime | None, active: list[dict],
-                       notes: list[Note]) -> bool:
+def _only(entries: L.Entries, now: datetime, user: str | None, exclude: frozenset[str], entry: dict) -> bool:
+    """Whether `entry` is the user's only active PAT, other tokens' recorded IDs left out."""
+    active = entries.active(now, user)
+    if len(active) - len(exclude) > 1:
+        return False
+    return L.active_entries(entries, now, user, exclude) == [entry]
+
+
+def _claims_contradict(matched_by: str | None, entry: dict, kv_date: datetime | None, entries: L.Entries,
+                       now: datetime, user: str | None, notes: list[Note]) -> bool:
     """The `authorizationId` tag picked an entry, while another active entry has the Key Vault date: the two
     claims about the token disagree, so the tag's pick is a guess (never overrides a date). A PAT extended in
     place has no entry at its old date: then the tag's entry is believed, as the listing is Azure DevOps'."""
     if matched_by != "tag" or kv_date is None:
         return False
-    near = [e for e in active if (when := L.fact_from_entry(e).expires_on) and abs(when - kv_date) <= timedelta(days=1)]
-    if not near or entry in near:
+    near = entries.near(now, user, kv_date, _DAY)
+    if not near or any(e is entry for e in near):
         return False
     notes.append(Note(R.TAG_DISAGREES.name, f"the authorizationId tag names {entry.get('authorizationId')}, but "
                       f"another active PAT of the token's user expires on the Key Vault date {format_utc(kv_date)}: "
@@ -334,7 +345,8 @@ def _listing(obs: Observed, live, facts, settings, ports, now, notes) -> list[Ex
         obs.record = obs.record.learned(token.digest, TokenFacts(user=live.user_id, seen=now))
         return facts
     exclude, others = obs.record.known_ids(token.digest), _others_expire(obs)
-    facts = _unconfirmed(facts, L.active_entries(listing.entries, now, live.user_id), notes)
+    entries = L.Entries.of(listing.entries)
+    facts = _unconfirmed(facts, entries, now, live.user_id, notes)
     kv = next((f for f in facts if f.source == "keyvault"), None)
     recorded = obs.record.facts(token.digest)
     known_expiry = kv.expires_on if kv else None
@@ -358,9 +370,9 @@ def _listing(obs: Observed, live, facts, settings, ports, now, notes) -> list[Ex
         return facts
     among = sum(1 for e in listing.entries if e.get("userId") in (None, live.user_id)) if match.ambiguous else 1
     matched_by = by if match.how == "id" else match.how
-    active = L.active_entries(listing.entries, now, live.user_id, exclude)
-    ambiguous = match.ambiguous or _claims_contradict(matched_by, match.entry, known_expiry, active, notes)
-    if matched_by in ("tag", "date") and not ambiguous and active == [match.entry]:
+    ambiguous = match.ambiguous or _claims_contradict(matched_by, match.entry, known_expiry,
+                                                      entries, now, live.user_id, notes)
+    if matched_by in ("tag", "date") and not ambiguous and _only(entries, now, live.user_id, exclude, match.entry):
         matched_by = "only"      # the claim agrees with the one sure answer: the user's only other-free PAT
     fact = L.fact_from_entry(match.entry, ambiguous=ambiguous, among=among, matched_by=matched_by)
     # The answer is recorded as it was matched, so later runs that skip the listing conclude the same;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +28,8 @@ class Entries(tuple):
             self.by_id.setdefault(_id(e), e)
         self.valid_to: dict[int, datetime | None] = {}   # id(entry) -> validTo, parsed when first needed
         self._active: dict = {}     # (now, user) -> that user's active entries, in listing order
+        self._dated: dict = {}      # (now, user) -> (sorted validTo values, their entries)
+        self._scopes: dict = {}     # (now, user) -> the distinct scope sets of those entries
         return self
 
     @classmethod
@@ -40,6 +43,28 @@ class Entries(tuple):
                 e for e in self if e.get("isValid", True) and (self._valid_to(e) or now) > now
                 and (user_id is None or e.get("userId") in (None, user_id)))
         return self._active[key]
+
+    def near(self, now: datetime, user_id: str | None, when: datetime, within: timedelta) -> list[dict]:
+        """The user's active entries whose validTo is within `within` of `when` (a bisection, not a scan:
+        every instance of one user asks the same listing)."""
+        key = (now, user_id)
+        if key not in self._dated:
+            pairs = sorted(((self._valid_to(e), i, e) for i, e in enumerate(self.active(now, user_id))
+                            if self._valid_to(e) is not None), key=lambda p: (p[0], p[1]))
+            self._dated[key] = ([p[0] for p in pairs], [p[2] for p in pairs])
+        dates, entries = self._dated[key]
+        return entries[bisect.bisect_left(dates, when - within):bisect.bisect_right(dates, when + within)]
+
+    def earliest(self, now: datetime, user_id: str | None) -> datetime | None:
+        self.near(now, user_id, now, timedelta(0))         # builds the sorted view
+        dates = self._dated[(now, user_id)][0]
+        return dates[0] if dates else None
+
+    def scope_sets(self, now: datetime, user_id: str | None) -> frozenset[tuple[str, ...]]:
+        key = (now, user_id)
+        if key not in self._scopes:
+            self._scopes[key] = frozenset(tuple(str(e.get("scope") or "").split()) for e in self.active(now, user_id))
+        return self._scopes[key]
 
     def _valid_to(self, entry: dict) -> datetime | None:
         if id(entry) not in self.valid_to:

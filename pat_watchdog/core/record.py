@@ -227,6 +227,10 @@ def to_json(record: Record) -> str:
         "organization": record.organization, "cap": record.lifespan_cap_days}, separators=(",", ":"))
 
 
+def _is_digest(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
 def from_row(fingerprint: str | None, form: str | None, text: str | None) -> Record:
     """A stored row; a row written before records existed holds only the drift fields. A row that does not
     parse counts as empty: the watchdog then verifies again what it needs (never trusts less)."""
@@ -245,7 +249,8 @@ def from_row(fingerprint: str | None, form: str | None, text: str | None) -> Rec
                         for p in data.get("created") or ())
         placed, previous = data.get("placed"), data.get("previous")
         return replace(base, previous=tuple(previous) if previous else None,
-                       versions=dict(data.get("versions") or {}), tokens=tokens, owner=data.get("owner"),
+                       versions={v: d for v, d in (data.get("versions") or {}).items() if _is_digest(d)},
+                       tokens={d: t for d, t in tokens.items() if _is_digest(d)}, owner=data.get("owner"),
                        created=created, organization=data.get("organization"), lifespan_cap_days=data.get("cap"),
                        applying=data.get("applying"),
                        placed=(placed[0], placed[1], parse_utc(placed[2])) if placed else None)

@@ -181,17 +181,18 @@ def test_a_lock_row_of_the_old_layout_runs_out_on_the_services_clock(table):
 
 # -- the watchdog's record ---------------------------------------------------------------------------
 APP = "/subscriptions/s/resourcegroups/aggregator-contoso/providers/microsoft.web/sites/contosoaggregator"
+D1, D2, D3, D4 = ("1a2b3c4d" * 8, "5e6f7a8b" * 8, "9" * 64, "8" * 64)      # SHA-256 digests, as recorded
 
 
 def a_record(**changes):
     from pat_watchdog.core.record import CreatedRecord, CreatedState, Record, TokenFacts
 
-    base = Record(fingerprint="1a2b3c4d", form="plain", versions={"v1": "1a2b3c4d"}, owner="user-1",
-                  tokens={"1a2b3c4d": TokenFacts("user-1", False, "auth-1", NOW + timedelta(days=90),
+    base = Record(fingerprint="1a2b3c4d", form="plain", versions={"v1": D1}, owner="user-1",
+                  tokens={D1: TokenFacts("user-1", False, "auth-1", NOW + timedelta(days=90),
                                                  ("vso.work_full",), NOW)},
-                  placed=("v1", "1a2b3c4d", NOW),
+                  placed=("v1", D1, NOW),
                   created=(CreatedRecord("pat-watchdog contosoaggregator 2026-11-28T0600Z", NOW,
-                                         CreatedState.STAGED, "auth-2", "5e6f7a8b", "v2",
+                                         CreatedState.STAGED, "auth-2", D2, "v2",
                                          valid_to=NOW + timedelta(days=90)),), lifespan_cap_days=60)
     from dataclasses import replace
     return replace(base, **changes)
@@ -216,8 +217,8 @@ def test_two_runs_writing_one_record_lose_nothing_either_verified(table, storage
     ledger.remember(APP, a_record())
     first, second = fresh_ledger(storage), fresh_ledger(storage)
     mine, theirs = first.memories()[APP], second.memories()[APP]
-    second.remember(APP, theirs.seen_versions({"v3": "99999999"}).with_created(CreatedRecord("pat-watchdog x", NOW)))
-    first.remember(APP, mine.seen_versions({"v4": "88888888"}))     # written on a stale ETag: merged, not lost
+    second.remember(APP, theirs.seen_versions({"v3": D3}).with_created(CreatedRecord("pat-watchdog x", NOW)))
+    first.remember(APP, mine.seen_versions({"v4": D4}))     # written on a stale ETag: merged, not lost
     stored = fresh_ledger(storage).memory(APP)
     assert {"v1", "v3", "v4"} <= set(stored.versions)
     assert {p.display_name for p in stored.created} >= {"pat-watchdog x", "pat-watchdog contosoaggregator 2026-11-28T0600Z"}
