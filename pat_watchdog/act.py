@@ -193,7 +193,8 @@ def _drift_notice(plan: InstancePlan) -> list[A.Alert]:
 def _remember(obs: Observed, plan: InstancePlan, ports: Ports) -> None:
     """The record of what this run verified (the state table; nothing goes to Key Vault)."""
     form = drift.form_of(obs.snapshot.key_vault_reference)
-    obs.record = ports.records.update(obs.app.key, lambda r: r.seen_setting(plan.token.fingerprint, form))
+    digest = obs.snapshot.token_digest
+    obs.record = ports.records.update(obs.app.key, lambda r: r.seen_setting(plan.token.fingerprint, form, digest))
     try:
         ports.records.write(obs.app.key)
     except ServiceError as error:
@@ -209,11 +210,16 @@ def _record_outcome(obs: Observed, outcome: Outcome, ports: Ports, mode: Mode, n
         return
 
     def change(record):
+        if outcome.state in (RotationState.CURRENT, RotationState.FAILED, RotationState.REJECTED,
+                             RotationState.STOPPED) and record.applying == outcome.version:
+            record = replace(record, applying=None)        # the rotation it names has ended
         if outcome.state == RotationState.CURRENT:
             return record.put_in_place(outcome.version, digest, now)
         made = record.created_pat(digest=digest)
-        if outcome.state in (RotationState.REJECTED, RotationState.FAILED) and made is not None:
-            return record.update_created(made.display_name, state=CreatedState.UNUSED)
+        placed = record.placed is not None and record.placed[1] == digest
+        if outcome.state in (RotationState.REJECTED, RotationState.FAILED) and made is not None \
+                and made.state not in (CreatedState.CURRENT, CreatedState.REPLACED) and not placed:
+            return record.update_created(made.display_name, state=CreatedState.UNUSED)   # never held by Aggregator
         return record
     obs.record = ports.records.update(obs.app.key, change)
     try:
@@ -280,6 +286,8 @@ def _redecide(plan: InstancePlan, obs: Observed, outcome: Outcome, settings: Set
                        live=outcome.live, facts=outcome.facts, notes=(), candidate=now_current)
     elif outcome.state in (RotationState.REJECTED, RotationState.FAILED):
         snap = replace(snap, candidate=_handled(cand, outcome, obs))
+        if outcome.token is not None:     # rolled back: the setting holds the token put back
+            snap = replace(snap, token_fingerprint=outcome.token.fingerprint, token_digest=outcome.token.digest)
     elif outcome.state == RotationState.STOPPED:
         snap = replace(snap, notes=snap.notes + (Note(R.ROTATION_STOPPED.name, outcome.detail),))
     else:   # postponed: the report says what the tags say (a version left `applying` is reconciled next run)

@@ -108,12 +108,17 @@ class HandsFree:
         # The instance's user as recorded (first seen while a token worked, or handed over), also once the
         # token is dead: a sign-in of someone else never creates a PAT for this instance until a person says
         # so (`pat-watchdog login --new-user`). A record that could not be read confirms nobody.
-        if not self.ports.records.readable:
+        if not self.ports.records.readable or self.obs.record.damaged:
             self._required("the watchdog's record could not be read, so the token's user cannot be confirmed: "
                            "nothing is created with a sign-in until it can")
             return None
-        owner = self.obs.record.owner or self.plan.token.user_id
-        if owner and user != owner:
+        owner = self.obs.record.owner
+        if owner is None:   # never seen a working token, nobody handed it over: whose PAT would it be?
+            self._required(f"the user of {self.obs.app.site} is not known yet (its token never worked while the "
+                           f"watchdog watched): run `pat-watchdog login --instance {self.obs.app.site} --new-user` "
+                           "as the person it should belong to")
+            return None
+        if user != owner:
             self._required(f"the sign-in is {session.username} (Azure DevOps user {user}), but the token "
                            f"belongs to user {owner}: a PAT created by another user would act as that user "
                            "(to hand the instance to another user: pat-watchdog login --new-user)")
@@ -195,7 +200,7 @@ class HandsFree:
                     self._refused(refused)
                     return None
         valid_to = created.record.valid_to
-        self._record_created(name, state=CreatedState.CREATED, authorization_id=created.record.authorization_id,
+        self._record_created(name, state=CreatedState.CREATED, authorization_id=created.record.authorization_id or None,
                              digest=created.token.digest, valid_to=valid_to)
         known = TokenFacts(self.obs.record.owner, False, created.record.authorization_id, valid_to,
                            tuple(created.record.scope.split()), self.now, "created", False)
@@ -283,6 +288,10 @@ class HandsFree:
                 continue
             if entry.authorization_id.lower() == holds:
                 continue        # the token Aggregator holds: never
+            if pat.digest and self.ports.records.holding(pat.digest) - {self.obs.app.key}:
+                log.warning("%s: not revoking \"%s\": another watched instance holds it", self.obs.app.site,
+                            pat.display_name)
+                continue
             where = f" (staged version {pat.version})" if pat.version else ""
             if self._revoke(session, entry.authorization_id, f"{why}{where}"):
                 self._record_created(pat.display_name, revoked_at=self.now)

@@ -58,6 +58,15 @@ def login(settings: Settings, instance: str | None, now: datetime, show: Callabl
                                 "this user, run `pat-watchdog login --new-user`. Nothing was stored")
         vault = ports.vaults.get(settings.key_vault_url)
         lines = [f"signed in as {session.username} (Azure DevOps user {user})"]
+        unknown = [site for site, owner in owners.items() if not owner]
+        if unknown and not new_user:
+            raise WatchdogError(f"the user of {', '.join(unknown)} is not known (its token does not work and no "
+                                "earlier run recorded one): to give it to the signed-in user, run `pat-watchdog "
+                                "login --new-user`. Nothing was stored")
+        if not new_user and ports.ledger.shared:      # confirmed: the record names the user from now on
+            for app in chosen:
+                ports.records.update(app.key, lambda r: r.first_owner(user))
+                ports.records.write(app.key)
         if new_user:
             for app in chosen:
                 ports.records.update(app.key, lambda r: r.with_owner(user))
@@ -67,10 +76,6 @@ def login(settings: Settings, instance: str | None, now: datetime, show: Callabl
         for name in dict.fromkeys(settings.signin_name(app.site) for app in chosen):
             SignIn(settings, vault, name).store(cache, session.username)
             lines.append(f"the sign-in is stored in Key Vault {settings.vault_name}, secret {name}")
-        unknown = [site for site, owner in owners.items() if not owner]
-        if unknown:
-            lines.append(f"note: the current token of {', '.join(unknown)} does not work, so its user could not "
-                         "be compared with the sign-in; a created PAT belongs to the signed-in user")
         if settings.rotation != "auto":
             lines.append(f"note: WATCHDOG_ROTATION is {settings.rotation}: the sign-in is used once it is auto")
         return lines

@@ -91,6 +91,8 @@ def observe(app: ResourceId, settings: Settings, ports: Ports, now: datetime, *,
         notes.extend(found)
     obs.snapshot = replace(obs.snapshot, live=live, facts=tuple(facts),
                            notes=obs.snapshot.notes + tuple(notes), **hooks)
+    if obs.current is not None:     # which token this instance holds: no instance revokes another's
+        obs.record = obs.record.seen_setting(obs.record.fingerprint, obs.record.form, obs.current.digest)
     ports.records.put(app.key, obs.record)     # in memory: what a re-observation under the lock starts from
     return obs
 
@@ -317,6 +319,21 @@ def _only(entries: L.Entries, now: datetime, user: str | None, exclude: frozense
     return L.active_entries(entries, now, user, exclude) == [entry]
 
 
+def _moved(recorded: TokenFacts | None, entry: dict, entries: L.Entries, notes: list[Note]) -> dict | None:
+    """The entry the listing was matched to for this very token before, when it is still active and a claim
+    (a Key Vault date, a tag) now points elsewhere: a claim changed since, not the token. None otherwise."""
+    before = recorded.authorization_id if recorded is not None and not recorded.ambiguous else None
+    if not before or str(entry.get("authorizationId", "")).lower() == before.lower():
+        return None     # nothing sure was matched before (a guess may be corrected by any claim)
+    earlier = entries.by_id.get(before.lower())
+    if earlier is None:
+        return None             # the PAT matched before is gone (revoked, expired): nothing contradicts
+    notes.append(Note(R.TAG_DISAGREES.name, f"this token was matched to PAT {before} when the listing was asked "
+                      f"on {format_utc(recorded.seen)}, which is still active; a changed Key Vault date or tag now "
+                      f"points at {entry.get('authorizationId')}: the earlier match stands"))
+    return earlier
+
+
 def _claims_contradict(matched_by: str | None, entry: dict, kv_date: datetime | None, entries: L.Entries,
                        now: datetime, user: str | None, notes: list[Note]) -> bool:
     """The `authorizationId` tag picked an entry, while another active entry has the Key Vault date: the two
@@ -370,6 +387,12 @@ def _listing(obs: Observed, live, facts, settings, ports, now, notes) -> list[Ex
         return facts
     among = sum(1 for e in listing.entries if e.get("userId") in (None, live.user_id)) if match.ambiguous else 1
     matched_by = by if match.how == "id" else match.how
+    earlier = _moved(recorded, match.entry, entries, notes)
+    if earlier is not None:   # the entry matched for this token before still stands: the earlier answer wins
+        fact = replace(L.fact_from_entry(earlier, matched_by=recorded.matched_by, ambiguous=bool(recorded.ambiguous)),
+                       detail=f"the token listing's entry matched on {format_utc(recorded.seen)}")
+        obs.record = obs.record.learned(token.digest, TokenFacts(user=live.user_id, seen=now))
+        return facts + [fact]
     ambiguous = match.ambiguous or _claims_contradict(matched_by, match.entry, known_expiry,
                                                       entries, now, live.user_id, notes)
     if matched_by in ("tag", "date") and not ambiguous and _only(entries, now, live.user_id, exclude, match.entry):

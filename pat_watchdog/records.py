@@ -65,6 +65,17 @@ class RecordBook:
             self._now[key] = updated
         return updated
 
+    def holding(self, digest: str) -> set[str]:
+        """Instances whose token setting held this token (by digest) when this or an earlier run saw it.
+        Raises ServiceError when that cannot be known (the caller then revokes nothing)."""
+        stored = self._load()
+        with self._lock:
+            now = {**stored, **self._now}
+        seen = {key for key, record in now.items() if record.current == digest}
+        if self._keys is None:
+            return seen
+        return seen | set(self._store.holding(digest))
+
     def holders(self, form: str) -> set[str]:
         """Instances whose token setting earlier runs recorded as this Key Vault reference (`form`)."""
         if form == "plain":

@@ -213,7 +213,10 @@ class Rotation:
                 "no previous token is known: check the setting by hand"
         except RollbackStopped as stopped:
             return self._stop(version, f"{why}; {stopped}")
-        return self._fail(version, f"{why}; {undone}")   # the tag says what was restored: later alerts repeat it
+        failed = self._fail(version, f"{why}; {undone}")   # the tag says what was restored: later alerts repeat it
+        if previous is not None and undone.startswith("previous token"):
+            failed.token = previous         # what Aggregator holds now: the next run must not call it a change
+        return failed
 
     def _stop(self, version: SecretVersion, why: str) -> Outcome:
         """A person changed the token meanwhile: leave their change, make the candidate pending again."""

@@ -113,7 +113,9 @@ class SettingsSwap:
                     return props.version
             else:
                 for version in vault.versions(ref.secret_name):
-                    if version.tags.get(FINGERPRINT_TAG) == token.fingerprint and version.enabled:
+                    # a version whose value is the token (read and compared: tags are anyone's to write)
+                    if version.enabled and version.tags.get(FINGERPRINT_TAG) == token.fingerprint \
+                            and vault.read(ref.secret_name, version.version)[0] == token:
                         return version.version
             return vault.store(ref.secret_name, token, tags={FINGERPRINT_TAG: token.fingerprint}).version
         except ServiceError as error:

@@ -140,8 +140,12 @@ class CandidateCheck:
         a day of its Key Vault expiry (sure when it is the only one); else the only active entry of the
         user that is not the current token's."""
         tag = tag_id(version)
-        if tag:
-            return L.match_entry(listing.entries, self.now, authorization_id=tag).entry, True
+        if tag:     # the tag's entry is surely the candidate's unless another entry has its Key Vault date
+            entry = L.match_entry(listing.entries, self.now, authorization_id=tag).entry
+            if entry is None or version.expires_on is None:
+                return entry, entry is not None
+            near = L.Entries.of(listing.entries).near(self.now, live.user_id, version.expires_on, timedelta(days=1))
+            return entry, not near or any(e is entry for e in near)
         current = self._current_ids()
         if version.expires_on is not None:
             match = L.match_entry(listing.entries, self.now, user_id=live.user_id,

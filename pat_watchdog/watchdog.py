@@ -151,6 +151,19 @@ def _refuse_shared_references(observed: list[Observed]) -> None:
         if obs.reference is not None and not obs.snapshot.unreachable:
             key = (obs.reference.vault_url.rstrip("/").lower(), obs.reference.secret_name.lower())
             by_secret.setdefault(key, []).append(obs)
+    by_name: dict[str, list[Observed]] = {}
+    for obs in observed:
+        by_name.setdefault(obs.app.site.lower(), []).append(obs)
+    for sharing in by_name.values():
+        if len(sharing) < 2:
+            continue
+        where = ", ".join(sorted(o.app.resource_group for o in sharing))
+        for obs in sharing:
+            obs.current = None
+            obs.snapshot = replace(obs.snapshot, unreachable=Note(
+                R.REFERENCE_NOT_ALLOWED.name, f"{len(sharing)} watched apps are named {obs.app.site} (in {where}): "
+                "their {name} secrets would be one and the same, so a replacement staged for one could be rotated "
+                "into the other; nothing is rotated or written. Watch them with separate watchdogs, or rename one"))
     for (vault, secret), sharing in by_secret.items():
         if len(sharing) < 2:
             continue

@@ -41,6 +41,12 @@ class TableMemories:
         self._etags[key] = row.metadata.get("etag")
         return rec.from_row(row.get("fingerprint"), row.get("form"), row.get("record"))
 
+    def holding(self, digest: str) -> list[str]:
+        """The instances whose token setting held this token when last seen (one query)."""
+        found = self._read("reading the watchdog's record", lambda: list(self._table.query_entities(
+            "PartitionKey eq @p and current eq @d", parameters={"p": _MEMORY, "d": digest}, select=["instance"]))) or []
+        return [row["instance"] for row in found]
+
     def with_form(self, form: str) -> list[str]:
         """The instances whose recorded token setting has this form (one query)."""
         found = self._read("reading the watchdog's record", lambda: list(self._table.query_entities(
@@ -94,10 +100,17 @@ class TableMemories:
 
     @staticmethod
     def _row(key: str, record: rec.Record) -> dict:
-        return rows.fitting("the watchdog's record", {
-            "PartitionKey": _MEMORY, "RowKey": rows.safe_key(key), "instance": key,
-            "fingerprint": record.fingerprint or "", "form": (record.form or "")[:1000],
-            "record": rec.to_json(record)})
+        """The row within Azure Table's limits: when the record would not fit, its oldest version digests are
+        left out first, never what was created or put in place."""
+        for _ in range(8):
+            row = {"PartitionKey": _MEMORY, "RowKey": rows.safe_key(key), "instance": key,
+                   "fingerprint": record.fingerprint or "", "form": (record.form or "")[:1000],
+                   "current": record.current or "",
+                   "record": rec.to_json(record)}
+            if not rows.problems(row) or not record.versions:
+                break
+            record = rec.trimmed(record)
+        return rows.fitting("the watchdog's record", row)
 
 
 class InMemoryMemories:
@@ -115,6 +128,9 @@ class InMemoryMemories:
 
     def with_form(self, form: str) -> list[str]:
         return [key for key, record in self.memories().items() if record.form == form]
+
+    def holding(self, digest: str) -> list[str]:
+        return [key for key, record in self.memories().items() if record.current == digest]
 
     def remember(self, key: str, record: rec.Record) -> None:
         with self._memory_lock:

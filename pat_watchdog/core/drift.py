@@ -15,7 +15,8 @@ def form_of(reference: str | None) -> str:
         return PLAIN
     head, _, _version = reference.partition("/secrets/")
     secret = _version.split("/")[0]
-    return f"reference {head}/secrets/{secret}"
+    # Vault hosts and secret names are case-insensitive: one secret has one form, however it is spelled.
+    return f"reference {head.lower()}/secrets/{secret.lower()}"
 
 
 def describe(before, fingerprint: str | None, form: str, setting: str) -> str | None:

@@ -53,7 +53,11 @@ class Entries(tuple):
                             if self._valid_to(e) is not None), key=lambda p: (p[0], p[1]))
             self._dated[key] = ([p[0] for p in pairs], [p[2] for p in pairs])
         dates, entries = self._dated[key]
-        return entries[bisect.bisect_left(dates, when - within):bisect.bisect_right(dates, when + within)]
+        try:
+            low, high = when - within, when + within
+        except OverflowError:      # a date at the edge of the calendar (9999-12-31): nothing is that near
+            return []
+        return entries[bisect.bisect_left(dates, low):bisect.bisect_right(dates, high)]
 
     def earliest(self, now: datetime, user_id: str | None) -> datetime | None:
         self.near(now, user_id, now, timedelta(0))         # builds the sorted view

@@ -134,8 +134,9 @@ def _adopting(snap: InstanceSnapshot) -> bool:
 def _token_view(snap, chosen, dated, now) -> TokenView:
     # Azure DevOps' own answer about the token wins over a Key Vault `scopes` tag, a person's claim.
     answered = [f for f in snap.facts if f.source == "devops" and not f.ambiguous]
-    scopes = next((f.scopes for f in answered + ([chosen] if chosen else []) + list(snap.facts) if f and f.scopes),
-                  None)
+    # A guess (an ambiguous listing match) never supplies scopes: it could clear SCOPE_MISSING.
+    sure = [f for f in ([chosen] if chosen else []) + list(snap.facts) if f and not f.ambiguous]
+    scopes = next((f.scopes for f in answered + sure if f.scopes), None)
     global_pat = next((f.global_pat for f in snap.facts if f.global_pat is not None), None)
     live = {Liveness.VALID: True, Liveness.UNKNOWN: None}.get(snap.live.state, False)
     expires = chosen.expires_on if chosen else None

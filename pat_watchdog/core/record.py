@@ -26,9 +26,9 @@ from datetime import datetime
 from pat_watchdog.core.times import format_utc, parse_utc
 
 # Bounds that keep one instance's row far inside Azure Table's 64 KiB property limit.
-MAX_VERSIONS = 200
-MAX_TOKENS = 20
-MAX_CREATED = 40
+MAX_VERSIONS = 100     # ~100 characters each
+MAX_TOKENS = 10        # ~400 characters each
+MAX_CREATED = 20       # ~400 characters each: with the rest, under 24,000 characters (48 KB in UTF-16)
 
 
 class CreatedState:
@@ -85,6 +85,7 @@ class CreatedRecord:
 @dataclass(frozen=True)
 class Record:
     fingerprint: str | None = None            # the token setting's fingerprint when last seen (drift)
+    current: str | None = None                # ... and its digest: whether another instance holds a PAT
     form: str | None = None                   # plain, or the reference's secret (drift)
     versions: dict = field(default_factory=dict)        # staged version ID -> digest of its value
     tokens: dict = field(default_factory=dict)          # digest -> TokenFacts
@@ -93,8 +94,8 @@ class Record:
     previous: tuple[str, str] | None = None   # (version, digest) of the previous secret the watchdog wrote
     applying: str | None = None               # the staged version the watchdog tagged `applying` (crash recovery)
     created: tuple[CreatedRecord, ...] = ()
-    organization: str | None = None
     lifespan_cap_days: int | None = None      # a policy shortened a created PAT to this many days
+    damaged: bool = False                     # the stored row did not parse: nothing verified is known
 
     # -- reading -------------------------------------------------------------------------------
     def facts(self, digest: str | None) -> TokenFacts | None:
@@ -151,10 +152,10 @@ class Record:
     def with_previous(self, version: str, digest: str) -> Record:
         return self if self.previous == (version, digest) else replace(self, previous=(version, digest))
 
-    def seen_setting(self, fingerprint: str | None, form: str | None) -> Record:
-        if (fingerprint, form) == (self.fingerprint, self.form):
+    def seen_setting(self, fingerprint: str | None, form: str | None, digest: str | None = None) -> Record:
+        if (fingerprint, form, digest) == (self.fingerprint, self.form, self.current):
             return self
-        return replace(self, fingerprint=fingerprint, form=form)
+        return replace(self, fingerprint=fingerprint, form=form, current=digest)
 
     def put_in_place(self, version: str, digest: str, when: datetime) -> Record:
         """A verified rotation: the created PAT it replaced (if any) counts as replaced from now."""
@@ -191,11 +192,11 @@ def merge(mine: Record, theirs: Record) -> Record:
         other = created.get(pat.display_name)
         created[pat.display_name] = pat if other is None or _progress(pat) >= _progress(other) else other
     placed = max((p for p in (mine.placed, theirs.placed) if p), key=lambda p: p[2], default=None)
-    previous, applying = mine.previous or theirs.previous, mine.applying or theirs.applying
+    previous, applying = mine.previous or theirs.previous, mine.applying    # the writer's view of its rotation
     return replace(mine, versions=_newest({**theirs.versions, **mine.versions}, MAX_VERSIONS),
                    tokens=dict(list(tokens.items())[-MAX_TOKENS:]), placed=placed, previous=previous, applying=applying,
                    created=tuple(sorted(created.values(), key=lambda p: p.created_at)),
-                   owner=mine.owner or theirs.owner, organization=mine.organization or theirs.organization,
+                   owner=mine.owner or theirs.owner,
                    lifespan_cap_days=mine.lifespan_cap_days or theirs.lifespan_cap_days)
 
 
@@ -208,6 +209,12 @@ def _progress(pat: CreatedRecord) -> tuple[bool, int]:
 
 
 # -- the row --------------------------------------------------------------------------------------
+def trimmed(record: Record) -> Record:
+    """The record with its oldest staged-version digests left out (the least useful part): for a row that
+    would not fit. A digest left out is read again when its version still matters."""
+    return replace(record, versions=_newest(record.versions, max(0, len(record.versions) // 2)))
+
+
 def to_json(record: Record) -> str:
     def created(p: CreatedRecord) -> dict:
         return {"name": p.display_name, "at": format_utc(p.created_at), "state": p.state, "id": p.authorization_id,
@@ -224,7 +231,7 @@ def to_json(record: Record) -> str:
         "owner": record.owner, "created": [created(p) for p in record.created],
         "placed": [record.placed[0], record.placed[1], format_utc(record.placed[2])] if record.placed else None,
         "previous": list(record.previous) if record.previous else None, "applying": record.applying,
-        "organization": record.organization, "cap": record.lifespan_cap_days}, separators=(",", ":"))
+        "cap": record.lifespan_cap_days, "current": record.current}, separators=(",", ":"))
 
 
 def _is_digest(value) -> bool:
@@ -251,8 +258,9 @@ def from_row(fingerprint: str | None, form: str | None, text: str | None) -> Rec
         return replace(base, previous=tuple(previous) if previous else None,
                        versions={v: d for v, d in (data.get("versions") or {}).items() if _is_digest(d)},
                        tokens={d: t for d, t in tokens.items() if _is_digest(d)}, owner=data.get("owner"),
-                       created=created, organization=data.get("organization"), lifespan_cap_days=data.get("cap"),
+                       created=created, lifespan_cap_days=data.get("cap"),
+                       current=data.get("current") if _is_digest(data.get("current")) else None,
                        applying=data.get("applying"),
                        placed=(placed[0], placed[1], parse_utc(placed[2])) if placed else None)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError):
-        return base
+        return replace(base, damaged=True)

@@ -14,7 +14,10 @@ def parse_utc(text: str | None) -> datetime | None:
     if not text:
         return None
     value = datetime.fromisoformat(_FRACTION.sub(r".\1", text).replace("Z", "+00:00"))
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    try:
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    except OverflowError:   # e.g. 0001-01-01T00:00:00+01:00: a time outside what UTC can hold is no time
+        raise ValueError(f"{text[:40]!r} is outside the range of UTC times") from None
 
 
 def format_utc(value: datetime | None) -> str | None:
