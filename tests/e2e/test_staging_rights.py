@@ -300,3 +300,84 @@ def test_thousands_of_staged_versions_cost_a_bounded_number_of_reads(world, sand
     inst = run_cli("status", "--json", **channels).instance(NAME)
     reads = sandbox.count(method="GET", host="vault", path=r"aggregator-pat-staged/[0-9a-f]{32}")
     assert reads <= 25 and inst["status"] != "UNKNOWN"
+
+
+# -- found by the second review ---------------------------------------------------------------------
+def test_an_instance_whose_user_was_never_seen_gets_no_pat_of_the_signed_in_user(world, sandbox, run_cli, channels,
+                                                                                 person):
+    token, _ = world.issue(100)
+    world.add_instance(NAME, token)
+    assert run_cli("login", **channels, **AUTO).code == 0
+    per_name = {"WATCHDOG_STAGED_SECRET": "{name}-pat-staged", "WATCHDOG_PREVIOUS_SECRET": "{name}-pat-previous",
+                "WATCHDOG_SIGNIN_SECRET": "pat-watchdog-signin"}
+    evil = world.add_instance("evilaggregator", "not-a-token", group="someones-sandbox")
+    inst = run_cli("run", "--json", **channels, **AUTO, **per_name).instance("evilaggregator")
+    assert sandbox.devops.created_pats() == [] and world.token_setting(evil) == "not-a-token"
+    signin = next(r for r in inst["reasons"] if r["code"] == "SIGNIN_REQUIRED")
+    assert "--new-user" in signin["message"] and "not known yet" in signin["message"]
+
+
+def test_two_watched_apps_of_one_name_share_no_replacement(world, sandbox, run_cli, channels):
+    names = {"WATCHDOG_STAGED_SECRET": "{name}-pat-staged", "WATCHDOG_PREVIOUS_SECRET": "{name}-pat-previous"}
+    token, _ = world.issue(5)
+    world.add_instance(NAME, token)
+    new, _ = world.issue(365)
+    world.stage(new, days=365, secret=f"{NAME}-pat-staged")
+    twin = world.add_instance(NAME, "not-a-token", group="someones-sandbox", default_host="unique")
+    result = run_cli("run", "--json", **channels, **names)
+    assert {i["status"] for i in result.json["instances"]} == {"CRITICAL"}
+    assert all([r["code"] for r in i["reasons"]] == ["REFERENCE_NOT_ALLOWED"] for i in result.json["instances"])
+    assert world.token_setting(twin) == "not-a-token" and sandbox.arm.writes == []
+
+
+def test_a_reference_in_another_case_is_the_same_secret(world, sandbox, run_cli, channels):
+    b_token, _ = world.issue(100)
+    sandbox.vault.set_secret("aggregator-kv", "b-pat", b_token, expires_on=world.now + timedelta(days=100))
+    env = {"WATCHDOG_REFERENCE_VAULTS": "https://aggregator-kv.vault.azure.net",
+           "WATCHDOG_STAGED_SECRET": "{name}-pat-staged", "WATCHDOG_PREVIOUS_SECRET": "{name}-pat-previous"}
+    world.add_instance("baggregator", f"@Microsoft.KeyVault(SecretUri={sandbox.vault.url('aggregator-kv')}/secrets/b-pat/)")
+    assert run_cli("run", **channels, **env).code == 0
+    upper = f"{sandbox.vault.url('aggregator-kv').upper().replace('HTTPS', 'https')}/secrets/B-PAT/"
+    a_app = world.add_instance("aaggregator", f"@Microsoft.KeyVault(SecretUri={upper})")
+    alone = run_cli("run", "--json", **channels, **env, WATCHDOG_AGGREGATOR_APP=a_app).instance("aaggregator")
+    assert codes(alone) == {"REFERENCE_NOT_ALLOWED"}
+
+
+def test_a_time_at_the_edge_of_the_calendar_is_no_time_and_costs_no_alert(world, sandbox, run_cli, channels):
+    token, _ = world.issue(2)
+    world.add_instance(NAME, token)
+    world.stage(token, days=2, tags={"watchdog-status": "current"})
+    world.stage("junk", days=300, scopes=None, tags={"rotated-at": "0001-01-01T00:00:00+01:00"})
+    result = run_cli("run", "--json", **channels)
+    inst = result.instance(NAME)
+    assert inst["status"] == "CRITICAL" and "INTERNAL_ERROR" not in codes(inst) and "TAG_UNPARSED" in codes(inst)
+    assert f"CRITICAL: {NAME}" in titles(sandbox)
+
+
+def test_retagging_the_version_in_place_as_applying_rolls_nothing_back(world, sandbox, run_cli, channels, person):
+    old, _ = world.issue(10)
+    app = world.add_instance(NAME, old)
+    assert run_cli("login", **channels, **AUTO).code == 0
+    assert run_cli("run", **channels, **AUTO).code == 0
+    placed = world.token_setting(app)
+    [version] = [v["version"] for v in sandbox.vault.versions(world.vault, STAGED)]
+    found = sandbox.vault._secret(world.vault, STAGED).find(version)     # two PATCHes a stager may make
+    found.tags = {**found.tags, "watchdog-status": "applying"}
+    found.enabled = False
+    for day in (0.1, 1):
+        run_cli("run", "--json", now=world.now + timedelta(days=day), **channels, **AUTO)
+        assert world.token_setting(app) == placed and sandbox.devops.works(placed)
+
+
+def test_a_moved_key_vault_date_does_not_replace_the_sure_match(world, sandbox, run_cli, channels):
+    """One attribute write moves the current version's `expires` onto another PAT's date."""
+    token, _ = world.issue(20)
+    world.add_instance(NAME, token)
+    version = world.stage(token, days=20, tags={"watchdog-status": "current"})
+    assert run_cli("run", **channels).code == 0                      # the only PAT: a sure match
+    _other, _ = world.issue(200)
+    found = sandbox.vault._secret(world.vault, STAGED).find(version)
+    found.expires_on = world.now + timedelta(days=200)
+    for day in (1, 10):
+        inst = run_cli("run", "--json", now=world.now + timedelta(days=day), **channels).instance(NAME)
+        assert inst["token"]["days_left"] == 20 - day and inst["status"] == "WARNING", inst["reasons"]
