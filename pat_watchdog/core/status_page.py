@@ -22,6 +22,10 @@ from pat_watchdog.core.times import format_utc, parse_utc
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 CONTENT_TYPE = "text/html; charset=utf-8"
+# What the page is served with: its policy, no Referer to the portal (the Function's URL carries its key
+# in ?code=), and no sniffing of the type (MDN, "Referrer-Policy", "X-Content-Type-Options").
+HEADERS = {"Content-Type": CONTENT_TYPE, "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+           "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 PORTAL = "https://portal.azure.com/#@/resource"
 HISTORY = 30                       # runs shown as squares, oldest to newest
 SCALE_DAYS = 365                   # a PAT lives at most a year: the bar's full width
@@ -92,6 +96,11 @@ def page(report: Mapping, history: Sequence[Mapping] | None, thresholds: Thresho
             _table(instances, thresholds, organization), _footer(thresholds, now)]
     title = f"pat-watchdog: {_status(report.get('status'))}"
     return _document(title, _style(thresholds), "".join(body))
+
+
+def page_for(report: Mapping, history: Sequence[Mapping] | None, settings, now: datetime) -> str:
+    """The page with the configured thresholds and organization (core/settings.py's Settings)."""
+    return page(report, history, Thresholds.of(settings), now, organization=settings.devops_org_url or None)
 
 
 def message_page(title: str, message: str) -> str:
