@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Regenerates docs/card-warning.png, docs/card-critical.png and docs/email-critical.png.
+"""Regenerates docs/card-warning.png, docs/card-critical.png, docs/email-critical.png and docs/status-page.png.
 
 The alerts come from the real pipeline (snapshot -> policy.decide -> alerts.for_plan), the
-Teams card from pat_watchdog.adapters.teams and the email from pat_watchdog.adapters.email. The
+Teams card from pat_watchdog.adapters.teams and the email from pat_watchdog.adapters.email; the
+status page from pat_watchdog.core.status_page, over a sample fleet decided the same way. The
 card is drawn by Microsoft's own renderer (npm adaptivecards, tests/render/render_page.html),
 the email as it stands, both in headless Chromium (Debian package `chromium`; install it with
 scripts/install-chromium.sh). tests/render/test_render.py uses the same helpers, so what the
@@ -342,12 +343,13 @@ class Recorder:
 
 
 def page_probe(html_text: str, width: int, binary: str | None = None, extra: tuple[str, ...] = ()) -> dict:
-    """How the page lays out at this width: {"height", "scrollWidth", "innerWidth", "cellDisplay", "dark"}
+    """How the page lays out at this width: {"height", "scrollWidth", "innerWidth", "cellDisplay", "rows", "dark"}
     (measured on a copy without the CSP, with a script added)."""
     probe = ("<script>const td = document.querySelector('td'); document.title = 'probe=' + JSON.stringify({"
              "height: Math.ceil(document.documentElement.getBoundingClientRect().height),"
              "scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,"
              "cellDisplay: td ? getComputedStyle(td).display : null,"
+             "rows: document.querySelectorAll('tbody tr').length,"
              "dark: matchMedia('(prefers-color-scheme: dark)').matches});</script>")
     with tempfile.TemporaryDirectory(prefix="page-measure-") as tmp:
         page = Path(tmp) / "page.html"
@@ -399,7 +401,9 @@ def png_facts(png: Path) -> dict:
             idat += chunk
         pos += 12 + length
     pixels = zlib.decompress(idat)
-    return {"width": width, "height": height, "distinct_bytes": len(set(pixels)), "bytes": len(data)}
+    # The first pixel of the first scanline is stored as is whatever its filter (every neighbour counts 0).
+    return {"width": width, "height": height, "distinct_bytes": len(set(pixels)), "bytes": len(data),
+            "first_pixel": tuple(pixels[1:4])}
 
 
 # --- The docs ----------------------------------------------------------------------------------
@@ -425,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}")
     png = screenshot_email(email_builder.html_body(found["critical_soon"]), args.out / "email-critical.png",
                            binary=binary)
+    print(f"wrote {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}")
+    # Twelve instances: every kind of trouble of the sample fleet once, and the healthy majority.
+    png = screenshot_page(sample_page(12), args.out / "status-page.png", 1280, binary=binary)
     print(f"wrote {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}")
     print(chromium_version(binary))
     return 0

@@ -442,8 +442,8 @@ th{position:sticky;top:0;background:var(--head);font-weight:600;z-index:1}
 .org{display:none}
 .nowrap,.badge{white-space:nowrap}
 .name{font-weight:600}
-td.c0,td.c1{overflow-wrap:break-word}td.c4,td.c5{min-width:7.5em}td.c6{min-width:6.5em}
-td.c7{min-width:16em;width:36%}
+td.c0,td.c1{overflow-wrap:break-word}td.c4{min-width:7.5em}td.c5{min-width:10em}td.c6{min-width:6.5em}
+td.c7{min-width:16em;width:32%}
 .days{display:flex;align-items:center;gap:6px}
 .track{position:relative;display:inline-block;flex:none;width:120px;height:10px;border-radius:2px;overflow:hidden;
 background:/*ZONES*/}
@@ -459,7 +459,7 @@ color:var(--muted)}
 footer{margin-top:12px}
 @media (max-width:1199px) and (min-width:961px){
 .org{display:inline}th.c1,td.c1{display:none}
-td.c7{min-width:10em}
+td.c5{min-width:7.5em}td.c7{min-width:10em}
 }
 @media (min-width:961px){
 tr.crit td:first-child{box-shadow:inset 3px 0 var(--crit)}tr.unk td:first-child{box-shadow:inset 3px 0 var(--unk)}
