@@ -442,7 +442,7 @@ th{position:sticky;top:0;background:var(--head);font-weight:600;z-index:1}
 .org{display:none}
 .nowrap,.badge{white-space:nowrap}
 .name{font-weight:600}
-td.c0,td.c1{overflow-wrap:break-word}td.c4{min-width:7.5em}td.c5{min-width:10em}td.c6{min-width:6.5em}
+td.c0,td.c1,td.c6{overflow-wrap:break-word}td.c4{min-width:7.5em}td.c5{min-width:10em}td.c6{min-width:6.5em}
 td.c7{min-width:16em;width:32%}
 .days{display:flex;align-items:center;gap:6px}
 .track{position:relative;display:inline-block;flex:none;width:120px;height:10px;border-radius:2px;overflow:hidden;
