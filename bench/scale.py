@@ -27,17 +27,16 @@ REQUESTS = 3        # what a healthy instance should cost (DESIGN 3.7)
 def status_once(world: World, count: int, *profile: str, storage: dict | None = None
                 ) -> tuple[float, float, int, dict, float]:
     """`status --json` in a child: (wall seconds, peak RSS MiB, exit code, the report, its CPU seconds)."""
-    from bench.__main__ import ROOT
+    from bench.__main__ import ROOT, child_stderr
 
     env = {**os.environ, **world.env(WATCHDOG_STAGED_SECRET="{name}-pat-staged",
                                      WATCHDOG_PREVIOUS_SECRET="{name}-pat-previous",
                                      WATCHDOG_AGGREGATOR_APP=f"/subscriptions/{SUBSCRIPTION}",
                                      WATCHDOG_CONCURRENCY=str(CONCURRENCY), **(storage or {}))}
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, child_stderr() as stderr:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, *profile, "-m", "pat_watchdog", "status", "--json"],
-                                   cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.DEVNULL)
+                                   cwd=ROOT, env=env, stdout=out, stderr=stderr)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         out.seek(0)
