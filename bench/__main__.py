@@ -96,14 +96,16 @@ def start_azurite():
         return None
 
 
-TTY = {"on": False, "drawn": 0}     # --tty: the children's stderr is a terminal; bytes drawn on it
+# --tty: the children's stderr is a terminal; the bytes drawn on it. bench/scale.py is handed it: under
+# `python -m bench` this module is `__main__`, and an import of bench.__main__ would be another copy.
+TTY = {"on": False, "drawn": 0}
 
 
 @contextmanager
-def child_stderr():
+def child_stderr(tty: dict = TTY):
     """The child's stderr: /dev/null, or with --tty a pseudo-terminal (the progress line is drawn, as at a
-    person's terminal), drained here and counted in TTY["drawn"]."""
-    if not TTY["on"]:
+    person's terminal), drained here and counted in tty["drawn"]."""
+    if not tty["on"]:
         yield subprocess.DEVNULL
         return
     master, slave = os.openpty()
@@ -116,7 +118,7 @@ def child_stderr():
                 break
             if not chunk:
                 break
-            TTY["drawn"] += len(chunk)
+            tty["drawn"] += len(chunk)
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
@@ -216,7 +218,7 @@ def main() -> int:
     if args.large:
         from bench import scale
 
-        scale.main(args.large, args.latency)
+        scale.main(args.large, args.latency, tty=TTY)
     if args.tty:
         print(f"progress drawn on the terminals: {TTY['drawn']} bytes")
     return 0
