@@ -17,9 +17,9 @@ def watchdog_timer(timer: func.TimerRequest) -> None:
 
 @app.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def watchdog_status(req: func.HttpRequest) -> func.HttpResponse:
-    """The last run's report, for dashboards and uptime checks."""
-    status, body = functions.last_report()
-    return func.HttpResponse(body, status_code=status, mimetype="application/json")
+    """The last run's report, for dashboards and uptime checks; the status page for a browser."""
+    status, body, headers = functions.last_report(req.headers.get("Accept"), req.params.get("format"))
+    return func.HttpResponse(body, status_code=status, headers=headers, mimetype=headers["Content-Type"].split(";")[0])
 
 
 @app.route(route="doctor", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

@@ -15,7 +15,9 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -99,16 +101,51 @@ def start_azurite():
         return None
 
 
+# --tty: the children's stderr is a terminal; the bytes drawn on it. bench/scale.py is handed it: under
+# `python -m bench` this module is `__main__`, and an import of bench.__main__ would be another copy.
+TTY = {"on": False, "drawn": 0}
+
+
+@contextmanager
+def child_stderr(tty: dict = TTY):
+    """The child's stderr: /dev/null, or with --tty a pseudo-terminal (the progress line is drawn, as at a
+    person's terminal), drained here and counted in tty["drawn"]."""
+    if not tty["on"]:
+        yield subprocess.DEVNULL
+        return
+    master, slave = os.openpty()
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:       # EIO once every writer closed the terminal
+                break
+            if not chunk:
+                break
+            tty["drawn"] += len(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        yield slave
+    finally:
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+
+
 def run_child(world: World, command: list[str], **env: str) -> tuple[float, float, int, float]:
     """Run the CLI in a child process: (wall seconds, peak RSS MiB, exit code, its CPU seconds)."""
     child_env = {**os.environ, **world.env(WATCHDOG_STAGED_SECRET="{name}-pat-staged",
                                            WATCHDOG_PREVIOUS_SECRET="{name}-pat-previous", **env)}
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "pat_watchdog", *command], cwd=ROOT, env=child_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    return (time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status),
-            usage.ru_utime + usage.ru_stime)
+    with child_stderr() as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "pat_watchdog", *command], cwd=ROOT, env=child_env,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+    return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime
 
 
 def service_requests(sandbox: Sandbox) -> int:
@@ -165,7 +202,10 @@ def main() -> int:
                         help="also time each size with WATCHDOG_CONCURRENCY=1 (--no-serial: skip)")
     parser.add_argument("--large", type=int, default=5000,
                         help="instances for the one-run scale figures and the run-history write (0: skip)")
+    parser.add_argument("--tty", action="store_true",
+                        help="give each `status` a terminal as stderr, so it draws its progress line")
     args = parser.parse_args()
+    TTY["on"] = args.tty
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}")
     print(f"import function_app (median of 7 fresh processes): {import_time() * 1000:.0f} ms")
@@ -183,7 +223,9 @@ def main() -> int:
     if args.large:
         from bench import scale
 
-        scale.main(args.large, args.latency)
+        scale.main(args.large, args.latency, tty=TTY)
+    if args.tty:
+        print(f"progress drawn on the terminals: {TTY['drawn']} bytes")
     return 0
 
 

@@ -24,20 +24,19 @@ CONCURRENCY = 8
 REQUESTS = 3        # what a healthy instance should cost (DESIGN 3.7)
 
 
-def status_once(world: World, count: int, *profile: str, storage: dict | None = None
+def status_once(world: World, count: int, *profile: str, storage: dict | None = None, tty: dict | None = None
                 ) -> tuple[float, float, int, dict, float]:
     """`status --json` in a child: (wall seconds, peak RSS MiB, exit code, the report, its CPU seconds)."""
-    from bench.__main__ import ROOT
+    from bench.__main__ import ROOT, child_stderr
 
     env = {**os.environ, **world.env(WATCHDOG_STAGED_SECRET="{name}-pat-staged",
                                      WATCHDOG_PREVIOUS_SECRET="{name}-pat-previous",
                                      WATCHDOG_AGGREGATOR_APP=f"/subscriptions/{SUBSCRIPTION}",
                                      WATCHDOG_CONCURRENCY=str(CONCURRENCY), **(storage or {}))}
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, child_stderr(tty or {"on": False}) as stderr:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, *profile, "-m", "pat_watchdog", "status", "--json"],
-                                   cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.DEVNULL)
+                                   cwd=ROOT, env=env, stdout=out, stderr=stderr)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         out.seek(0)
@@ -78,7 +77,7 @@ def history_write(report: dict) -> dict | None:
         azurite.stop()
 
 
-def main(count: int, latency: float, *profile: str) -> None:
+def main(count: int, latency: float, *profile: str, tty: dict | None = None) -> None:
     from bench.__main__ import seed, service_requests, start_azurite, storage_env
 
     azurite = start_azurite()
@@ -93,7 +92,7 @@ def main(count: int, latency: float, *profile: str) -> None:
         sandbox.latency = latency
         sandbox.reset_requests()
         own = resource.getrusage(resource.RUSAGE_SELF)
-        wall, rss, code, report, cpu = status_once(world, count, *profile, storage=storage)
+        wall, rss, code, report, cpu = status_once(world, count, *profile, storage=storage, tty=tty)
         sandbox_cpu = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - _cpu(own)
         per = service_requests(sandbox) / count
     if azurite:

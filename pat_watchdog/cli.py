@@ -10,7 +10,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Sequence, TextIO
 
-from pat_watchdog import log_setup, watchdog
+from pat_watchdog import log_setup, progress, watchdog
 from pat_watchdog.core import reasons as R
 from pat_watchdog.core.errors import ConfigError
 from pat_watchdog.core.model import ActionKind, ActionOutcome, Mode, Status
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="observe and decide; change nothing (Nagios exit codes)")
     status.add_argument("--json", action="store_true", help="print the JSON report")
+    status.add_argument("--html", metavar="FILE", help="also write the status page: one self-contained HTML file")
     run = commands.add_parser("run", help="the timer's job: observe, decide, act")
     run.add_argument("--dry-run", action="store_true", help="print the plan, perform none of it")
     run.add_argument("--json", action="store_true", help="print the JSON report")
@@ -112,21 +113,42 @@ def _command(args, env, moment, stdout, stderr, credential, retry) -> int:
     if args.command == "login":
         return _login(args, env, moment, stdout, stderr, credential, retry)
     mode = Mode.DRY_RUN if getattr(args, "dry_run", False) else Mode(args.command)
+    tally = progress.on_terminal(stderr, quiet=args.verbose) if args.command in ("status", "run") else None
     try:
         settings = load_settings(os.environ if env is None else env)
         result = watchdog.run_once(settings, mode, moment, credential=credential, retry=retry,
                                    force=getattr(args, "force", False),
-                                   local_lock=getattr(args, "local_lock", False))
+                                   local_lock=getattr(args, "local_lock", False), progress=tally)
     except ConfigError as error:
         print(f"pat-watchdog: {error}", file=stderr)
         if args.json:  # scripts read stdout: they get a report that says why there is none
             print(json.dumps(error_report(args.command, moment, error.problems), indent=2), file=stdout)
         return CONFIG_EXIT[args.command]
+    finally:
+        if tally is not None:
+            tally.close()
     if args.json:
         write_json(result.report, stdout)
     else:
         print(render(result.report), file=stdout)
+    if getattr(args, "html", None) and not _write_page(args.html, result.report, settings, moment, stderr,
+                                                       credential, retry):
+        return CONFIG_EXIT[args.command]
     return exit_code(args.command, mode, result)
+
+
+def _write_page(path: str, report: dict, settings, moment, stderr, credential, retry) -> bool:
+    """`status --html FILE`: the status page of this report, with the last runs when there is a state table."""
+    from pat_watchdog import pages
+    from pat_watchdog.core.errors import WatchdogError
+
+    try:
+        written = pages.write(path, report, settings, moment, pages.history(settings, credential, retry))
+    except (OSError, WatchdogError) as error:
+        print(f"pat-watchdog: the status page could not be written to {path}: {error}", file=stderr)
+        return False
+    print(f"pat-watchdog: status page written to {written}", file=stderr)
+    return True
 
 
 def write_json(report: dict, stdout: TextIO) -> None:

@@ -48,6 +48,7 @@ class Story:
         self.seen_teams = self.seen_mail = 0
         self.shown_mail = False
         self.ledger = MemoryLedger()  # one ledger across chapters: deduplication shows
+        self.last: tuple[dict, object] | None = None
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out)
@@ -61,6 +62,7 @@ class Story:
         settings = load_settings(self.world.env(**self.channels(), **env))
         result = watchdog.run_once(settings, command, self.day, retry=_RETRY, force=force, ledger=self.ledger,
                                    local_lock=True)
+        self.last = (result.report, settings)   # the status page shows the last run
         self.say(textwrap.indent(render(result.report), "   | "))
         self.show_channels()
         return result.report
@@ -228,6 +230,18 @@ def _fp(value: str | None) -> str:
     return fingerprint(value) if value else "-"
 
 
+def _status_page(story: Story):
+    """The last chapter's report and the story's runs as the status page, in a temporary directory."""
+    import tempfile
+
+    from pat_watchdog import pages
+
+    report, settings = story.last
+    folder = tempfile.mkdtemp(prefix="pat-watchdog-demo-")
+    return pages.write(os.path.join(folder, "status.html"), report, settings, story.day,
+                       story.ledger.recent_runs())
+
+
 def run_demo(out: TextIO) -> int:
     """Start the sandbox, walk the story, print what each channel received; exit 0."""
     from pat_watchdog.sandbox import Sandbox
@@ -240,6 +254,9 @@ def run_demo(out: TextIO) -> int:
         story = Story(World(sandbox), out)
         _chapters(story)
         refused = sandbox.proxy_refused
+    page = _status_page(story)
+    print(f"\nThe status page of the last run (GET /api/status in a browser; `pat-watchdog status --html FILE`):"
+          f"\n   {page}", file=out)
     print(f"\nDone in {time.monotonic() - started:.1f} s; requests to anything but the sandbox: "
           f"{len(refused)}.", file=out)
     return 0

@@ -120,11 +120,22 @@ def _target(settings, body: str):
         return None
 
 
-def last_report(*, env=None, credential=None, retry=None) -> tuple[int, str]:
-    """`GET /api/status`: the last run's report from the run history, as JSON."""
+def last_report(accept: str | None = None, output: str | None = None, *, env=None, credential=None, retry=None,
+                now: datetime | None = None) -> tuple[int, str, dict[str, str]]:
+    """`GET /api/status`: the last run's report from the run history, as JSON; as the status page with the
+    last runs when the request asks for HTML (`Accept: text/html`, `?format=html`; docs/reference.md,
+    "The status page"). Returns the status, the body and the response headers."""
     from pat_watchdog.adapters.retry import RetryPolicy
     from pat_watchdog.adapters.state_table import MemoryLedger, open_ledger
+    from pat_watchdog.core import status_page
     from pat_watchdog.core.errors import ServiceError
+
+    html = status_page.wants_html(accept, output)
+
+    def problem(status: int, message: str, title: str) -> tuple[int, str, dict[str, str]]:
+        if html:
+            return status, status_page.message_page(title, message), status_page.HEADERS
+        return status, json.dumps({"error": message}), {"Content-Type": "application/json"}
 
     settings = _settings(env)
     if credential is None and settings.storage and not settings.storage.connection_string:
@@ -132,14 +143,21 @@ def last_report(*, env=None, credential=None, retry=None) -> tuple[int, str]:
         credential = default_credential()
     ledger = open_ledger(settings, credential, retry or RetryPolicy(attempts=2, total=10))
     if isinstance(ledger, MemoryLedger):
-        return 503, json.dumps({"error": "AzureWebJobsStorage is not set: there is no run history"})
+        return problem(503, "AzureWebJobsStorage is not set: there is no run history", "no run history")
     try:
         report = ledger.last_run()
     except ServiceError as error:
-        return 503, json.dumps({"error": f"the run history could not be read: {error}"})
+        return problem(503, f"the run history could not be read: {error}", "run history unreadable")
     if report is None:
-        return 404, json.dumps({"error": "no run recorded yet"})
-    return 200, json.dumps(report)
+        return problem(404, "no run recorded yet", "no run recorded yet")
+    if not html:
+        return 200, json.dumps(report), {"Content-Type": "application/json"}
+    try:
+        history = ledger.recent_runs()
+    except ServiceError as error:
+        log.warning("status page without the last runs: %s", error)
+        history = None
+    return 200, status_page.page_for(report, history, settings, _now(now)), status_page.HEADERS
 
 
 def doctor(send_test: str | None = None, output: str | None = None, *, env=None, now=None, credential=None,

@@ -76,8 +76,9 @@ def iter_targets(settings: Settings, ports: Ports, errors: list[str]) -> Iterato
 
 def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | None = None,
              credential=None, retry: RetryPolicy | None = None,
-             force: bool = False, ledger=None, local_lock: bool = False) -> RunResult:
-    """Observe, decide and (unless `status` or `dry-run`) act; never raises for one instance."""
+             force: bool = False, ledger=None, local_lock: bool = False, progress=None) -> RunResult:
+    """Observe, decide and (unless `status` or `dry-run`) act; never raises for one instance. `progress`
+    (progress.Progress) counts the instances found and observed."""
     own = ports is None
     ports = ports or open_ports(settings, credential, retry, ledger)
     limits = retry or RetryPolicy()
@@ -89,7 +90,7 @@ def run_once(settings: Settings, mode: Mode, now: datetime, *, ports: Ports | No
         with deadlines.within(observing, f"the run's {limits.run:g} s (host.json functionTimeout, less "
                               f"{limits.acting if mode.writes else 0:g} s kept for acting)") as deadline:
             observed = _observe_all(iter_targets(settings, ports, errors), settings, ports, now,
-                                    write=mode.writes, limits=limits, deadline=deadline)
+                                    write=mode.writes, limits=limits, deadline=deadline, progress=progress)
         _refuse_shared_references(observed)
         plans = [decide(o.snapshot, Policy.from_settings(settings, o.app.site), now, force_rotation=force)
                  for o in observed]
@@ -194,7 +195,7 @@ def _record(result: RunResult, ports: Ports, mode: Mode) -> None:
 
 
 def _observe_all(targets: Iterator[ResourceId], settings, ports, now, *, write, limits: RetryPolicy,
-                 deadline: deadlines.Deadline) -> list[Observed]:
+                 deadline: deadlines.Deadline, progress=None) -> list[Observed]:
     """Every target, `settings.concurrency` at a time, in the order they come (the pool starts on the
     first while the rest are still being listed). Each observation ends within `limits.instance` and
     before the run's `deadline`; one begun too late is not observed (DEADLINE_EXCEEDED)."""
@@ -213,6 +214,8 @@ def _observe_all(targets: Iterator[ResourceId], settings, ports, now, *, write, 
                 found = Observed(InstanceSnapshot(str(app), app.site, unreachable=note), app)
         return _overran(found, mine) if mine.passed or mine.left() <= 0 else found
 
+    if progress is not None:
+        one, targets = progress.tallied(one), progress.counted(targets)
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="observe") as pool:
         return list(pool.map(one, targets))
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from itertools import islice
 from typing import Literal
 
 from pat_watchdog.adapters import table_rows as rows
@@ -25,11 +26,12 @@ from pat_watchdog.adapters.sdk_errors import service_error
 from pat_watchdog.core.dedup import Entry
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.settings import StorageTarget
-from pat_watchdog.core.times import parse_utc
+from pat_watchdog.core.times import format_utc, parse_utc
 
 log = logging.getLogger(__name__)
 _ALERTS, _LOCKS = "alert", "lock"
 KEEP_RUNS = 30          # runs kept in the history; older ones are deleted after each write
+RUN_HEADER = ("generated_at", "command", "status", "outcome")   # what a run's header row says of it
 MESSAGE_CHARS = 1000    # an alert row keeps the start of its message: enough to recognise it
 # The service's time comes from the Date header of its answer, in whole seconds (truncated): a lease
 # counts as run out only once that time is past it, and as still held only with more than this left.
@@ -76,6 +78,11 @@ class MemoryLedger(InMemoryMemories):
     def last_run(self) -> dict | None:
         with self._lock:
             return json.loads(self._runs[-1]) if self._runs else None
+
+    def recent_runs(self, count: int = KEEP_RUNS) -> list[dict]:
+        with self._lock:
+            kept = self._runs[-count:] if count > 0 else []
+        return [{k: run.get(k) for k in RUN_HEADER} for run in map(json.loads, reversed(kept))]
 
     def acquire(self, key: str, owner: str, now: datetime, lease: timedelta) -> str | Literal[False]:
         """A fencing token, or False while another owner's lease runs; `now` (the caller's clock) is not used."""
@@ -189,6 +196,18 @@ class TableLedger(TableMemories):
                 return report
             log.warning("run history: run %s is not whole; reading the one before", header["RowKey"])
         return None
+
+    def recent_runs(self, count: int = KEEP_RUNS) -> list[dict]:
+        """The newest `count` runs' {generated_at, command, status, outcome}, newest first: one page of one
+        query on the header rows, four properties each (the status page's row of squares)."""
+        if count <= 0:
+            return []
+        found = self._read("reading the run history", lambda: list(islice(self._table.query_entities(
+            "PartitionKey eq @p", parameters={"p": rows.RUNS}, select=list(RUN_HEADER),
+            results_per_page=min(count, 1000)), count))) or []
+        return [{"generated_at": format_utc(r["generated_at"]) if isinstance(r.get("generated_at"), datetime)
+                 else r.get("generated_at"), "command": r.get("command"), "status": r.get("status"),
+                 "outcome": r.get("outcome") or None} for r in found]
 
     def _run(self, header) -> dict | None:
         what = "reading the run history"

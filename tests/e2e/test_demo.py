@@ -31,4 +31,8 @@ def test_demo_tells_the_whole_story():
     # Every PAT the demo makes has the 84-character format (or the classic 52-character one): none may appear.
     assert "JQQJ9" not in out
     assert not re.search(r"[A-Za-z0-9]{76}AZDO[A-Za-z0-9]{4}|(?<![a-z2-7])[a-z2-7]{52}(?![a-z2-7])", out)
+    page = Path(re.search(r"The status page of the last run .*\n   (\S+status\.html)\n", out).group(1))
+    html = page.read_text(encoding="utf-8")
+    assert ">adventureaggregator</a>" in html and "<script" not in html and html.count('class="sq ') > 5
+    assert not re.search(r"[A-Za-z0-9]{76}AZDO[A-Za-z0-9]{4}|(?<![a-z2-7])[a-z2-7]{52}(?![a-z2-7])", html)
     assert re.search(r"Done in \d+\.\d s", out)  # the time is printed, not asserted (see bench/)

@@ -159,6 +159,46 @@ def test_status_endpoint_returns_the_last_report(world, run_cli, storage, monkey
     assert status.get_user_function()(request).status_code == 503
 
 
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"   # what a browser sends
+
+
+def test_status_endpoint_serves_the_status_page_to_a_browser(world, run_cli, storage, monkeypatch):
+    healthy(world, "alphaaggregator")
+    expired, _ = world.issue(-2)
+    world.add_instance("betaaggregator", expired)
+    status = {f.get_function_name(): f for f in fresh_functions()}["watchdog_status"].get_user_function()
+    for key, value in world.env(**storage, **PER_NAME).items():
+        monkeypatch.setenv(key, value)
+
+    def get(headers=None, params=None) -> func.HttpResponse:
+        response = status(func.HttpRequest("GET", "/api/status", body=b"", headers=headers or {}, params=params or {}))
+        assert_no_leak(response.get_body().decode(), world.tokens, where="status endpoint")
+        return response
+
+    before = get({"Accept": BROWSER})       # no run yet: said as a page too
+    assert before.status_code == 404 and before.mimetype == "text/html"
+    assert "no run recorded yet" in before.get_body().decode()
+    assert before.headers["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'"
+    run_cli("run", **storage, **PER_NAME)
+    run_cli("run", **storage, **PER_NAME)
+    for asked in (get({"Accept": BROWSER}), get(params={"format": "html"}), get({"Accept": "application/json"},
+                                                                                 {"format": "html"})):
+        assert asked.status_code == 200 and asked.mimetype == "text/html"
+        assert asked.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert asked.headers["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'"
+        assert asked.headers["Referrer-Policy"] == "no-referrer"
+        page = asked.get_body().decode()
+        assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+        assert page.index("betaaggregator") < page.index("alphaaggregator")      # worst first
+        assert "2 instances:" in page and page.count('class="sq ') == 2          # the two runs
+        assert "Report of <b>run at 2026-11-28 06:00 UTC" in page
+    for json_asked in (get(), get({"Accept": "*/*"}), get({"Accept": "application/json, text/html;q=0.5"}),
+                       get({"Accept": BROWSER}, {"format": "json"})):
+        assert json_asked.status_code == 200 and json_asked.mimetype == "application/json"
+        assert "Content-Security-Policy" not in json_asked.headers
+        assert json.loads(json_asked.get_body())["command"] == "run"
+
+
 def test_the_token_listing_is_asked_once_per_user_and_run(world, run_cli, sandbox):
     for i in range(5):
         healthy(world, f"team{i}aggregator")      # one service account's PATs, one per instance

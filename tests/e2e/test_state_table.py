@@ -11,7 +11,7 @@ from azure.core.exceptions import HttpResponseError
 
 from pat_watchdog.adapters import table_rows as rows
 from pat_watchdog.adapters.retry import RetryPolicy
-from pat_watchdog.adapters.state_table import KEEP_RUNS, MESSAGE_CHARS, TableLedger
+from pat_watchdog.adapters.state_table import KEEP_RUNS, MESSAGE_CHARS, MemoryLedger, TableLedger
 from pat_watchdog.core.dedup import Entry
 from pat_watchdog.core.errors import ServiceError
 from pat_watchdog.core.settings import StorageTarget
@@ -103,6 +103,50 @@ def test_only_the_newest_runs_are_kept_and_a_dead_runs_parts_go_too(table, stora
     assert len([p for p in partitions if p.startswith(rows.RUNS + "~")]) == KEEP_RUNS
     assert len(list(raw.query_entities("PartitionKey eq 'run'"))) == KEEP_RUNS
     assert ledger.last_run()["generated_at"] == synthetic(1, NOW + timedelta(days=KEEP_RUNS + 2))["generated_at"]
+
+
+class CountsQueries(LimitedTable):
+    """Records each query's filter and selected properties, and the bytes of every answer."""
+
+    def __init__(self, client):
+        super().__init__(client)
+        self.queries, self.answered = [], []
+
+    def query_entities(self, query_filter, **kwargs):
+        self.queries.append((query_filter, kwargs.get("select")))
+        return self._client.query_entities(query_filter, raw_response_hook=lambda r: self.answered.append(
+            len(r.http_response.body())), **kwargs)
+
+
+def test_the_last_runs_headers_read_cheaply_newest_first(storage):
+    client = CountsQueries(table_client(storage["AzureWebJobsStorage"], storage["WATCHDOG_STATE_TABLE"]))
+    ledger = TableLedger.on(client)
+    written = []
+    for day in range(KEEP_RUNS + 3):
+        run = synthetic(40, NOW + timedelta(days=day))
+        run.update(status=("OK", "WARNING", "CRITICAL")[day % 3], outcome="failed" if day % 4 == 0 else "ok")
+        ledger.add_run(run)
+        written.append(run)
+    client.queries.clear(), client.answered.clear()
+    found = ledger.recent_runs(KEEP_RUNS)
+    assert found == [{"generated_at": r["generated_at"], "command": "run", "status": r["status"],
+                      "outcome": r["outcome"]} for r in reversed(written[-KEEP_RUNS:])]
+    assert client.queries == [("PartitionKey eq @p", ["generated_at", "command", "status", "outcome"])]
+    # One answer of the headers' four properties, not the runs (40 instances each, about 50 KB of JSON).
+    assert len(client.answered) == 1 and client.answered[0] < 20_000, client.answered
+    assert [r["generated_at"] for r in ledger.recent_runs(3)] == [r["generated_at"] for r in written[:-4:-1]]
+
+
+def test_the_last_runs_of_an_empty_table_and_in_memory(table):
+    _, ledger = table
+    assert ledger.recent_runs() == []
+    memory = MemoryLedger()
+    for day in range(KEEP_RUNS + 2):
+        memory.add_run({**synthetic(1, NOW + timedelta(days=day)), "outcome": "ok"})
+    found = memory.recent_runs()
+    assert len(found) == KEEP_RUNS and found[0] == {"generated_at": "2026-12-29T06:00:00Z", "command": "run",
+                                                     "status": "WARNING", "outcome": "ok"}
+    assert memory.recent_runs(0) == []
 
 
 def test_a_run_written_before_the_split_still_reads(table):
