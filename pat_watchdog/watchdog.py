@@ -145,36 +145,34 @@ def _alerts_only(plan: InstancePlan, settings, outbox, now) -> InstancePlan:
 
 
 def _refuse_shared_references(observed: list[Observed]) -> None:
-    """Two instances whose token settings name one secret: a rotation of either would write the other's
-    token (docs/reference.md, "What the watchdog trusts"). Both are REFERENCE_NOT_ALLOWED, nothing written."""
+    """Instances that would share a secret: two apps of one site name ({name} secrets), or two token settings
+    naming one secret. A rotation of either would write the other's token (docs/reference.md, "What the
+    watchdog trusts"): all are REFERENCE_NOT_ALLOWED, nothing is rotated or written."""
+    by_name: dict[str, list[Observed]] = {}
     by_secret: dict[tuple[str, str], list[Observed]] = {}
     for obs in observed:
-        if obs.reference is not None and not obs.snapshot.unreachable:
-            key = (obs.reference.vault_url.rstrip("/").lower(), obs.reference.secret_name.lower())
-            by_secret.setdefault(key, []).append(obs)
-    by_name: dict[str, list[Observed]] = {}
-    for obs in observed:
         by_name.setdefault(obs.app.site.lower(), []).append(obs)
+        if obs.reference is not None and not obs.snapshot.unreachable:
+            by_secret.setdefault((obs.reference.vault_url.rstrip("/").lower(), obs.reference.secret_name.lower()),
+                                 []).append(obs)
     for sharing in by_name.values():
-        if len(sharing) < 2:
-            continue
-        where = ", ".join(sorted(o.app.resource_group for o in sharing))
-        for obs in sharing:
-            obs.current = None
-            obs.snapshot = replace(obs.snapshot, unreachable=Note(
-                R.REFERENCE_NOT_ALLOWED.name, f"{len(sharing)} watched apps are named {obs.app.site} (in {where}): "
-                "their {name} secrets would be one and the same, so a replacement staged for one could be rotated "
-                "into the other; nothing is rotated or written. Watch them with separate watchdogs, or rename one"))
+        where = ", ".join(sorted(o.app.resource_group or "?" for o in sharing))
+        _refuse(sharing, f"{len(sharing)} watched apps are named {sharing[0].app.site} (in {where}): their {{name}} "
+                "secrets would be one and the same, so a replacement staged for one could be rotated into the "
+                "other. Watch them with separate watchdogs, or rename one")
     for (vault, secret), sharing in by_secret.items():
-        if len(sharing) < 2:
-            continue
-        names = ", ".join(sorted(o.app.site for o in sharing))
-        for obs in sharing:
-            obs.current = None
-            obs.snapshot = replace(obs.snapshot, unreachable=Note(
-                R.REFERENCE_NOT_ALLOWED.name, f"the token settings of {names} all point at the secret {secret} of "
-                f"{vault}: a rotation of one would write the others' token, so nothing is rotated or written; "
-                "give each instance a secret of its own"))
+        _refuse(sharing, f"the token settings of {', '.join(sorted(o.app.site for o in sharing))} all point at the "
+                f"secret {secret} of {vault}: a rotation of one would write the others' token. Give each instance "
+                "a secret of its own")
+
+
+def _refuse(sharing: list[Observed], why: str) -> None:
+    if len(sharing) < 2:
+        return
+    for obs in sharing:
+        obs.current = None
+        obs.snapshot = replace(obs.snapshot, unreachable=Note(R.REFERENCE_NOT_ALLOWED.name,
+                                                              f"{why}; nothing is rotated or written"))
 
 
 def _record(result: RunResult, ports: Ports, mode: Mode) -> None:
