@@ -295,3 +295,18 @@ def test_without_a_credential_the_azure_checks_wait_and_the_channels_still_answe
     assert found["instances"]["status"] == "SKIP" and "vault.reachable" not in found
     assert found["storage.table"]["status"] == "OK" and found["channel.teams"]["status"] == "OK"
     assert [r for r in sandbox.requests if r.host == "management.azure.com"] == []
+
+
+@pytest.mark.parametrize("client, verdict", [("6f0c9a2e-5d4b-4c3a-9e8f-7a6b5c4d3e2f", "OK"),
+                                             ("04b07795-8ddb-461a-bbee-02f9e1bf7b46", "FIX")],
+                         ids=["dedicated app registration", "the Azure CLI's client"])
+def test_the_sign_in_client_of_auto_rotation_is_checked(world, run_cli, sandbox, channels, client, verdict):
+    """A client of Microsoft's family of client IDs yields refresh tokens for ARM, Graph and Key Vault too."""
+    plain(world)
+    see_the_vault(world)
+    result = run_cli("doctor", "--json", WATCHDOG_ROTATION="auto", WATCHDOG_SIGNIN_CLIENT_ID=client, **channels)
+    check = checks(result)["signin_client"]
+    assert check["status"] == verdict, check
+    if verdict == "FIX":
+        assert check["message"].startswith("SIGNIN_CLIENT_BROAD (WARNING)") and "Microsoft Graph" in check["message"]
+        assert check["fix"].startswith("az ad app create --display-name pat-watchdog-signin") and result.code == 1
