@@ -19,7 +19,7 @@ from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, Candidat
                                      Liveness, Note, RotationState)
 from pat_watchdog.dispatch import Outbox, dispatch
 from pat_watchdog.observe import Observed, Ports, observe
-from pat_watchdog.core.policy import Policy, decide, rotation_due_in
+from pat_watchdog.core.policy import Policy, decide, rotation_due_in, rotation_opens
 from pat_watchdog.handsfree import HandsFree
 from pat_watchdog.hooks import observe_hooks, reenable
 from pat_watchdog.rotation import Outcome, Rotation
@@ -381,7 +381,7 @@ def _not_rotating(plan: InstancePlan, settings: Settings) -> Action:
         detail = f"nothing valid is staged (newest staged version: {cand.state})"
     else:
         days = rotation_due_in(plan.token, Policy.from_settings(settings, plan.name))
-        due = "unknown (expiry unknown)" if days is None else \
-            f"in {days} days, on {format_utc(plan.token.expires_on - timedelta(days=settings.rotate_within_days))}"
+        opens = rotation_opens(plan.token, settings.rotate_within_days)     # days left are rounded down
+        due = "unknown (expiry unknown)" if days is None or opens is None else f"in {days} days, on {format_utc(opens)}"
         detail = f"not due yet: rotation is due {due}; --force rotates now"
     return Action.rotation(ActionOutcome.SKIPPED, "INFO", detail)

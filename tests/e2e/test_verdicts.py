@@ -140,3 +140,21 @@ def test_hands_free_under_a_lifespan_cap_shorter_than_the_days_left_waits_then_c
     done = run_cli("run", "--json", now=then, **channels, **auto).instance(NAME)
     assert len(sandbox.devops.created_pats()) == 2 and fp(world.token_setting(app)) != fp(old), done["reasons"]
     assert first["status"] in ("WARNING", "CRITICAL")
+
+
+def test_rotate_outside_the_window_names_the_day_a_run_rotates(world, run_cli, sandbox, storage):
+    old, _ = world.issue(30)
+    app = world.add_instance(NAME, old)
+    world.stage(old, days=30, tags={"watchdog-status": "current"})
+    new, _ = world.issue(365)
+    world.stage(new, days=365)
+    result = run_cli("rotate", "--json", **storage)
+    [action] = [a for a in result.instance(NAME)["actions"] if a["kind"] == "rotate"]
+    opens = NOW + timedelta(days=30 - 15)                        # 14 days left, rounded down, from here on
+    assert result.code == 3 and f"on {opens.strftime('%Y-%m-%dT%H:%M:%SZ')}" in action["detail"], action
+    sandbox.clock = lambda: opens - timedelta(hours=1)
+    run_cli("run", now=opens - timedelta(hours=1), **storage)
+    assert world.token_setting(app) == old                        # 15 days left: not yet
+    sandbox.clock = lambda: opens + timedelta(hours=1)
+    run_cli("run", now=opens + timedelta(hours=1), **storage)
+    assert fp(world.token_setting(app)) == fp(new)                # 14 days left: rotated
