@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import uuid
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,8 @@ from pat_watchdog.core.model import (Action, ActionKind, ActionOutcome, Candidat
                                      Liveness, Note, RotationState)
 from pat_watchdog.dispatch import Outbox, dispatch
 from pat_watchdog.observe import Observed, Ports, observe
-from pat_watchdog.core.policy import Policy, decide, rotation_due_in, rotation_opens
+from pat_watchdog.core.policy import Policy, decide, rotation_opens
+from pat_watchdog.core.timer import next_run
 from pat_watchdog.handsfree import HandsFree
 from pat_watchdog.hooks import observe_hooks, reenable
 from pat_watchdog.rotation import Outcome, Rotation
@@ -99,7 +101,7 @@ def _steps(acting: _Acting, obs: Observed, settings: Settings, ports: Ports, mod
     elif hands_free and (creating := H.creation_due(plan, settings.rotate_within_days)):
         outcome = _create(hands_free, plan, obs, settings, ports, mode, now, actions, creating, lock_ok)
     elif mode == Mode.ROTATE:
-        actions.append(_not_rotating(plan, settings))
+        actions.append(_not_rotating(plan, settings, now))
     acting.outcome = outcome
     if outcome is not None:
         plan = acting.plan = _redecide(plan, obs, outcome, settings, now)
@@ -372,7 +374,7 @@ def _adopt(plan: InstancePlan, obs: Observed, settings: Settings, ports: Ports, 
     return Action(ActionKind.ADOPT, None, "INFO", ActionOutcome.DONE, detail)
 
 
-def _not_rotating(plan: InstancePlan, settings: Settings) -> Action:
+def _not_rotating(plan: InstancePlan, settings: Settings, now: datetime) -> Action:
     """`rotate` without a rotation to do: say why, and when one is due."""
     cand = plan.candidate
     if not settings.rotation_enabled:
@@ -380,8 +382,10 @@ def _not_rotating(plan: InstancePlan, settings: Settings) -> Action:
     elif cand.state != CandidateState.PENDING:
         detail = f"nothing valid is staged (newest staged version: {cand.state})"
     else:
-        days = rotation_due_in(plan.token, Policy.from_settings(settings, plan.name))
         opens = rotation_opens(plan.token, settings.rotate_within_days)     # days left are rounded down
-        due = "unknown (expiry unknown)" if days is None or opens is None else f"in {days} days, on {format_utc(opens)}"
+        run = next_run(settings.schedule, max(opens, now)) if opens is not None else None
+        due = "unknown (expiry unknown)" if run is None else \
+            f"in {math.ceil((run - now).total_seconds() / 86400)} days, on {format_utc(run)} (the first scheduled " \
+            f"run with {settings.rotate_within_days} days or fewer left)"
         detail = f"not due yet: rotation is due {due}; --force rotates now"
     return Action.rotation(ActionOutcome.SKIPPED, "INFO", detail)

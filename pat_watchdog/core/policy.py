@@ -306,10 +306,12 @@ def _rotation(snap, token, policy, force) -> tuple[bool, str | None]:
 
 
 def rotation_opens(token: TokenView, within_days: int) -> datetime | None:
-    """When the rotation window opens: the first moment a run finds WATCHDOG_ROTATE_WITHIN_DAYS days or
-    fewer left (days left are rounded down, so that is `within + 1` days before expiry); None when the
-    expiry is unknown."""
-    return None if token.expires_on is None else token.expires_on - timedelta(days=within_days + 1)
+    """When the rotation window opens: the first second a run finds WATCHDOG_ROTATE_WITHIN_DAYS days or
+    fewer left (days left are rounded down, so that is just after `within + 1` days before expiry); None
+    when the expiry is unknown."""
+    if token.expires_on is None:
+        return None
+    return token.expires_on - timedelta(days=within_days + 1) + timedelta(seconds=1)
 
 
 def rotation_due_in(token: TokenView, policy: Policy) -> int | None:

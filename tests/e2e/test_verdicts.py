@@ -150,8 +150,9 @@ def test_rotate_outside_the_window_names_the_day_a_run_rotates(world, run_cli, s
     world.stage(new, days=365)
     result = run_cli("rotate", "--json", **storage)
     [action] = [a for a in result.instance(NAME)["actions"] if a["kind"] == "rotate"]
-    opens = NOW + timedelta(days=30 - 15)                        # 14 days left, rounded down, from here on
-    assert result.code == 3 and f"on {opens.strftime('%Y-%m-%dT%H:%M:%SZ')}" in action["detail"], action
+    opens = NOW + timedelta(days=30 - 15)                        # 14 days left, rounded down, just after this
+    first = opens + timedelta(days=1)                            # the first 06:00 run that finds 14 days
+    assert result.code == 3 and f"on {first.strftime('%Y-%m-%dT%H:%M:%SZ')}" in action["detail"], action
     sandbox.clock = lambda: opens - timedelta(hours=1)
     run_cli("run", now=opens - timedelta(hours=1), **storage)
     assert world.token_setting(app) == old                        # 15 days left: not yet

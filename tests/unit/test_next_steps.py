@@ -47,7 +47,7 @@ def said(alert: A.Alert) -> str:
 def test_the_30_day_warning_with_a_replacement_staged_says_when_it_goes_in():
     alert = alerts(snapshot(30, candidate=WAITING))["EXPIRES_SOON"]
     assert alert.next_step.startswith("A replacement is staged (version 5f0c2a9e, fingerprint 99999999, expires "
-                                      "2027-11-20T00:00:00Z); it goes in on 2026-12-13T06:00:00Z")
+                                      "2027-11-20T00:00:00Z); it goes in on 2026-12-14T06:00:00Z")
     assert "Create a new PAT" not in said(alert) and alert.command is None
 
 

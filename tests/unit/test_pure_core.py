@@ -161,7 +161,7 @@ def test_a_replacement_goes_in_at_the_next_run_once_the_window_is_open_else_on_i
                                                                           days_left=20)), SETTINGS, NOW)
     assert critical.next_step.endswith("puts it in place at the next run (2026-11-29T06:00:00Z).")
     assert in_window.next_step.endswith("puts it in place at the next run (2026-11-29T06:00:00Z).")
-    assert early.next_step.endswith("puts it in place on 2026-12-03T06:00:00Z.")   # 14 days left from then
+    assert early.next_step.endswith("puts it in place on 2026-12-04T06:00:00Z.")   # 15.0 days left on 12-03: 14 on 12-04
 
 
 def test_one_alert_per_condition_and_unknown_told_as_warning() -> None:
