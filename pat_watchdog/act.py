@@ -165,7 +165,8 @@ def _locked(plan, obs, settings, ports, mode, now, actions, why: str, step, lock
 
 
 def _create(hands_free: HandsFree, plan, obs, settings, ports, mode, now, actions, why: str, lock_ok) -> Outcome | None:
-    """`auto` rotation with nothing usable staged: create, stage and rotate under the lock (DESIGN 3.10)."""
+    """`auto` rotation with nothing usable staged: create, stage and rotate under the lock (docs/reference.md,
+    "Hands-free rotation")."""
     if not mode.writes:
         hands_free.check_presence()
         actions.append(Action(ActionKind.CREATE, None, "INFO", ActionOutcome.PLANNED,
@@ -317,7 +318,8 @@ def _handled(cand: CandidateView, outcome: Outcome, obs: Observed) -> CandidateV
 
 
 def _reenable(plan, obs: Observed, settings: Settings, ports: Ports, mode: Mode, outcome, now):
-    """Subscriptions Azure DevOps disabled, enabled again once the token Aggregator holds works (DESIGN 3.8)."""
+    """Subscriptions Azure DevOps disabled, enabled again once the token Aggregator holds works
+    (docs/reference.md, "Reason codes")."""
     token = outcome.token if outcome is not None and outcome.token is not None else obs.current
     if not settings.reenable_subscriptions or plan.token.live is not True or token is None \
             or token.fingerprint != plan.token.fingerprint:

@@ -1,4 +1,5 @@
-"""`auto` rotation (DESIGN 3.10): with a person's stored sign-in, create the replacement PAT, stage it,
+"""`auto` rotation (docs/reference.md, "Hands-free rotation"): with a person's stored sign-in, create the
+replacement PAT, stage it,
 and let the staged protocol rotate it in the same run; revoke what the watchdog created once replaced.
 
 One code path for rotation: a created PAT is staged exactly as a person would stage one (a version of

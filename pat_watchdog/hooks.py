@@ -1,4 +1,5 @@
-"""Rules keep firing (DESIGN 3.8): the service hook subscriptions that call this instance's rules,
+"""Rules keep firing (docs/reference.md, "Reason codes"): the service hook subscriptions that call this
+instance's rules,
 "Bypass rules on work item updates" for its impersonating rules, and re-enabling what Azure DevOps
 disabled while the token was broken."""
 

@@ -1,4 +1,5 @@
-"""`pat-watchdog login [--instance NAME]`: the one-time delegated sign-in of `auto` rotation (DESIGN 3.10).
+"""`pat-watchdog login [--instance NAME]`: the one-time delegated sign-in of `auto` rotation
+(docs/reference.md, "Hands-free rotation").
 
 Device code sign-in with MSAL; the signed-in user must be the user of each instance's current token
 (a PAT the watchdog creates acts as the signed-in user). The sign-in (MSAL's token cache: refresh

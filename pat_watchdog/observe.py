@@ -29,7 +29,8 @@ _DAY = timedelta(days=1)
 
 
 class NotAllowed(WatchdogError):
-    """The token setting's reference points where the watchdog may not follow (DESIGN 3.9)."""
+    """The token setting's reference points where the watchdog may not follow (docs/reference.md, "What the
+    watchdog trusts")."""
 
 
 @dataclass
@@ -140,7 +141,8 @@ def _drift(obs: Observed, settings: Settings, ports: Ports) -> str | None:
 
 
 def _platform_view(app: ResourceId, setting: str, ports: Ports) -> dict:
-    """How App Service itself resolved the reference, with Aggregator's identity (DESIGN 3.8): the
+    """How App Service itself resolved the reference, with Aggregator's identity (docs/reference.md, "Reason
+    codes"): the
     watchdog reading the secret proves nothing about what Aggregator gets."""
     try:
         found = ports.apps.reference_status(app, setting)

@@ -261,7 +261,8 @@ class Rotation:
 
     def _finish(self, version: SecretVersion, candidate: Token) -> Outcome:
         """Aggregator's setting gives it the candidate: a versionless reference is loaded by a restart and
-        App Service's resolution verified (DESIGN 3.8); then the candidate must work. Else undo."""
+        App Service's resolution verified (docs/reference.md, "Reason codes"); then the candidate must work.
+        Else undo."""
         swap = SettingsSwap(self.obs, self.settings, self.ports, create=self.create_setting)
         try:
             swap.reload(self.obs.reference_version)

@@ -172,7 +172,8 @@ class SettingsSwap:
                             f"{token.fingerprint}")
 
     def _verify_platform(self, version: str | None) -> None:
-        """App Service itself resolves the reference, and a versionless one loaded `version` (DESIGN 3.8)."""
+        """App Service itself resolves the reference, and a versionless one loaded `version`
+        (docs/reference.md, "Reason codes")."""
         try:
             found = self.ports.apps.reference_status(self.obs.app, self.name)
         except ServiceError as error:

@@ -101,7 +101,8 @@ class CandidateCheck:
         return live, (fact,)
 
     def _bypass_lacking(self, candidate: Token) -> list[tuple[str, str]]:
-        """(rule, project) of impersonating rules the candidate's user could not save (DESIGN 3.8); a check
+        """(rule, project) of impersonating rules the candidate's user could not save (docs/reference.md,
+        "Reason codes"); a check
         that cannot be made (401/403) is not a verdict."""
         if self.ports.rules is None:
             return []

@@ -53,7 +53,7 @@ class DevOps:
 
         A sign-in page (203, or HTML with 200) is asked again once, after a pause, before it counts: Azure
         DevOps serves one now and then to a working token, and that made a day-long CRITICAL TOKEN_INVALID.
-        A second sign-in page stays invalid (DESIGN 3.3), still marked not definitive."""
+        A second sign-in page stays invalid (docs/reference.md, "Expiry and scopes"), still marked not definitive."""
         found = self._ask(token)
         if found.state is not Liveness.INVALID or found.definitive:
             return found

@@ -1,5 +1,5 @@
 """Azure DevOps beyond the token: the service hook subscriptions that call Aggregator's rules, and
-the "Bypass rules on work item updates" permission of impersonating rules (DESIGN 3.8).
+the "Bypass rules on work item updates" permission of impersonating rules (docs/reference.md, "Reason codes").
 
 REST: hooks/subscriptions List, Get, Replace (vsts-rest-api-specs hooks 7.1, tests/specs/
 devops__ListSubscriptions.json, devops__ReplaceSubscription.json); securitynamespaces Query and

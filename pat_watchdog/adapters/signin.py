@@ -1,4 +1,5 @@
-"""The delegated sign-in of `auto` rotation: an MSAL token cache kept in Key Vault (DESIGN 3.10).
+"""The delegated sign-in of `auto` rotation: an MSAL token cache kept in Key Vault (docs/reference.md,
+"Hands-free rotation").
 
 A person signs in once with the device code flow (`pat-watchdog login`); MSAL's serialized cache
 (refresh token and account, never the short-lived access token) is stored as a version of

@@ -93,13 +93,14 @@ def _view(chosen: SecretVersion, digests: dict[str, str], superseded: tuple[str,
 
 # Why validation.py rejects a candidate when it measures it against the token in place (or got no verdict
 # at all): none of these holds against a token that no longer works. Narrower scopes than the token in place
-# are not among them: validation still compares with a dead token's scopes (DESIGN 3.8).
+# are not among them: validation still compares with a dead token's scopes (docs/reference.md, "Reason codes").
 AGAINST_THE_TOKEN_IN_PLACE = ("not later than the current token", "another user than the current token",
                               "the current token's expiry is unknown", "without a definitive answer")
 
 
 def revived(snap: InstanceSnapshot, placed: str | None = None) -> tuple[CandidateView, str] | None:
-    """When the token in place is dead (DESIGN 3.5: rotate at once to a valid replacement), the newest staged
+    """When the token in place is dead (docs/rotation.md, "The rotation protocol": rotate at once to a valid
+    replacement), the newest staged
     version the watchdog handled before is a candidate again if what kept it out held only against that
     token: rejected relative to it (or without a verdict), or tagged `current` and replaced by hand since.
     Returns (the view as pending, why); it is validated again like any candidate, never rotated to when it

@@ -1,4 +1,4 @@
-"""The token setting changed behind the watchdog's back (DESIGN 3.8), told in words (pure).
+"""The token setting changed behind the watchdog's back (docs/reference.md, "Reason codes"), told in words (pure).
 
 aggregator-cli's `configure.instance` always rewrites `Aggregator_VstsToken` with the PAT cached by
 the operator's `logon.ado`, in plain text, over a Key Vault reference (aggregator-cli src/aggregator-cli/

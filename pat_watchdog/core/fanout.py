@@ -23,7 +23,8 @@ class NotATarget(WatchdogError):
 
 def settings_for(settings: Settings, body: str) -> Settings:
     """The run's settings narrowed to the one instance a message names, if it is a configured target
-    (DESIGN 3.9: whoever can write to the queue must not choose what the watchdog touches)."""
+    (docs/reference.md, "What the watchdog trusts": whoever can write to the queue must not choose what the
+    watchdog touches)."""
     try:
         app = parse_resource_id(json.loads(body)["app"])
     except (ValueError, KeyError, TypeError) as error:

@@ -1,4 +1,5 @@
-"""`auto` rotation's decisions (DESIGN 3.10), pure: when to create a PAT, with which scopes and name,
+"""`auto` rotation's decisions (docs/reference.md, "Hands-free rotation"), pure: when to create a PAT, with
+which scopes and name,
 which created PATs to revoke, and what Azure DevOps' refusals mean to a person."""
 
 from __future__ import annotations

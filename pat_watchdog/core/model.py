@@ -69,7 +69,8 @@ class ActionKind(StrEnum):
     ADOPT = "adopt"
     CORRECT = "correct"      # a Key Vault record brought in line with Azure DevOps (an extended PAT)
     REENABLE = "reenable"    # a service hook subscription Azure DevOps disabled, enabled again
-    CREATE = "create"        # `auto` rotation: a replacement PAT created and staged (DESIGN 3.10)
+    # `auto` rotation: a replacement PAT created and staged (docs/reference.md, "Hands-free rotation")
+    CREATE = "create"
     REVOKE = "revoke"        # `auto` rotation: a replaced (or orphaned) PAT the watchdog created, revoked
     ERROR = "error"
 
@@ -147,7 +148,7 @@ class CandidateView:
 
 @dataclass(frozen=True)
 class SubscriptionView:
-    """A service hook subscription that calls one of this instance's rules (DESIGN 3.8)."""
+    """A service hook subscription that calls one of this instance's rules (docs/reference.md, "Reason codes")."""
 
     id: str
     rule: str

@@ -60,7 +60,7 @@ def choose_expiry(facts: Iterable[ExpiryFact]) -> tuple[ExpiryFact | None, tuple
     """The fact whose expiry counts, and every fact that has an expiry (docs/reference.md, "Expiry and scopes").
 
     Confident sources first: a listing entry matched for sure is Azure DevOps's own answer and wins
-    (the PAT may have been extended in place, DESIGN 3.8), else the earliest Key Vault date;
+    (the PAT may have been extended in place, docs/reference.md, "Reason codes"), else the earliest Key Vault date;
     then WATCHDOG_PAT_EXPIRES_ON, the last resort, unless it ends before the token was even created
     (stale); an ambiguous listing match only when nothing else is known.
     """

@@ -125,7 +125,8 @@ class Settings:
         return urlsplit(self.key_vault_url).hostname.split(".")[0] if self.key_vault_url else "<vault>"
 
     def followable_vaults(self) -> tuple[str, ...]:
-        """Vaults a Key Vault reference in the token setting may point to (DESIGN 3.9)."""
+        """Vaults a Key Vault reference in the token setting may point to (docs/reference.md, "What the
+        watchdog trusts")."""
         return ((self.key_vault_url,) if self.key_vault_url else ()) + self.reference_vaults
 
     @property
@@ -134,7 +135,7 @@ class Settings:
 
     @property
     def auto(self) -> bool:
-        """`auto` rotation: the watchdog creates the replacement itself (DESIGN 3.10)."""
+        """`auto` rotation: the watchdog creates the replacement itself (docs/reference.md, "Hands-free rotation")."""
         return self.rotation == "auto" and self.key_vault_url is not None
 
     def unresolved_channels(self) -> tuple[Unresolved, ...]:
@@ -260,7 +261,8 @@ def _secrets(reader: V.Reader, several: bool) -> tuple[str, str, str]:
 
 
 def _auto(reader: V.Reader, rotation: str) -> dict:
-    """The settings of `auto` rotation (DESIGN 3.10); checked whatever the mode, so a typo shows at once."""
+    """The settings of `auto` rotation (docs/reference.md, "Hands-free rotation"); checked whatever the mode,
+    so a typo shows at once."""
     if rotation == "auto" and not reader.raw("WATCHDOG_KEY_VAULT_URL"):
         reader.problems.append("WATCHDOG_ROTATION=auto needs WATCHDOG_KEY_VAULT_URL: expected the vault that "
                                "holds the staged replacement and the sign-in")

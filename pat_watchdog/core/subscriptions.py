@@ -1,5 +1,5 @@
 """Whether this instance's rules still fire: its service hook subscriptions and the "Bypass rules"
-permission of impersonating rules, as reasons (pure; DESIGN 3.8)."""
+permission of impersonating rules, as reasons (pure; docs/reference.md, "Reason codes")."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ PROJECT_NAMESPACE = "52d39943-cb85-4d7f-8fa8-c6baac873819"  # Microsoft Learn, "
 # that AGILETOOLS_PLANS is not listed by the service, so it is left out). Display names: Microsoft's
 # terraform-provider-azuredevops, azuredevops_project_permissions docs. Bits: powers of two in that
 # order with 1024 unused, as published dumps of this query agree. BYPASS_RULES ("Bypass rules on work
-# item updates") is 1048576 = 1 << 20; clients should still look it up by name (DESIGN 3.8).
+# item updates") is 1048576 = 1 << 20; clients should still look it up by name (docs/reference.md, "Reason codes").
 PROJECT_ACTIONS = (
     (1, "GENERIC_READ", "View project-level information"),
     (2, "GENERIC_WRITE", "Edit project-level information"),

@@ -113,7 +113,7 @@ def tagging(status: str, version: str | None = None) -> dict:
 
 
 # Aggregator's own vault, where the token setting's Key Vault reference points in the reference tests;
-# the watchdog follows a reference there only when told (DESIGN 3.9).
+# the watchdog follows a reference there only when told (docs/reference.md, "What the watchdog trusts").
 REFERENCE_VAULT = {"WATCHDOG_REFERENCE_VAULTS": "https://aggregator-kv.vault.azure.net"}
 
 

@@ -1,4 +1,4 @@
-"""Aggregator's own truth (DESIGN 3.8): what breaks rules while the token is fine, and what makes a
+"""Aggregator's own truth (docs/reference.md, "Reason codes"): what breaks rules while the token is fine, and what makes a
 false alarm while the token is fine."""
 
 from __future__ import annotations

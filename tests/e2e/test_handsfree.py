@@ -1,4 +1,4 @@
-"""Hands-free rotation (DESIGN 3.10) against the sandbox's Entra ID and PAT Lifecycle API, with the real
+"""Hands-free rotation (docs/reference.md, "Hands-free rotation") against the sandbox's Entra ID and PAT Lifecycle API, with the real
 MSAL client: sign in once, then the watchdog creates, stages, rotates and later revokes PATs itself."""
 
 from __future__ import annotations

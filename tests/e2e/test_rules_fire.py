@@ -1,4 +1,4 @@
-"""Rules keep firing (DESIGN 3.8): service hook subscriptions disabled by Azure DevOps, and the
+"""Rules keep firing (docs/reference.md, "Reason codes"): service hook subscriptions disabled by Azure DevOps, and the
 "Bypass rules" permission of impersonating rules."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Trust boundaries (DESIGN 3.9): nobody steers the watchdog's powers through data it reads."""
+"""Trust boundaries (docs/reference.md, "What the watchdog trusts"): nobody steers the watchdog's powers through data it reads."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ READ_METADATA = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"  # list 
 SET_SECRET = "Microsoft.KeyVault/vaults/secrets/setSecret/action"        # write a new version
 UPDATE_SECRET = "Microsoft.KeyVault/vaults/secrets/update/action"        # attributes and tags
 SECRET_WRITES = frozenset({SET_SECRET, UPDATE_SECRET})
-# What each principal may hold, at most (DESIGN 3.9: read, list, set and tag; never delete,
+# What each principal may hold, at most (docs/reference.md, "What the watchdog trusts": read, list, set and tag; never delete,
 # purge, back up or restore). The access modules name their principals by these parameters.
 MAY_HOLD = {
     "watchdog": frozenset({GET_SECRET, READ_METADATA, SET_SECRET, UPDATE_SECRET}),
@@ -566,7 +566,7 @@ def role_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
 
 
 def key_vault_access_problems(folder: Path, templates: dict[str, dict]) -> list[str]:
-    """Least privilege per identity (DESIGN 3.9): who may do what with secrets, and where.
+    """Least privilege per identity (docs/reference.md, "What the watchdog trusts"): who may do what with secrets, and where.
 
     The watchdog reads, lists, sets and tags; the operator sets and lists but reads no value;
     the Aggregator reads its own token secret only; nobody writes where the channel secrets live.

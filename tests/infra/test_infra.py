@@ -414,7 +414,7 @@ def test_reference_mode_lets_the_aggregator_read_its_token_secret_only(templates
     secret = template["resources"][assignment["scope"]]
     assert secret["type"] == "Microsoft.KeyVault/vaults/secrets" and secret["existing"] is True
     assert secret["config"] == {"parent": "vault", "name": "tokenSecretName"}
-    # The token secret is never one of the watchdog's own secrets (DESIGN 3.9).
+    # The token secret is never one of the watchdog's own secrets (docs/reference.md, "What the watchdog trusts").
     names = {templates["main.bicep"]["parameters"][p]["default"]
              for p in ("stagedSecretName", "previousSecretName", "tokenSecretName")}
     assert len(names) == 3
