@@ -11,7 +11,7 @@ import pytest
 from pat_watchdog.core.secret import fingerprint
 from pat_watchdog.sandbox.entra_shapes import SIGNIN_CLIENT
 from pat_watchdog.sandbox.seed import USER_ID
-from tests.e2e.conftest import NAME, STAGED, titles
+from tests.e2e.conftest import NAME, STAGED, scene, titles
 from tests.leaks import fp
 
 AUTO = {"WATCHDOG_ROTATION": "auto", "WATCHDOG_SIGNIN_CLIENT_ID": SIGNIN_CLIENT}
@@ -209,11 +209,8 @@ def test_a_forged_disabled_applying_version_and_previous_secret_put_nothing_into
 
 
 def test_an_applying_tag_the_watchdog_did_not_write_waits_for_the_window(world, sandbox, run_cli, channels):
-    token, _ = world.issue(100)
-    app = world.add_instance(NAME, token)
-    world.stage(token, days=100, tags={"watchdog-status": "current"})
-    new, _ = world.issue(365)
-    world.stage(new, days=365, tags={"watchdog-status": "applying"})
+    s = scene(world, days_left=100, tags={"watchdog-status": "applying"})
+    app, token = s.app, s.old
     inst = run_cli("run", "--json", **channels).instance(NAME)
     assert world.token_setting(app) == token and sandbox.arm.writes == []     # not due: 100 days left
     assert "TAG_DISAGREES" in codes(inst)

@@ -143,11 +143,8 @@ def test_hands_free_under_a_lifespan_cap_shorter_than_the_days_left_waits_then_c
 
 
 def test_rotate_outside_the_window_names_the_day_a_run_rotates(world, run_cli, sandbox, storage):
-    old, _ = world.issue(30)
-    app = world.add_instance(NAME, old)
-    world.stage(old, days=30, tags={"watchdog-status": "current"})
-    new, _ = world.issue(365)
-    world.stage(new, days=365)
+    s = scene(world, days_left=30)
+    app, old, new = s.app, s.old, s.new
     result = run_cli("rotate", "--json", **storage)
     [action] = [a for a in result.instance(NAME)["actions"] if a["kind"] == "rotate"]
     opens = NOW + timedelta(days=30 - 15)                        # 14 days left, rounded down, just after this
